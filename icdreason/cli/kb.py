@@ -1,0 +1,137 @@
+"""``icdreason kb``: build, inspect, look up and search the ICD-10-CM knowledge base."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from .common import KbOption, console, open_kb, say
+
+app = typer.Typer(help="Build, inspect, look up and search the ICD-10-CM knowledge base.", no_args_is_help=True)
+
+
+@app.command("build")
+def build(
+    kb: KbOption = None,
+    source: Annotated[Optional[Path], typer.Option("--source", help="A CMS ICD-10-CM tabular XML file (default: the "
+                                                   "April-1-2026 release bundled with simple-icd-10-cm).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even if the file exists (also repairs a corrupt or "
+                                        "old-schema file).")] = False,
+) -> None:
+    """Build the knowledge base from the official CMS tabular XML."""
+    from .. import config
+    from ..kb import build_kb
+
+    build_kb(config.kb_path(kb), source, force=force, progress=say)
+
+
+@app.command("info")
+def info(
+    kb: KbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the facts as JSON.")] = False,
+) -> None:
+    """Release, counts per kind and per chapter, path and size."""
+    with open_kb(kb) as base:
+        facts = base.info()
+    if as_json:
+        console.print_json(json.dumps(facts))
+        return
+    head = Table(title="ICD-10-CM knowledge base", show_header=False)
+    head.add_row("path", facts["path"])
+    head.add_row("size", f"{facts['size_bytes'] / 1e6:.1f} MB")
+    head.add_row("release", f"{facts['release']} ({facts['source_file']})")
+    head.add_row("built", facts["built_at"])
+    for kind, n in facts["kinds"].items():
+        head.add_row(f"{kind}s", f"{n:,}")
+    head.add_row("billable codes", f"{facts['billable']:,}")
+    for extra in ("symptoms", "guidelines"):
+        if extra in facts:
+            head.add_row(extra, f"{facts[extra]:,}")
+    console.print(head)
+    chapters = Table(title="Chapters")
+    for col in ("#", "range", "title", "billable"):
+        chapters.add_column(col, justify="right" if col in ("#", "billable") else "left")
+    for ch in facts["chapters"]:
+        chapters.add_row(str(ch["number"]), ch["range"], ch["title"], f"{ch['billable']:,}")
+    console.print(chapters)
+
+
+@app.command("lookup")
+def lookup(
+    codes: Annotated[list[str], typer.Argument(help="Codes, dotted or not, any case (e.g. I21.4 m5116).")],
+    kb: KbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of panels.")] = False,
+) -> None:
+    """Description, hierarchy path, billable status and tabular notes of codes."""
+    from ..kb.lookup import describe_code
+
+    found_all = True
+    with open_kb(kb) as base:
+        for raw in codes:
+            card = describe_code(base, raw)
+            found_all &= card["found"]
+            if as_json:
+                console.print_json(json.dumps(card))
+            else:
+                _print_card(card)
+    if not found_all:
+        raise typer.Exit(1)
+
+
+def _print_card(card: dict) -> None:
+    from rich.panel import Panel
+
+    if not card["found"]:
+        console.print(f"[bold]{card['input']}[/bold]: [red]{card['message']}[/red]")
+        return
+    lines = [f"[bold]{card['code']}[/bold]  {card['description']}"]
+    if card["billable"]:
+        lines.append("[green]billable[/green]")
+    else:
+        lines.append(f"[yellow]not billable[/yellow] ({card['kind']}): {card['billable_below']:,} billable codes below"
+                     + (f", e.g. {', '.join(card['examples'])}" if card["examples"] else ""))
+    path = " → ".join(f"{a['code']} {a['description']}" for a in card["path"])
+    lines.append(f"[dim]path:[/dim] {path}")
+    for kind, texts in card["notes"].items():
+        lines.append(f"[dim]{kind.replace('_', ' ')}:[/dim] " + "; ".join(texts))
+    if card["seventh_characters"]:
+        lines.append("[dim]7th characters:[/dim] " + "; ".join(f"{k} {v}" for k, v in card["seventh_characters"].items()))
+    for key, label in (("symptoms", "symptoms"), ("guideline", "guideline")):
+        if card.get(key):
+            lines.append(f"[dim]{label}:[/dim] {card[key]}")
+    console.print(Panel("\n".join(lines), expand=False))
+
+
+@app.command("search")
+def search(
+    query: Annotated[str, typer.Argument(help="Free text, e.g. \"nstemi\" or \"lumbar disc radiculopathy\".")],
+    k: Annotated[int, typer.Option("-k", "--top", min=1, max=1000, help="How many codes to show.")] = 10,
+    kb: KbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
+    """Lexical (BM25) search over descriptions and inclusion terms; billable codes ranked first."""
+    if not query.strip():
+        from ..errors import UsageError
+
+        raise UsageError("empty query: give some words to search for, e.g. icdreason kb search \"chest pain\"")
+    with open_kb(kb) as base:
+        hits = base.search(query, k=k)
+    if as_json:
+        for hit in hits:
+            console.print_json(json.dumps(hit.__dict__))
+        return
+    if not hits:
+        say(f"no code matches {query!r}")
+        raise typer.Exit(1)
+    table = Table(title=f"kb search: {query}")
+    table.add_column("code")
+    table.add_column("billable")
+    table.add_column("score", justify="right")
+    table.add_column("description")
+    for hit in hits:
+        table.add_row(hit.code, "yes" if hit.billable else "no", f"{hit.score:.2f}", hit.description)
+    console.print(table)

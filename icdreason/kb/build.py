@@ -1,0 +1,93 @@
+"""Build the knowledge-base file from a CMS tabular XML release, atomically (temporary file, then rename)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from ..codes import CHAPTER_RANGES
+from ..errors import KnowledgeBaseError
+from . import schema
+from .tabular import bundled_release, read_tabular
+
+Progress = Callable[[str], None]
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def build_kb(dest: Path, source: Path | None = None, *, force: bool = False, progress: Progress | None = None) -> Path:
+    """Build the knowledge base at ``dest`` from ``source`` (default: the XML bundled with simple-icd-10-cm).
+
+    The file is written next to ``dest`` under a temporary name and renamed into place only when complete, so an
+    interrupted build never leaves a half-written knowledge base. Returns ``dest``.
+    """
+    say = progress or (lambda message: None)
+    source = Path(source) if source else bundled_release()
+    dest = Path(dest)
+    if dest.exists() and not force:
+        raise KnowledgeBaseError(f"knowledge base already exists at {dest}: pass --force to rebuild it")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".building", dir=dest.parent)
+    except OSError as exc:
+        raise KnowledgeBaseError(
+            f"cannot write the knowledge base in {dest.parent} ({exc.strerror}): pass --kb PATH or set ICDREASON_KB "
+            "to a writable location"
+        ) from None
+    os.close(fd)
+    tmp = Path(tmp_name)
+    tmp.unlink()  # DuckDB wants to create the file itself
+    started = time.perf_counter()
+    try:
+        say(f"Reading {source.name} …")
+        tab = read_tabular(source)
+        say(f"Writing {len(tab.codes['code']):,} codes to {dest} …")
+        con = duckdb.connect(str(tmp))
+        try:
+            schema.migrate(con)
+            _insert(con, "codes", tab.codes)
+            _insert(con, "notes", tab.notes)
+            _insert(con, "seventh_characters", tab.seventh)
+            romans = {c.number: c.roman for c in CHAPTER_RANGES}
+            chapters = dict(tab.chapters)
+            chapters["roman"] = [romans.get(n, "") for n in chapters["number"]]
+            _insert(con, "chapters", chapters)
+            meta = {
+                "schema_version": str(schema.SCHEMA_VERSION),
+                "release": tab.release,
+                "source_file": source.name,
+                "source_sha256": _sha256(source),
+                "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "build_id": hashlib.sha256(f"{source}{time.time_ns()}".encode()).hexdigest()[:16],
+                "build_seconds": f"{time.perf_counter() - started:.2f}",
+            }
+            con.executemany("INSERT INTO meta VALUES (?, ?)", list(meta.items()))
+            con.execute("CHECKPOINT")
+        finally:
+            con.close()
+        os.replace(tmp, dest)
+    except BaseException:
+        for leftover in (tmp, Path(f"{tmp}.wal")):
+            leftover.unlink(missing_ok=True)
+        raise
+    say(f"Built the ICD-10-CM knowledge base (release {tab.release}) in {time.perf_counter() - started:.1f} s")
+    return dest
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, list]) -> None:
+    arrow = pa.table(columns)  # noqa: F841 - read by DuckDB's replacement scan
+    names = ", ".join(columns)
+    con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM arrow")

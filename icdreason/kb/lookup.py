@@ -1,0 +1,34 @@
+"""One code's full card: description, hierarchy path, billable status, tabular notes (what ``kb lookup`` shows)."""
+
+from __future__ import annotations
+
+from .store import KnowledgeBase
+
+
+def describe_code(kb: KnowledgeBase, raw: str) -> dict:
+    """Everything the knowledge base knows about one code, as a JSON-ready dictionary."""
+    verdict = kb.validate(raw)
+    info = kb.lookup(raw) if verdict.status in ("billable", "header") else None
+    if info is None:
+        return {"input": raw, "found": False, "status": verdict.status, "message": verdict.message,
+                "suggestions": verdict.suggestions}
+    below = 0 if info.billable else kb.count_billable_descendants(info.code)
+    examples = [] if info.billable else [c.code for c in kb.billable_descendants(info.code, limit=3)]
+    card = {
+        "input": raw,
+        "found": True,
+        "status": verdict.status,
+        "code": info.code,
+        "description": info.description,
+        "kind": info.kind,
+        "billable": info.billable,
+        "billable_below": below,
+        "examples": examples,
+        "chapter": info.chapter,
+        "category": info.category,
+        "block": info.block,
+        "path": [{"code": a.code, "kind": a.kind, "description": a.description} for a in kb.ancestors(info.code)],
+        "notes": kb.notes(info.code),
+        "seventh_characters": kb.seventh_characters(info.code) if info.depth > 2 else {},
+    }
+    return card

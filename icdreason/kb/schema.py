@@ -1,0 +1,111 @@
+"""The knowledge base's schema as ordered, named migrations, recorded in the ``_migrations`` table.
+
+``kb build`` applies every migration to a fresh file. Opening an existing file applies the migrations it lacks when
+they only add tables (issues that add symptoms or guidelines register theirs here); a file whose core code-table
+layout is older than :data:`SCHEMA_VERSION` must be rebuilt with ``icdreason kb build --force``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import duckdb
+
+#: Bumped when the layout of the tables filled by ``kb build`` changes incompatibly.
+SCHEMA_VERSION = 1
+
+Migration = tuple[str, Callable[[duckdb.DuckDBPyConnection], None]]
+
+
+def _m0001_core(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE TABLE meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+        CREATE TABLE chapters (
+            number INTEGER PRIMARY KEY, roman VARCHAR, title VARCHAR,
+            first_category VARCHAR, last_category VARCHAR
+        );
+        CREATE TABLE codes (
+            code VARCHAR NOT NULL,          -- dotted, e.g. M51.16; chapters are '1'..'22', blocks 'A00-A09'
+            code_nodot VARCHAR NOT NULL,    -- undotted, e.g. M5116
+            description VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,          -- chapter | block | category | subcategory | code
+            billable BOOLEAN NOT NULL,      -- a leaf of the tabular list, valid on a claim
+            placeholder BOOLEAN NOT NULL,   -- the code carries a placeholder X
+            parent VARCHAR,                 -- the code (or block, or chapter) one level up
+            category VARCHAR,               -- first three characters; NULL for chapters and blocks
+            block VARCHAR,                  -- innermost block (section) id
+            chapter INTEGER NOT NULL,
+            depth INTEGER NOT NULL,         -- 0 chapter, 1.. blocks, then categories and below
+            PRIMARY KEY (code, kind)
+        );
+        CREATE TABLE notes (
+            code VARCHAR NOT NULL,
+            kind VARCHAR NOT NULL,          -- inclusion_term | includes | excludes1 | excludes2 | code_first |
+                                            -- use_additional_code | code_also | notes | seventh_character_note
+            seq INTEGER NOT NULL,
+            text VARCHAR NOT NULL
+        );
+        CREATE TABLE seventh_characters (
+            code VARCHAR NOT NULL,          -- where the sevenChrDef is declared; it applies to all leaves below
+            character VARCHAR NOT NULL,
+            meaning VARCHAR NOT NULL
+        );
+        """
+    )
+
+
+def _m0002_indexes(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """
+        CREATE INDEX codes_nodot ON codes (code_nodot);
+        CREATE INDEX codes_parent ON codes (parent);
+        CREATE INDEX notes_code ON notes (code);
+        """
+    )
+
+
+MIGRATIONS: list[Migration] = [
+    ("0001_core_tables", _m0001_core),
+    ("0002_lookup_indexes", _m0002_indexes),
+]
+
+
+def register(name: str, apply: Callable[[duckdb.DuckDBPyConnection], None]) -> None:
+    """Add an additive migration (a new table) from another module; names must sort after the existing ones."""
+    if any(existing == name for existing, _ in MIGRATIONS):
+        return
+    MIGRATIONS.append((name, apply))
+
+
+def applied(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Names of the migrations a database has recorded (empty when it has no ``_migrations`` table)."""
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = '_migrations'"
+    ).fetchone()[0]
+    if not exists:
+        return []
+    return [row[0] for row in con.execute("SELECT name FROM _migrations ORDER BY name").fetchall()]
+
+
+def pending(con: duckdb.DuckDBPyConnection) -> list[Migration]:
+    """Migrations this database lacks, in order."""
+    done = set(applied(con))
+    return [m for m in MIGRATIONS if m[0] not in done]
+
+
+def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Apply every pending migration, each in its own transaction; returns the names applied."""
+    con.execute("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)")
+    names = []
+    for name, apply in pending(con):
+        con.execute("BEGIN TRANSACTION")
+        try:
+            apply(con)
+            con.execute("INSERT INTO _migrations VALUES (?, now())", [name])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        names.append(name)
+    return names

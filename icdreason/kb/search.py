@@ -1,0 +1,185 @@
+"""Lexical search over code descriptions and inclusion terms with bm25s, cached next to the knowledge base."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from .store import KnowledgeBase
+
+# Abbreviations coders type that the tabular descriptions spell out.
+QUERY_EXPANSIONS = {
+    "nstemi": "non-st elevation nstemi myocardial infarction",
+    "stemi": "st elevation stemi myocardial infarction",
+    "mi": "myocardial infarction",
+    "chf": "congestive heart failure",
+    "copd": "chronic obstructive pulmonary disease",
+    "dka": "diabetic ketoacidosis",
+    "uti": "urinary tract infection",
+    "afib": "atrial fibrillation",
+    "cad": "coronary artery disease atherosclerotic heart disease",
+    "htn": "hypertension",
+    "ckd": "chronic kidney disease",
+    "aki": "acute kidney failure",
+    "dvt": "deep vein thrombosis",
+    "pe": "pulmonary embolism",
+    "gerd": "gastro-esophageal reflux disease",
+    "cva": "cerebral infarction",
+    "tia": "transient cerebral ischemic attack",
+    "sob": "shortness of breath",
+    "t2dm": "type 2 diabetes mellitus",
+    "t1dm": "type 1 diabetes mellitus",
+    "dm": "diabetes mellitus",
+    "gi": "gastrointestinal",
+    "ards": "acute respiratory distress syndrome",
+    "cap": "pneumonia",
+}
+
+
+def expand_query(text: str) -> str:
+    """Add the spelled-out form of clinical abbreviations (``nstemi`` -> ``non-st elevation … infarction``)."""
+    words = text.lower().split()
+    extra = [QUERY_EXPANSIONS[w.strip(".,;:()")] for w in words if w.strip(".,;:()") in QUERY_EXPANSIONS]
+    return " ".join([text, *extra])
+
+
+def _quiet_bm25s() -> None:
+    logging.getLogger("bm25s").setLevel(logging.ERROR)
+
+
+class LexicalIndex:
+    """A BM25 index over (id, text) documents, saved to and loaded from a directory."""
+
+    def __init__(self, ids: list[str], retriever):
+        self.ids = ids
+        self.retriever = retriever
+
+    @classmethod
+    def build(cls, ids: list[str], texts: list[str]) -> LexicalIndex:
+        import bm25s
+
+        _quiet_bm25s()
+        tokens = bm25s.tokenize(texts, stopwords="en", show_progress=False)
+        retriever = bm25s.BM25()
+        retriever.index(tokens, show_progress=False)
+        return cls(list(ids), retriever)
+
+    def save(self, directory: Path, stamp: str) -> None:
+        """Save atomically enough for a cache: write into a temporary folder, then rename it into place."""
+        tmp = directory.with_name(directory.name + f".tmp{os.getpid()}")
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.retriever.save(str(tmp), show_progress=False)
+        (tmp / "ids.json").write_text(json.dumps({"stamp": stamp, "ids": self.ids}))
+        if directory.exists():
+            import shutil
+
+            shutil.rmtree(directory)
+        os.replace(tmp, directory)
+
+    @classmethod
+    def load(cls, directory: Path, stamp: str) -> LexicalIndex | None:
+        """Load a saved index when its stamp matches; None when absent or stale."""
+        import bm25s
+
+        _quiet_bm25s()
+        meta_file = directory / "ids.json"
+        if not meta_file.exists():
+            return None
+        meta = json.loads(meta_file.read_text())
+        if meta.get("stamp") != stamp:
+            return None
+        retriever = bm25s.BM25.load(str(directory), show_progress=False, mmap=False)
+        return cls(meta["ids"], retriever)
+
+    def query(self, text: str, k: int = 10) -> list[tuple[str, float]]:
+        """Top-k (id, score) pairs for a free-text query; empty when no query term is in the vocabulary."""
+        import bm25s
+
+        tokens = bm25s.tokenize([text], stopwords="en", show_progress=False, return_ids=False)
+        vocab = self.retriever.vocab_dict
+        terms = [t for t in tokens[0] if t in vocab]
+        if not terms:
+            return []
+        k = min(k, len(self.ids))
+        docs, scores = self.retriever.retrieve([terms], k=k, show_progress=False, n_threads=1)
+        return [(self.ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+
+    def scores(self, text: str) -> np.ndarray:
+        """BM25 score of every document for a query (zeros when no term is known)."""
+        import bm25s
+
+        tokens = bm25s.tokenize([text], stopwords="en", show_progress=False, return_ids=False)
+        vocab = self.retriever.vocab_dict
+        terms = [t for t in tokens[0] if t in vocab]
+        if not terms:
+            return np.zeros(len(self.ids), dtype=np.float32)
+        return self.retriever.get_scores(terms)
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    code: str
+    description: str
+    billable: bool
+    score: float
+
+
+class CodeSearch:
+    """``kb search``: BM25 over each code's description and inclusion terms, billable codes ranked first."""
+
+    def __init__(self, kb: KnowledgeBase, index: LexicalIndex, texts: dict[str, str]):
+        self.kb = kb
+        self.index = index
+        self.texts = texts
+
+    @classmethod
+    def for_kb(cls, kb: KnowledgeBase) -> CodeSearch:
+        rows = kb.con.execute(
+            """SELECT c.code, c.description || coalesce(' ; ' || string_agg(n.text, ' ; ' ORDER BY n.seq), '')
+               FROM codes c LEFT JOIN notes n ON n.code = c.code AND n.kind = 'inclusion_term'
+               WHERE c.kind IN ('category', 'subcategory', 'code')
+               GROUP BY c.code, c.description ORDER BY c.code"""
+        ).fetchall()
+        ids = [r[0] for r in rows]
+        texts = {r[0]: r[1] for r in rows}
+        stamp = kb.meta.get("build_id", "") + ":codes:1"
+        cache = kb.path.with_name(kb.path.name + ".search")
+        index = None
+        try:
+            index = LexicalIndex.load(cache, stamp)
+        except Exception:  # a damaged cache is rebuilt, never fatal
+            index = None
+        if index is None:
+            index = LexicalIndex.build(ids, [texts[i] for i in ids])
+            try:
+                index.save(cache, stamp)
+            except OSError:
+                pass  # read-only location: keep the index in memory only
+        return cls(kb, index, texts)
+
+    def search(self, text: str, k: int = 10) -> list[SearchHit]:
+        hits = self.index.query(expand_query(text), k=max(k * 5, 50))
+        if not hits:
+            return []
+        codes = [c for c, _ in hits]
+        placeholders = ", ".join("?" for _ in codes)
+        info = {
+            code: (desc, billable)
+            for code, desc, billable in self.kb.con.execute(
+                f"SELECT code, description, billable FROM codes WHERE code IN ({placeholders}) "
+                "AND kind IN ('category', 'subcategory', 'code')",
+                codes,
+            ).fetchall()
+        }
+        ranked = sorted(hits, key=lambda h: (not info[h[0]][1], -h[1]))
+        return [
+            SearchHit(code, info[code][0], info[code][1], score)
+            for code, score in ranked[:k]
+        ]

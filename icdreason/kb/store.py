@@ -1,0 +1,318 @@
+"""Open the knowledge base and answer questions about codes: lookup, hierarchy, notes, validation, search."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+
+from .. import config
+from ..codes import normalize, normalize_with_notes
+from ..errors import KnowledgeBaseError
+from . import schema
+from .build import build_kb
+
+if TYPE_CHECKING:
+    from .search import CodeSearch, SearchHit
+    from .validation import CodeIndex, Validation
+
+
+@dataclass(frozen=True)
+class CodeInfo:
+    """One row of the ``codes`` table."""
+
+    code: str
+    code_nodot: str
+    description: str
+    kind: str
+    billable: bool
+    placeholder: bool
+    parent: str | None
+    category: str | None
+    block: str | None
+    chapter: int
+    depth: int
+
+
+_CODE_FIELDS = "code, code_nodot, description, kind, billable, placeholder, parent, category, block, chapter, depth"
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+class KnowledgeBase:
+    """A read-only view of the ICD-10-CM knowledge base (one DuckDB file).
+
+    Use :meth:`open`; it builds the file on first use when it is missing. The object is a context manager.
+    """
+
+    def __init__(self, path: Path, con: duckdb.DuckDBPyConnection):
+        self.path = path
+        self.con = con
+
+    # -- opening -------------------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] | None = None, *, build_if_missing: bool = True,
+             read_only: bool = True, progress=_stderr) -> KnowledgeBase:
+        """Open the knowledge base at ``path`` (``--kb`` / ``ICDREASON_KB`` / the home default).
+
+        A missing file is built from the bundled release (with a progress message) unless ``build_if_missing`` is
+        False. A corrupt file or one of an older schema raises :class:`KnowledgeBaseError` naming the fix.
+        """
+        kb_file = config.kb_path(path)
+        if not kb_file.exists():
+            if not build_if_missing:
+                raise KnowledgeBaseError(f"knowledge base not found at {kb_file}: run `icdreason kb build`")
+            progress(f"No knowledge base at {kb_file}: building it from the bundled ICD-10-CM release (one time) …")
+            build_kb(kb_file, progress=progress)
+        con = cls._connect(kb_file, read_only=read_only)
+        try:
+            cls._check(con, kb_file)
+            if schema.pending(con):
+                con = cls._upgrade(con, kb_file, read_only)
+        except Exception:
+            con.close()
+            raise
+        return cls(kb_file, con)
+
+    @staticmethod
+    def _connect(kb_file: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+        try:
+            return duckdb.connect(str(kb_file), read_only=read_only)
+        except duckdb.IOException as exc:
+            text = str(exc)
+            if "lock" in text.lower():
+                raise KnowledgeBaseError(
+                    f"knowledge base {kb_file} is locked by another process writing to it: wait for it to finish"
+                ) from None
+            raise KnowledgeBaseError(
+                f"knowledge base {kb_file} is not a readable DuckDB file ({text.splitlines()[0]}): "
+                "run `icdreason kb build --force` to rebuild it"
+            ) from None
+        except duckdb.Error as exc:
+            raise KnowledgeBaseError(
+                f"knowledge base {kb_file} cannot be opened ({str(exc).splitlines()[0]}): "
+                "run `icdreason kb build --force` to rebuild it"
+            ) from None
+
+    @staticmethod
+    def _check(con: duckdb.DuckDBPyConnection, kb_file: Path) -> None:
+        names = schema.applied(con)
+        if "0001_core_tables" not in names:
+            raise KnowledgeBaseError(
+                f"{kb_file} is not an icdreason knowledge base: run `icdreason kb build --force` to rebuild it"
+            )
+        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0]) if row else 0
+        if version != schema.SCHEMA_VERSION:
+            raise KnowledgeBaseError(
+                f"knowledge base {kb_file} has schema version {version}, this icdreason needs "
+                f"{schema.SCHEMA_VERSION}: run `icdreason kb build --force` to rebuild it"
+            )
+
+    @classmethod
+    def _upgrade(cls, con: duckdb.DuckDBPyConnection, kb_file: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
+        con.close()
+        if not os.access(kb_file, os.W_OK):
+            raise KnowledgeBaseError(
+                f"knowledge base {kb_file} needs new tables but is read-only: make it writable once, or run "
+                "`icdreason kb build --force`"
+            )
+        writer = cls._connect(kb_file, read_only=False)
+        try:
+            schema.migrate(writer)
+        finally:
+            writer.close()
+        return cls._connect(kb_file, read_only=read_only)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> KnowledgeBase:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- facts about the release ---------------------------------------------------------------------------------
+    @cached_property
+    def meta(self) -> dict[str, str]:
+        return dict(self.con.execute("SELECT key, value FROM meta").fetchall())
+
+    @property
+    def release(self) -> str:
+        return self.meta.get("release", "")
+
+    def info(self) -> dict:
+        """Release, counts per kind and per chapter, path and size."""
+        kinds = dict(self.con.execute("SELECT kind, count(*) FROM codes GROUP BY kind").fetchall())
+        billable = self.con.execute("SELECT count(*) FROM codes WHERE billable").fetchone()[0]
+        chapters = self.con.execute(
+            """SELECT ch.number, ch.roman, ch.first_category || '-' || ch.last_category, ch.title,
+                      count(c.code) FILTER (WHERE c.billable)
+               FROM chapters ch LEFT JOIN codes c ON c.chapter = ch.number
+               GROUP BY ALL ORDER BY ch.number"""
+        ).fetchall()
+        tables = [r[0] for r in self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()]
+        extra = {}
+        for table in ("symptoms", "guidelines"):
+            if table in tables:
+                extra[table] = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        return {
+            "path": str(self.path),
+            "size_bytes": self.path.stat().st_size,
+            "release": self.release,
+            "source_file": self.meta.get("source_file", ""),
+            "built_at": self.meta.get("built_at", ""),
+            "schema_version": self.meta.get("schema_version", ""),
+            "migrations": schema.applied(self.con),
+            "kinds": {k: kinds.get(k, 0) for k in ("chapter", "block", "category", "subcategory", "code")},
+            "billable": billable,
+            "chapters": [
+                {"number": n, "roman": r, "range": rng, "title": t, "billable": b} for n, r, rng, t, b in chapters
+            ],
+            **extra,
+        }
+
+    # -- lookups -------------------------------------------------------------------------------------------------
+    def lookup(self, code: str) -> CodeInfo | None:
+        """The row for a code (dotted or not, any case), a block id or a chapter number; None when absent."""
+        key = normalize(code) if not code.strip().isdigit() else code.strip()
+        rows = self.con.execute(
+            f"SELECT {_CODE_FIELDS} FROM codes WHERE code_nodot = ? OR code = ? "
+            "ORDER BY kind = 'block', kind = 'chapter' LIMIT 1",
+            [key, code.strip().upper()],
+        ).fetchall()
+        return CodeInfo(*rows[0]) if rows else None
+
+    def description(self, code: str) -> str | None:
+        """The tabular description of a code, or None when the code does not exist."""
+        info = self.lookup(code)
+        return info.description if info else None
+
+    def ancestors(self, code: str) -> list[CodeInfo]:
+        """The hierarchy above a code, from its chapter down to its parent."""
+        info = self.lookup(code)
+        chain: list[CodeInfo] = []
+        while info is not None and info.parent is not None:
+            parent = self._by_code(info.parent, block_ok=True)
+            if parent is None:
+                break
+            chain.append(parent)
+            info = parent
+        return list(reversed(chain))
+
+    def _by_code(self, code: str, block_ok: bool) -> CodeInfo | None:
+        order = "ORDER BY kind = 'chapter', kind = 'block'" if not block_ok else "ORDER BY kind <> 'block'"
+        rows = self.con.execute(f"SELECT {_CODE_FIELDS} FROM codes WHERE code = ? {order} LIMIT 1", [code]).fetchall()
+        if not rows and block_ok:
+            rows = self.con.execute(
+                f"SELECT {_CODE_FIELDS} FROM codes WHERE code = ? AND kind = 'chapter'", [code]
+            ).fetchall()
+        return CodeInfo(*rows[0]) if rows else None
+
+    def children(self, code: str) -> list[CodeInfo]:
+        """Codes one level below a code (or block, or chapter number)."""
+        info = self.lookup(code)
+        if info is None:
+            return []
+        rows = self.con.execute(
+            f"SELECT {_CODE_FIELDS} FROM codes WHERE parent = ? AND code <> parent ORDER BY code", [info.code]
+        ).fetchall()
+        return [CodeInfo(*r) for r in rows]
+
+    def billable_descendants(self, code: str, limit: int | None = None) -> list[CodeInfo]:
+        """Billable codes below a header code, the most generic ("unspecified", shortest) first."""
+        key = normalize(code)
+        sql = (
+            f"SELECT {_CODE_FIELDS} FROM codes WHERE billable AND starts_with(code_nodot, ?) AND code_nodot <> ? "
+            "ORDER BY NOT contains(lower(description), 'unspecified'), length(code_nodot), code_nodot"
+        )
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+        return [CodeInfo(*r) for r in self.con.execute(sql, [key, key]).fetchall()]
+
+    def count_billable_descendants(self, code: str) -> int:
+        key = normalize(code)
+        return self.con.execute(
+            "SELECT count(*) FROM codes WHERE billable AND starts_with(code_nodot, ?) AND code_nodot <> ?", [key, key]
+        ).fetchone()[0]
+
+    def notes(self, code: str) -> dict[str, list[str]]:
+        """The tabular notes of a code, by kind (inclusion_term, excludes1, …), in tabular order."""
+        info = self.lookup(code)
+        if info is None:
+            return {}
+        out: dict[str, list[str]] = {}
+        for kind, text in self.con.execute(
+            "SELECT kind, text FROM notes WHERE code = ? ORDER BY kind, seq", [info.code]
+        ).fetchall():
+            out.setdefault(kind, []).append(text)
+        return out
+
+    def seventh_characters(self, code: str) -> dict[str, str]:
+        """The 7th-character definitions that apply to a code (declared on it or inherited from an ancestor)."""
+        info = self.lookup(code)
+        if info is None:
+            return {}
+        for node in [info, *reversed(self.ancestors(info.code))]:
+            rows = self.con.execute(
+                "SELECT character, meaning FROM seventh_characters WHERE code = ? ORDER BY character", [node.code]
+            ).fetchall()
+            if rows:
+                return dict(rows)
+        return {}
+
+    def chapters(self) -> list[tuple[int, str, str, str, str]]:
+        """(number, roman, first category, last category, title) for each chapter."""
+        return self.con.execute(
+            "SELECT number, roman, first_category, last_category, title FROM chapters ORDER BY number"
+        ).fetchall()
+
+    def billable_codes(self) -> list[str]:
+        """Every billable code, dotted, in code order."""
+        return [r[0] for r in self.con.execute("SELECT code FROM codes WHERE billable ORDER BY code_nodot").fetchall()]
+
+    # -- validation and search -----------------------------------------------------------------------------------
+    @cached_property
+    def index(self) -> CodeIndex:
+        """The in-memory code index behind fast validation (loaded on first use)."""
+        from .validation import CodeIndex
+
+        return CodeIndex.from_kb(self)
+
+    def validate(self, code: str, *, suggestions: int = 5) -> Validation:
+        """Validate one code: status billable / header / unknown / malformed, with description and suggestions."""
+        return self.index.validate(code, suggestions=suggestions)
+
+    def validate_many(self, codes: list[str], *, suggestions: int = 5) -> list[Validation]:
+        """Validate many codes; suggestions are computed only for codes that are not billable."""
+        return self.index.validate_many(codes, suggestions=suggestions)
+
+    def statuses(self, codes: list[str]) -> list[str]:
+        """Only the status of each code, vectorised (millions of codes per second)."""
+        return self.index.statuses(codes)
+
+    @cached_property
+    def _search(self) -> CodeSearch:
+        from .search import CodeSearch
+
+        return CodeSearch.for_kb(self)
+
+    def search(self, text: str, k: int = 10) -> list[SearchHit]:
+        """Lexical (BM25) search over descriptions and inclusion terms; billable codes ranked first."""
+        return self._search.search(text, k=k)
+
+
+def open_kb(path: str | os.PathLike[str] | None = None, **kwargs) -> KnowledgeBase:
+    """Shortcut for :meth:`KnowledgeBase.open`."""
+    return KnowledgeBase.open(path, **kwargs)
+
+
+__all__ = ["CodeInfo", "KnowledgeBase", "open_kb", "normalize_with_notes"]

@@ -65,9 +65,68 @@ def _m0002_indexes(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _m0003_symptoms(con: duckdb.DuckDBPyConnection) -> None:
+    """Plain-language symptom descriptions per code (``icdreason scrape symptoms``) and the log of every attempt."""
+    con.execute(
+        """
+        CREATE TABLE symptoms (
+            code VARCHAR NOT NULL,          -- dotted ICD-10-CM code the description is attached to
+            code_nodot VARCHAR NOT NULL,
+            source VARCHAR NOT NULL,        -- gesund | medlineplus | ...
+            source_code VARCHAR,            -- the source's own key (an ICD-10-GM code, the code asked for)
+            mapping VARCHAR NOT NULL,       -- exact | prefix4 | parent | category: how the page maps to this code
+            language VARCHAR NOT NULL,      -- de | en
+            title VARCHAR,
+            text VARCHAR NOT NULL,
+            url VARCHAR,
+            fetched_at TIMESTAMP NOT NULL,
+            http_status INTEGER,
+            content_hash VARCHAR NOT NULL,  -- sha256 of the stored text
+            PRIMARY KEY (code, source)
+        );
+        CREATE INDEX symptoms_nodot ON symptoms (code_nodot);
+        CREATE TABLE scrape_log (
+            source VARCHAR NOT NULL,
+            code VARCHAR NOT NULL,          -- the code that was asked for
+            url VARCHAR,
+            outcome VARCHAR NOT NULL,       -- stored | not_found | skipped | failed
+            reason VARCHAR,                 -- e.g. robots_disallowed, http_404, empty_page, captcha, timeout
+            http_status INTEGER,
+            attempted_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (source, code)
+        );
+        """
+    )
+
+
+def _m0004_guidelines(con: duckdb.DuckDBPyConnection) -> None:
+    """The ICD-10-CM Official Guidelines for Coding and Reporting as a section tree (``icdreason scrape guidelines``)."""
+    con.execute(
+        """
+        CREATE TABLE guidelines (
+            id VARCHAR PRIMARY KEY,         -- I, I.A, I.C, I.C.9, I.C.9.a, II, II.A, ...
+            parent VARCHAR,
+            level INTEGER NOT NULL,         -- 0 section, 1 A/B/C, 2 numbered part (I.C.N chapter), 3 lettered subsection
+            seq INTEGER NOT NULL,           -- document order
+            section VARCHAR NOT NULL,       -- I | II | III | IV
+            chapter INTEGER,                -- the ICD-10-CM chapter for I.C.N and below, else NULL
+            title VARCHAR NOT NULL,
+            text VARCHAR NOT NULL,          -- the section's own text, without its subsections
+            page_start INTEGER,
+            page_end INTEGER,
+            source VARCHAR,                 -- the PDF file/URL or the JSON directory it came from
+            imported_at TIMESTAMP NOT NULL
+        );
+        CREATE INDEX guidelines_chapter ON guidelines (chapter);
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_core_tables", _m0001_core),
     ("0002_lookup_indexes", _m0002_indexes),
+    ("0003_symptoms", _m0003_symptoms),
+    ("0004_guidelines", _m0004_guidelines),
 ]
 
 

@@ -1,0 +1,214 @@
+"""Enrichment of a code with a plain-language symptom description and the relevant coding-guideline section.
+
+Both come from knowledge-base tables that ``icdreason scrape`` fills (``symptoms`` and ``guidelines``). Every function
+here works on a knowledge base without those tables or rows: it then returns ``None`` (or an empty list).
+
+- :func:`symptoms` walks up the hierarchy (``I21.41`` → ``I21.4`` → ``I21``) until a stored description is found and
+  says which code it came from.
+- :func:`guideline` returns the guideline sections of the code's chapter (Section I.C.N and its subsections), the
+  most relevant subsection first by keyword overlap with the code's description and its ancestors' descriptions.
+- :func:`enrichment_for` packs both into the four fields of a prediction record.
+"""
+
+from __future__ import annotations
+
+import re
+import weakref
+from dataclasses import dataclass
+
+from ..codes import chapter_of, dotted, is_well_formed, normalize
+from .store import KnowledgeBase
+
+__all__ = ["GuidelineSection", "SymptomDescription", "enrichment_for", "guideline", "symptoms", "DEFAULT_SOURCES"]
+
+#: Preference order when a code has descriptions from several sources: the paper's source first.
+DEFAULT_SOURCES: tuple[str, ...] = ("gesund", "medlineplus")
+
+
+@dataclass(frozen=True)
+class SymptomDescription:
+    """A stored symptom description that applies to ``code``; ``from_code`` is where it was found."""
+
+    code: str
+    from_code: str
+    source: str
+    language: str
+    title: str | None
+    text: str
+    url: str | None
+    mapping: str
+
+    @property
+    def inherited(self) -> bool:
+        """True when the description belongs to an ancestor of the code."""
+        return self.from_code != self.code
+
+
+@dataclass(frozen=True)
+class GuidelineSection:
+    """One section of the official coding guidelines, with its relevance score for the code asked about."""
+
+    id: str
+    title: str
+    chapter: int | None
+    level: int
+    text: str
+    page_start: int | None
+    page_end: int | None
+    score: float = 0.0
+
+    @property
+    def label(self) -> str:
+        return f"{self.id} {self.title}".strip()
+
+
+# -- table presence, cached per open knowledge base -----------------------------------------------------------------
+_TABLES: weakref.WeakKeyDictionary[KnowledgeBase, frozenset[str]] = weakref.WeakKeyDictionary()
+_CHAPTER_SECTIONS: weakref.WeakKeyDictionary[KnowledgeBase, dict[int, list[tuple]]] = weakref.WeakKeyDictionary()
+
+
+def _tables(kb: KnowledgeBase) -> frozenset[str]:
+    cached = _TABLES.get(kb)
+    if cached is None:
+        rows = kb.con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        cached = frozenset(r[0] for r in rows)
+        _TABLES[kb] = cached
+    return cached
+
+
+def forget(kb: KnowledgeBase) -> None:
+    """Drop what this module cached about ``kb`` (call after writing symptoms or guidelines through it)."""
+    _TABLES.pop(kb, None)
+    _CHAPTER_SECTIONS.pop(kb, None)
+
+
+def _prefixes(code: str) -> list[str]:
+    """The undotted code and every ancestor down to its category, longest first (the ICD-10-CM hierarchy)."""
+    if not is_well_formed(code):
+        return []
+    key = normalize(code)
+    return [key[:n] for n in range(len(key), 2, -1)] if len(key) >= 3 else []
+
+
+# -- symptoms -------------------------------------------------------------------------------------------------------
+def symptoms(kb: KnowledgeBase, code: str, *, sources: tuple[str, ...] | None = None) -> SymptomDescription | None:
+    """The symptom description for ``code``, walking up the hierarchy until one is found; None when none is stored.
+
+    ``sources`` restricts and orders the sources (default :data:`DEFAULT_SOURCES`, then any other source); the most
+    specific code wins over the preferred source.
+    """
+    if not code or "symptoms" not in _tables(kb):
+        return None
+    keys = _prefixes(code)
+    if not keys:
+        return None
+    order = tuple(sources) if sources else DEFAULT_SOURCES
+    rank = " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(order) if re.fullmatch(r"[\w.-]+", s))
+    where = f"AND source IN ({', '.join('?' * len(sources))})" if sources else ""
+    row = kb.con.execute(
+        f"""SELECT code_nodot, source, language, title, text, url, mapping FROM symptoms
+            WHERE code_nodot IN ({', '.join('?' * len(keys))}) {where}
+            ORDER BY length(code_nodot) DESC, CASE source {rank or "WHEN '' THEN 0"} ELSE 999 END, source LIMIT 1""",
+        [*keys, *(sources or ())],
+    ).fetchone()
+    if row is None:
+        return None
+    from_nodot, source, language, title, text, url, mapping = row
+    return SymptomDescription(
+        code=dotted(keys[0]), from_code=dotted(from_nodot), source=source, language=language, title=title,
+        text=text, url=url, mapping=mapping,
+    )
+
+
+# -- guidelines -----------------------------------------------------------------------------------------------------
+_STOP = frozenset(
+    "a an and are as at be by for from in into is it its not of on or other than that the this to with without "
+    "unspecified specified due type use code codes coding elsewhere classified nec nos site".split()
+)
+_WORD = re.compile(r"[a-z][a-z0-9]+")
+
+
+def _stem(word: str) -> str:
+    for suffix in ("ies", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
+            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
+    return word
+
+
+def keywords(text: str) -> set[str]:
+    """Lower-case content words of a text, lightly stemmed (plurals), without stop words."""
+    return {_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 2}
+
+
+def _chapter_sections(kb: KnowledgeBase, chapter: int) -> list[tuple]:
+    cache = _CHAPTER_SECTIONS.setdefault(kb, {})
+    if chapter not in cache:
+        cache[chapter] = kb.con.execute(
+            "SELECT id, title, chapter, level, text, page_start, page_end FROM guidelines "
+            "WHERE chapter = ? ORDER BY seq",
+            [chapter],
+        ).fetchall()
+    return cache[chapter]
+
+
+def _code_terms(kb: KnowledgeBase, code: str) -> tuple[int | None, set[str], set[str]]:
+    """(chapter, keywords of the code's own description, keywords of its ancestors' descriptions)."""
+    info = kb.lookup(code)
+    if info is None:
+        ch = chapter_of(code)
+        return (ch.number if ch else None), set(), set()
+    own = keywords(info.description)
+    above: set[str] = set()
+    for anc in kb.ancestors(info.code):
+        if anc.kind in ("category", "subcategory", "code"):
+            above |= keywords(anc.description)
+    return info.chapter, own, above - own
+
+
+def guideline(kb: KnowledgeBase, code: str) -> list[GuidelineSection]:
+    """The guideline sections of the code's chapter, the most relevant subsection first; [] when none are stored.
+
+    Relevance is keyword overlap with the code's description (and, at half weight, its ancestors' descriptions):
+    title words count three times, body words once, divided by the square root of the body length in hundreds of
+    words so that long sections do not win by size alone. Ties keep document order; the chapter's own introduction
+    comes after every subsection that matched.
+    """
+    if not code or not is_well_formed(code) or "guidelines" not in _tables(kb):
+        return []
+    chapter, own, above = _code_terms(kb, code)
+    if chapter is None:
+        return []
+    rows = _chapter_sections(kb, chapter)
+    scored = []
+    for position, (sid, title, ch, level, text, p0, p1) in enumerate(rows):
+        title_words, body_words = keywords(title), keywords(text)
+        hits = 3 * len(own & title_words) + len(own & body_words)
+        hits += 0.5 * (3 * len(above & title_words) + len(above & body_words))
+        length = max(1.0, len(text.split()) / 100)
+        score = round(hits / length**0.5, 4)
+        rank = 0.0 if level <= 2 else -score  # the chapter's introduction never outranks a matching subsection
+        scored.append((rank, position, GuidelineSection(sid, title, ch, level, text, p0, p1, score)))
+    scored.sort(key=lambda item: (item[0], item[1]))
+    return [section for *_, section in scored]
+
+
+# -- the record fields ----------------------------------------------------------------------------------------------
+def enrichment_for(kb: KnowledgeBase, code: str | None, *, sources: tuple[str, ...] | None = None) -> dict:
+    """The enrichment fields of a prediction record for ``code``.
+
+    Keys: ``symptoms`` (text), ``symptoms_from`` (the dotted code it was found on), ``guideline`` (the most relevant
+    section's title and text) and ``guideline_section`` (its id, e.g. ``I.C.9.a``); each None when nothing applies.
+    """
+    out: dict = {"symptoms": None, "symptoms_from": None, "guideline": None, "guideline_section": None}
+    if not code:
+        return out
+    found = symptoms(kb, code, sources=sources)
+    if found is not None:
+        out["symptoms"] = found.text
+        out["symptoms_from"] = found.from_code
+    sections = guideline(kb, code)
+    if sections:
+        best = sections[0]
+        out["guideline"] = f"{best.title}\n{best.text}".strip() if best.text else best.title
+        out["guideline_section"] = best.id
+    return out

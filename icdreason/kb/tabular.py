@@ -141,6 +141,7 @@ class _Inherited:
     """What a diag node inherits from its ancestors."""
 
     seventh: dict[str, str] | None = None
+    placeholder: bool = False
     exclusions: list[tuple[set[str], set[str]]] = field(default_factory=list)
 
 
@@ -193,8 +194,10 @@ def _read_diag(diag, out: Tabular, *, parent: str, block: str, chapter: int, dep
             out.seventh["code"].append(code)
             out.seventh["character"].append(char)
             out.seventh["meaning"].append(meaning)
+    placeholder = inherited.placeholder or diag.get("placeholder") == "true"
     here = _Inherited(
         seventh=own if own is not None else inherited.seventh,
+        placeholder=placeholder,
         exclusions=inherited.exclusions + _seventh_exclusions(diag),
     )
     children = diag.findall("diag")
@@ -206,7 +209,7 @@ def _read_diag(diag, out: Tabular, *, parent: str, block: str, chapter: int, dep
         kind = "code" if leaf else "subcategory"
     _add_code(
         out, code=code, code_nodot=nodot, description=description, kind=kind, billable=leaf,
-        placeholder=diag.get("placeholder") == "true", parent=parent, category=nodot[:3], block=block,
+        placeholder=placeholder, parent=parent, category=nodot[:3], block=block,
         chapter=chapter, depth=depth,
     )
     _add_notes(out, code, diag)
@@ -221,7 +224,7 @@ def _read_diag(diag, out: Tabular, *, parent: str, block: str, chapter: int, dep
             full = seventh_character_code(code, char)
             _add_code(
                 out, code=full, code_nodot=normalize(full), description=f"{description}, {meaning}", kind="code",
-                billable=True, placeholder="X" in normalize(full)[len(nodot):], parent=code,
+                billable=True, placeholder=placeholder or len(nodot) < 6, parent=code,
                 category=nodot[:3], block=block, chapter=chapter, depth=depth + 1,
             )
 

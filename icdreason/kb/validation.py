@@ -91,14 +91,14 @@ class CodeIndex:
         """The status of each code. Distinct inputs not seen before are judged with Arrow kernels; repeats come from a
         memo (predictions repeat codes heavily), so a million codes take well under a second."""
         memo = self._memo
-        out = list(map(memo.get, codes))
-        if None in out:
-            todo = list(set(codes).difference(memo))
-            memo.update(zip(todo, self._judge(todo)))
-            out = list(map(memo.__getitem__, codes))
-            if len(memo) > self._MEMO_LIMIT:
+        todo = set(codes).difference(memo)
+        if todo:
+            if len(memo) + len(todo) > self._MEMO_LIMIT:
                 memo.clear()
-        return out
+                todo = set(codes)
+            fresh = list(todo)
+            memo.update(zip(fresh, self._judge(fresh)))
+        return list(map(memo.get, codes))
 
     def _judge(self, codes: list[str]) -> list[str]:
         raw = pa.array(codes, type=pa.string())

@@ -64,7 +64,7 @@ def info(
 def lookup(
     codes: Annotated[list[str], typer.Argument(help="Codes, dotted or not, any case (e.g. I21.4 m5116).")],
     kb: KbOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of panels.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per line instead of panels.")] = False,
 ) -> None:
     """Description, hierarchy path, billable status and tabular notes of codes."""
     from ..kb.lookup import describe_code
@@ -75,7 +75,7 @@ def lookup(
             card = describe_code(base, raw)
             found_all &= card["found"]
             if as_json:
-                console.print_json(json.dumps(card))
+                typer.echo(json.dumps(card, ensure_ascii=False))
             else:
                 _print_card(card)
     if not found_all:
@@ -122,7 +122,7 @@ def search(
         hits = base.search(query, k=k)
     if as_json:
         for hit in hits:
-            console.print_json(json.dumps(hit.__dict__))
+            typer.echo(json.dumps(hit.__dict__, ensure_ascii=False))
         return
     if not hits:
         say(f"no code matches {query!r}")

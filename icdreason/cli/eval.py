@@ -1,0 +1,197 @@
+"""``icdreason eval``: the paper's hierarchical metrics (chapter / category / full code) for one or more runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from ..errors import UsageError
+from .common import console, disclaimer, err_console
+
+if TYPE_CHECKING:
+    from ..evaluate import Report, RunResult
+
+_LEVELS = (("chapter", "Chapter"), ("category", "Category"), ("code", "Full code"))
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def _table3(report: Report) -> Table:
+    table = Table(title="Macro recall, precision and F1 (%) per level, as in the paper's Table 3", title_justify="left")
+    table.add_column("Run")
+    for _, title in _LEVELS:
+        table.add_column(f"{title}\nR", justify="right")
+        table.add_column("\nP", justify="right")
+        table.add_column("\nF1", justify="right")
+    for run in report.runs:
+        for label, attr, style in ((run.name, "macro", None), ("  gold classes only", "macro_gold", "dim")):
+            cells = []
+            for level, _ in _LEVELS:
+                prf = getattr(run.levels[level], attr)
+                cells += [_pct(prf.recall), _pct(prf.precision), _pct(prf.f1)]
+            table.add_row(label, *cells, style=style)
+    return table
+
+
+def _summary(report: Report) -> Table:
+    table = Table(title="Rows, accuracy, micro F1 without NIL (%) and NIL predictions", title_justify="left")
+    for name in ("Run", "Scored", "Missing", "Extra"):
+        table.add_column(name, justify="left" if name == "Run" else "right")
+    for _, title in _LEVELS:
+        table.add_column(f"{title}\nAcc", justify="right")
+        table.add_column("\nµF1", justify="right")
+        table.add_column("\nNIL", justify="right")
+    for run in report.runs:
+        cells = [run.name, str(len(report.gold.ids)), str(run.missing), str(run.unmatched)]
+        for level, _ in _LEVELS:
+            s = run.levels[level]
+            cells += [_pct(s.accuracy), _pct(s.micro.f1), str(s.nil_predictions)]
+        table.add_row(*cells)
+    return table
+
+
+def _intervals(report: Report) -> Table:
+    table = Table(title=f"95% bootstrap intervals (%), {report.bootstrap} resamples, seed {report.seed}",
+                  title_justify="left")
+    for name in ("Run", "Level", "R", "P", "F1", "Accuracy"):
+        table.add_column(name, justify="left" if name in ("Run", "Level") else "right")
+    for run in report.runs:
+        for level, title in _LEVELS:
+            ci = run.intervals[level]
+            table.add_row(run.name, title, *(f"{_pct(ci[m][0])}–{_pct(ci[m][1])}"
+                                            for m in ("macro_r", "macro_p", "macro_f1", "accuracy")))
+    return table
+
+
+def _chapters(run: RunResult) -> Table:
+    table = Table(title=f"{run.name}: per chapter (chapter-level P/R/F1 %; category and code accuracy % of the "
+                        "chapter's gold rows)", title_justify="left")
+    for name in ("Chapter", "Range", "Support", "Predicted", "P", "R", "F1", "Cat acc", "Code acc"):
+        table.add_column(name, justify="left" if name in ("Chapter", "Range") else "right")
+    for r in run.per_chapter:
+        table.add_row(r["chapter"], r["range"] or "-", str(r["support"]), str(r["predicted"]), _pct(r["precision"]),
+                      _pct(r["recall"]), _pct(r["f1"]), _pct(r["category_accuracy"]), _pct(r["code_accuracy"]))
+    return table
+
+
+def _thirds(run: RunResult) -> Table:
+    table = Table(title=f"{run.name}: gold classes by frequency, cut at thirds of the rows (macro %)",
+                  title_justify="left")
+    for name in ("Level", "Third", "Classes", "Rows", "Share", "P", "R", "F1", "Accuracy"):
+        table.add_column(name, justify="left" if name in ("Level", "Third") else "right")
+    for level, title in _LEVELS:
+        for t in run.thirds[level]:
+            table.add_row(title, t["third"], str(t["classes"]), str(t["rows"]), _pct(t["share"]),
+                          _pct(t["macro"]["precision"]), _pct(t["macro"]["recall"]), _pct(t["macro"]["f1"]),
+                          _pct(t["accuracy"]))
+    return table
+
+
+def _by(run: RunResult, field: str) -> Table:
+    table = Table(title=f"{run.name}: by {field} (macro F1 and accuracy %)", title_justify="left")
+    table.add_column(field)
+    table.add_column("Rows", justify="right")
+    for _, title in _LEVELS:
+        table.add_column(f"{title}\nF1", justify="right")
+        table.add_column("\nAcc", justify="right")
+    for g in run.by[field]:
+        cells = [g["value"], str(g["n"])]
+        for level, _ in _LEVELS:
+            cells += [_pct(g["levels"][level]["macro"]["f1"]), _pct(g["levels"][level]["accuracy"])]
+        table.add_row(*cells)
+    return table
+
+
+def _validation(run: RunResult) -> str | None:
+    parts = []
+    if run.validation.get("format_ok_rate") is not None:
+        parts.append(f"format valid (paper's check) {_pct(run.validation['format_ok_rate'])}% of "
+                     f"{run.validation['format_ok_rows']} predictions")
+    if run.validation.get("status_counts"):
+        parts.append("status " + ", ".join(f"{k} {v}" for k, v in run.validation["status_counts"].items()))
+    return f"{run.name}: " + "; ".join(parts) if parts else None
+
+
+def evaluate(
+    predictions: Annotated[list[Path], typer.Argument(help="Predictions files (icdreason predict output, or any "
+                                                      "CSV/TSV/JSONL/Parquet/DuckDB table); one table row each.")],
+    gold: Annotated[Path, typer.Option("--gold", "-g", help="Gold table of id -> code (CSV/TSV/JSONL/Parquet; a "
+                                       "verl RL Parquet works as is). Several codes in a cell: the first is the "
+                                       "target.")],
+    id_column: Annotated[Optional[str], typer.Option("--id-column", help="Id column of the predictions (and of the "
+                                                     "gold unless --gold-id-column). Default: id.")] = None,
+    gold_id_column: Annotated[Optional[str], typer.Option("--gold-id-column", help="Id column of the gold table. "
+                                                          "Default: --id-column, else id / extra_info.id / "
+                                                          "hadm_id.")] = None,
+    pred_column: Annotated[Optional[str], typer.Option("--pred-column", help="Predicted-code column. Default: code, "
+                                                       "else prediction / pred / predicted.")] = None,
+    gold_column: Annotated[Optional[str], typer.Option("--gold-column", help="Gold code column. Default: gold, "
+                                                       "else code / label / icd_code / reward_model.ground_truth."
+                                                       )] = None,
+    labels: Annotated[Optional[Path], typer.Option("--labels", help="Fixed label vocabulary (one code per line, or "
+                                                   "a table with a code column), e.g. the training label set. "
+                                                   "Default: the gold codes.")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every number to this JSON file "
+                                                     "('-' prints it instead of the tables).")] = None,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Resamples for 95% bootstrap intervals "
+                                           "(0 = none; 1000 is usual).")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write per-chapter F1 against support (the paper's "
+                                                 "Figure 4) to this PNG; needs the plot extra.")] = None,
+    by: Annotated[Optional[list[str]], typer.Option("--by", help="Break results down by a predictions column "
+                                                    "(repeatable; dots reach nested fields, e.g. confidence.code; "
+                                                    "numbers are binned).")] = None,
+    bins: Annotated[int, typer.Option("--bins", min=1, max=50, help="Bins for numeric --by columns.")] = 5,
+    duplicates: Annotated[str, typer.Option("--duplicates", help="Duplicated ids: error, or keep the first or last "
+                                            "row.")] = "error",
+    brief: Annotated[bool, typer.Option("--brief", help="Only the Table 3 layout and the summary.")] = False,
+) -> None:
+    """Score predictions against gold codes at chapter, category and full-code level (macro R/P/F1, as in the paper).
+
+    Predictions outside the label space are the class NIL at category and code level; gold ids without a prediction
+    are counted and scored as NIL. See docs/metrics.md for the exact definitions.
+    """
+    from ..evaluate import evaluate_files
+
+    if duplicates not in ("error", "first", "last"):
+        raise UsageError(f"unknown --duplicates {duplicates!r}: choose error, first or last")
+    report = evaluate_files(predictions, gold, id_column=id_column, gold_id_column=gold_id_column,
+                            pred_column=pred_column, gold_column=gold_column, labels=labels, by=by or (), bins=bins,
+                            bootstrap=bootstrap, seed=seed, duplicates=duplicates)
+    for warning in report.warnings + [w for run in report.runs for w in run.warnings]:
+        err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+    if plot is not None:
+        from ..evaluation.plot import plot_chapters
+
+        plot_chapters([(run.name, run.per_chapter) for run in report.runs], plot)
+        err_console.print(f"plot written to {plot}", highlight=False)
+    if json_out is not None and str(json_out) == "-":
+        import json
+
+        typer.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+        disclaimer()
+        return
+    if json_out is not None:
+        report.write_json(json_out)
+        err_console.print(f"metrics written to {json_out}", highlight=False)
+    console.print(f"gold: {report.gold.path} ({len(report.gold.ids)} ids); label space: {report.space.source} "
+                  f"({len(report.space.codes)} codes, {len(report.space.categories)} categories)")
+    console.print(_table3(report))
+    console.print(_summary(report))
+    if report.bootstrap:
+        console.print(_intervals(report))
+    if not brief:
+        for run in report.runs:
+            console.print(_chapters(run))
+            console.print(_thirds(run))
+            line = _validation(run)
+            if line:
+                console.print(line)
+            for field in by or ():
+                console.print(_by(run, field))
+    disclaimer()

@@ -1,0 +1,241 @@
+"""Evaluate predictions against gold codes with the paper's hierarchical metrics (chapter, category, full code).
+
+Library entry points:
+
+* :func:`evaluate_codes` - aligned lists of gold and predicted codes -> ``{level: LevelScores}``.
+* :func:`evaluate_files` - ``icdreason predict`` outputs (or any table) and a gold table -> :class:`Report`, with
+  per-chapter rows, frequency thirds, ``--by`` breakdowns, format/validation counts and bootstrap intervals.
+
+The exact definitions (label space, NIL, macro averaging) are in ``docs/metrics.md`` and
+:mod:`icdreason.evaluation.metrics`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+from .evaluation.bootstrap import bootstrap_intervals
+from .evaluation.breakdowns import by_field, frequency_thirds, per_chapter, validation_counts
+from .evaluation.inputs import PRED_COLUMNS, Gold, join, load_gold, read_labels, read_rows, resolve_column
+from .evaluation.metrics import LEVELS, NIL, LabelSpace, LevelScores, encode, score_level
+
+__all__ = ["LEVELS", "NIL", "LabelSpace", "LevelScores", "Report", "RunResult", "evaluate_codes", "evaluate_files"]
+
+DEFINITIONS = {
+    "levels": "chapter = official ICD-10-CM chapter range of the category; category = first three characters; "
+              "code = the full normalised code",
+    "label_space": "normalised gold codes (or --labels); categories of those codes; the 22 official chapters",
+    "nil": "missing, malformed or out-of-space predictions are class NIL at that level; at chapter level only "
+           "predictions without a determinable chapter; gold ids without a prediction are scored as NIL",
+    "macro": "unweighted mean over classes present in gold or predictions, 0 for 0/0 "
+             "(sklearn precision_recall_fscore_support(average='macro', zero_division=0); torchmetrics macro)",
+    "macro_gold_classes": "the same mean over gold classes only",
+    "micro_without_nil": "micro P/R/F1 over every class except NIL (sklearn average='micro', labels=non-NIL)",
+    "accuracy": "share of rows whose predicted class equals the gold class (NIL == NIL counts)",
+    "bootstrap": "percentile interval of row resamples with replacement, all levels resampled together",
+}
+
+
+def evaluate_codes(gold: Sequence[str | None], pred: Sequence[str | None], *,
+                   labels: Iterable[str] | None = None) -> dict[str, LevelScores]:
+    """Scores at chapter, category and full-code level for aligned gold and predicted codes (any spelling)."""
+    space = LabelSpace.from_codes(labels, "labels") if labels is not None else None
+    encoded = encode(gold, pred, space)
+    return {level: score_level(encoded[level]) for level in LEVELS}
+
+
+@dataclass
+class RunResult:
+    """The evaluation of one predictions file (or one run of a DuckDB log)."""
+
+    name: str
+    path: Path
+    rows: int
+    id_column: str
+    pred_column: str
+    matched: int
+    missing: int
+    unmatched: int
+    duplicates: int
+    levels: dict[str, LevelScores]
+    per_chapter: list[dict[str, Any]]
+    thirds: dict[str, list[dict[str, Any]]]
+    validation: dict[str, Any]
+    intervals: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    by: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        levels = {}
+        for level, s in self.levels.items():
+            d = s.as_dict()
+            if self.intervals:
+                d["ci95"] = self.intervals[level]
+            levels[level] = d
+        return {
+            "name": self.name, "path": str(self.path), "rows": self.rows,
+            "id_column": self.id_column, "pred_column": self.pred_column,
+            "matched": self.matched, "missing_predictions": self.missing, "unmatched_predictions": self.unmatched,
+            "duplicates_dropped": self.duplicates,
+            "levels": levels, "per_chapter": self.per_chapter, "frequency_thirds": self.thirds,
+            **self.validation, "by": self.by, "warnings": self.warnings,
+        }
+
+
+@dataclass
+class Report:
+    """Every number of one ``icdreason eval`` call."""
+
+    gold: Gold
+    space: LabelSpace
+    runs: list[RunResult]
+    gold_outside_space: int = 0
+    gold_malformed: int = 0
+    bootstrap: int = 0
+    seed: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        from . import DISCLAIMER, __version__
+
+        return {
+            "disclaimer": DISCLAIMER,
+            "icdreason": __version__,
+            "gold": {
+                "path": str(self.gold.path), "id_column": self.gold.id_column, "code_column": self.gold.code_column,
+                "rows": self.gold.rows, "ids": len(self.gold.ids), "without_code": self.gold.without_code,
+                "without_id": self.gold.without_id, "duplicates_dropped": self.gold.duplicates,
+                "outside_label_space": self.gold_outside_space, "not_well_formed": self.gold_malformed,
+            },
+            "label_space": {"source": self.space.source, "codes": len(self.space.codes),
+                            "categories": len(self.space.categories), "chapters": 22},
+            "bootstrap": {"resamples": self.bootstrap, "seed": self.seed, "confidence": 0.95},
+            "definitions": DEFINITIONS,
+            "runs": [r.as_dict() for r in self.runs],
+            "warnings": self.warnings,
+        }
+
+    def write_json(self, path: str | Path) -> Path:
+        """Write :meth:`as_dict` atomically (a temporary file renamed into place)."""
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(self.as_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.replace(out)
+        return out
+
+
+def _sources(path: Path) -> list[tuple[str, Any]]:
+    """(name, Rows-like) per run: a DuckDB log holding several runs is split by run_id."""
+    rows = read_rows(path)
+    if path.suffix.lower() in (".duckdb", ".db") and "run_id" in rows.columns:
+        run_ids = rows.get("run_id")
+        distinct = list(dict.fromkeys(run_ids))
+        if len(distinct) > 1:
+            return [(f"{path.stem}:{rid}", rows.select([r == rid for r in run_ids])) for rid in distinct]
+    return [(path.stem, rows)]
+
+
+def _run_names(paths: Sequence[Path]) -> dict[Path, str]:
+    stems = [p.stem for p in paths]
+    return {p: (p.stem if stems.count(p.stem) == 1 else f"{p.parent.name}/{p.stem}") for p in paths}
+
+
+def evaluate_files(
+    predictions: Sequence[str | Path],
+    gold: str | Path,
+    *,
+    id_column: str | None = None,
+    gold_id_column: str | None = None,
+    pred_column: str | None = None,
+    gold_column: str | None = None,
+    labels: str | Path | Iterable[str] | None = None,
+    by: Sequence[str] = (),
+    bins: int = 5,
+    bootstrap: int = 0,
+    seed: int = 0,
+    duplicates: str = "error",
+) -> Report:
+    """Evaluate one or more predictions files against one gold table (see the module docstring)."""
+    if not predictions:
+        raise InputError("no predictions file given")
+    g = load_gold(gold, id_column=gold_id_column or id_column, code_column=gold_column, duplicates=duplicates)
+    if labels is None:
+        space = LabelSpace.from_codes(g.codes, "gold")
+    elif isinstance(labels, (str, Path)):
+        space = LabelSpace.from_codes(read_labels(labels), str(labels))
+    else:
+        space = LabelSpace.from_codes(labels, "labels")
+    from .codes import ICD10CM_PATTERN, normalize
+
+    norm_gold = [normalize(c) for c in set(g.codes)]
+    outside = {c for c in norm_gold if c not in space.codes}
+    malformed = {c for c in norm_gold if not ICD10CM_PATTERN.match(c)}
+    report = Report(g, space, [], bootstrap=bootstrap, seed=seed, warnings=list(g.warnings))
+    if outside:
+        report.gold_outside_space = sum(1 for c in g.codes if normalize(c) in outside)
+        report.warnings.append(
+            f"{report.gold_outside_space} gold row(s) ({len(outside)} codes, e.g. {sorted(outside)[0]}) are outside "
+            f"the label space of {space.source}: their gold class is NIL at category/code level (add the codes to "
+            "the labels file to score them as classes of their own)")
+    if malformed:
+        report.gold_malformed = sum(1 for c in g.codes if normalize(c) in malformed)
+        report.warnings.append(
+            f"{report.gold_malformed} gold row(s) hold codes that are not well-formed ICD-10-CM (e.g. "
+            f"{sorted(malformed)[0]}): check --gold-column; they are scored as given (chapter NIL when outside every chapter range)")
+    paths = [Path(p) for p in predictions]
+    names = _run_names(paths)
+    for path in paths:
+        for name, rows in _sources(path):
+            suffix = name[len(path.stem):]
+            report.runs.append(_evaluate_run(names[path] + suffix, path, rows, g, space, id_column=id_column,
+                                             pred_column=pred_column, by=by, bins=bins, bootstrap=bootstrap,
+                                             seed=seed, duplicates=duplicates))
+    return report
+
+
+def _evaluate_run(name: str, path: Path, rows, g: Gold, space: LabelSpace, *, id_column, pred_column, by, bins,
+                  bootstrap, seed, duplicates) -> RunResult:
+    id_col = resolve_column(rows, id_column, ("id", "extra_info.id", "hadm_id", "note_id"),
+                            what="predictions id", option="--id-column")
+    pred_col = resolve_column(rows, pred_column, PRED_COLUMNS, what="predicted code", option="--pred-column")
+    for f in by:
+        resolve_column(rows, f, (), what="--by", option="--by")
+    joined = join(g, rows.get(id_col), rows.get(pred_col), path=path, duplicates=duplicates)
+    encoded = encode(g.codes, joined.codes, space)
+    levels = {level: score_level(encoded[level]) for level in LEVELS}
+
+    def aligned(column: str) -> list:
+        values = rows.get(column)
+        return [values[r] if r >= 0 else None for r in joined.rows]
+
+    has_pred = [r >= 0 for r in joined.rows]
+    validation = validation_counts(aligned("format_ok") if "format_ok" in rows.columns else None,
+                                   aligned("status") if "status" in rows.columns else None, has_pred)
+    run = RunResult(
+        name=name, path=path, rows=len(rows), id_column=id_col, pred_column=pred_col,
+        matched=len(g.ids) - joined.missing, missing=joined.missing, unmatched=joined.unmatched,
+        duplicates=joined.duplicates, levels=levels,
+        per_chapter=per_chapter(encoded, levels["chapter"]),
+        thirds={level: frequency_thirds(levels[level]) for level in LEVELS},
+        validation=validation,
+        intervals=bootstrap_intervals(encoded, bootstrap, seed=seed),
+        by={f: by_field(encoded, aligned(f), field=f, bins=bins) for f in by},
+    )
+    if joined.missing:
+        run.warnings.append(f"{joined.missing} gold id(s) have no prediction in {path.name} (e.g. "
+                            f"{', '.join(joined.missing_examples[:3])}): scored as NIL predictions")
+    if joined.unmatched:
+        run.warnings.append(f"{joined.unmatched} prediction id(s) in {path.name} are not in the gold file (e.g. "
+                            f"{', '.join(joined.unmatched_examples[:3])}): not scored")
+    if joined.duplicates:
+        run.warnings.append(f"{joined.duplicates} duplicated prediction row(s) dropped (--duplicates {duplicates})")
+    if joined.without_id:
+        run.warnings.append(f"{joined.without_id} prediction row(s) without an id were skipped")
+    return run

@@ -60,6 +60,9 @@ from . import validate as _validate  # noqa: E402
 
 app.add_typer(_kb.app, name="kb")
 app.command("validate")(_validate.validate)
+from . import eval as _eval  # noqa: E402
+
+app.command("eval")(_eval.evaluate)
 # (more command groups are registered below this line)
 
 

@@ -63,6 +63,9 @@ app.command("validate")(_validate.validate)
 from . import eval as _eval  # noqa: E402
 
 app.command("eval")(_eval.evaluate)
+from . import scrape as _scrape  # noqa: E402
+
+app.add_typer(_scrape.app, name="scrape")
 # (more command groups are registered below this line)
 
 

@@ -135,3 +135,20 @@ def search(
     for hit in hits:
         table.add_row(hit.code, "yes" if hit.billable else "no", f"{hit.score:.2f}", hit.description)
     console.print(table)
+
+
+@app.command("import-guidelines")
+def import_guidelines(
+    directory: Annotated[Path, typer.Argument(help="A folder of chapter_N.json files (heading → text), e.g. the "
+                                              "DeepICD-R1 release or `icdreason scrape guidelines --export-json`.")],
+    kb: KbOption = None,
+) -> None:
+    """Load per-chapter guideline JSON files into the knowledge base's guidelines table (replacing it)."""
+    from ..kb import KnowledgeBase
+    from ..scrape.guidelines_store import import_json_dir, store_sections
+
+    sections = import_json_dir(directory)
+    with KnowledgeBase.open(kb, read_only=False, progress=say) as base:
+        rows = store_sections(base, sections, str(directory))
+    chapters = sorted({s.chapter for s in sections if s.chapter is not None})
+    say(f"Imported {rows} guideline sections from {directory} ({len(chapters)} chapters)")

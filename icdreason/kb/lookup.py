@@ -31,4 +31,25 @@ def describe_code(kb: KnowledgeBase, raw: str) -> dict:
         "notes": kb.notes(info.code),
         "seventh_characters": kb.seventh_characters(info.code) if info.depth > 2 else {},
     }
+    card.update(_enrichment(kb, info.code))
     return card
+
+
+def _enrichment(kb: KnowledgeBase, code: str) -> dict:
+    """The symptom description and the most relevant guideline section (None when the KB has none)."""
+    from .enrich import guideline, symptoms
+
+    found = symptoms(kb, code)
+    sections = guideline(kb, code)
+    best = sections[0] if sections else None
+    excerpt = None
+    if best is not None:
+        body = " ".join(best.text.split())
+        excerpt = f"{best.label}: {body[:300]}{'…' if len(body) > 300 else ''}"
+    return {
+        "symptoms": found.text if found else None,
+        "symptoms_from": found.from_code if found else None,
+        "symptoms_source": found.source if found else None,
+        "guideline": excerpt,
+        "guideline_section": best.id if best else None,
+    }

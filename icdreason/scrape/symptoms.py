@@ -1,0 +1,263 @@
+"""Scrape symptom descriptions into the knowledge base's ``symptoms`` table: choose codes, fetch, parse, store.
+
+Resumable: a code already stored (or answered for good: not found, disallowed) is skipped unless ``refresh``; each
+page is written in its own transaction, so an interrupted run loses nothing. Transient failures (timeouts, 5xx,
+429, captcha walls) are logged and tried again on the next run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..codes import dotted, normalize
+from ..errors import InputError, UsageError
+from ..kb.store import KnowledgeBase
+from .http import FetchOptions, FetchResult, PoliteFetcher
+from .sources import Description, Parsed, SymptomSource
+
+#: scrape_log outcomes that a later run does not try again (unless --refresh).
+FINAL_OUTCOMES = ("stored", "not_found", "skipped")
+#: Parse problems that mean "we are being blocked right now": retried on the next run.
+TRANSIENT_PARSE_REASONS = frozenset({"captcha"})
+
+OnPage = Callable[[str, str], None]
+
+
+@dataclass
+class ScrapeSummary:
+    """What a scrape run did: pages fetched, rows stored, and the pages skipped/not found/failed by reason."""
+
+    source: str
+    codes: int = 0                  # codes selected
+    already: int = 0                # codes skipped because a previous run answered them
+    pages: int = 0                  # pages planned this run
+    fetched: int = 0                # pages that came back 200 and were parsed
+    stored: int = 0                 # description rows written
+    requests: int = 0               # HTTP requests made (robots.txt, retries and redirects included)
+    not_found: Counter = field(default_factory=Counter)
+    skipped: Counter = field(default_factory=Counter)
+    failed: Counter = field(default_factory=Counter)
+    interrupted: bool = False
+
+    def to_dict(self) -> dict:
+        return {**self.__dict__, "not_found": dict(self.not_found), "skipped": dict(self.skipped),
+                "failed": dict(self.failed)}
+
+
+# -- choosing codes -------------------------------------------------------------------------------------------------
+def read_codes_file(path: Path) -> list[str]:
+    """Codes from a text file: one or more per line (comma/space separated), ``#`` starts a comment."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise InputError(f"cannot read codes file {path} ({exc.strerror}): pass an existing text file") from None
+    codes = []
+    for line in text.splitlines():
+        codes += [tok for tok in re.split(r"[\s,;]+", line.split("#", 1)[0]) if tok]
+    return codes
+
+
+def select_codes(kb: KnowledgeBase, *, codes: Iterable[str] | None = None, chapter: int | None = None,
+                 all_codes: bool = False, max_chars: int = 5) -> tuple[list[str], list[str]]:
+    """(dotted codes to scrape, inputs that are not codes of the knowledge base).
+
+    ``--chapter``/``--all`` take categories and subcategories up to ``max_chars`` characters (undotted): longer
+    codes inherit their parent's description through the hierarchy.
+    """
+    if sum(x is not None and x is not False for x in (codes, chapter, all_codes or None)) != 1:
+        raise UsageError("choose which codes to scrape: exactly one of --codes FILE, --chapter N or --all")
+    if codes is not None:
+        chosen, unknown = [], []
+        for raw in codes:
+            info = kb.lookup(raw) if normalize(raw) else None
+            if info is None or info.kind in ("chapter", "block"):
+                unknown.append(raw)
+            elif info.code not in chosen:
+                chosen.append(info.code)
+        return chosen, unknown
+    where = "chapter = ? AND " if chapter is not None else ""
+    rows = kb.con.execute(
+        f"SELECT code FROM codes WHERE {where} kind IN ('category', 'subcategory', 'code') "
+        "AND length(code_nodot) <= ? ORDER BY code_nodot",
+        [chapter, max_chars] if chapter is not None else [max_chars],
+    ).fetchall()
+    if chapter is not None and not rows:
+        raise UsageError(f"chapter {chapter} has no codes: choose a chapter between 1 and 22")
+    return [r[0] for r in rows], []
+
+
+def done_codes(kb: KnowledgeBase, source: str) -> set[str]:
+    """Dotted codes a previous run answered for good (stored, not found, disallowed)."""
+    stored = kb.con.execute("SELECT code FROM symptoms WHERE source = ?", [source]).fetchall()
+    logged = kb.con.execute(
+        f"SELECT code FROM scrape_log WHERE source = ? AND outcome IN {FINAL_OUTCOMES}", [source]
+    ).fetchall()
+    return {r[0] for r in stored} | {r[0] for r in logged}
+
+
+def plan_pages(source: SymptomSource, codes: list[str]) -> tuple[dict[str, dict[str, str]], list[str]]:
+    """({page key: {dotted CM code: ''}}, codes without any page at this source)."""
+    pages: dict[str, dict[str, str]] = {}
+    orphans = []
+    for code in codes:
+        key = source.page_key(code)
+        if key is None:
+            orphans.append(code)
+        else:
+            pages.setdefault(key, {})[code] = ""
+    return pages, orphans
+
+
+# -- writing --------------------------------------------------------------------------------------------------------
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+
+
+def _log(kb: KnowledgeBase, source: str, code: str, url: str | None, outcome: str, reason: str | None,
+         status: int | None) -> None:
+    kb.con.execute("INSERT OR REPLACE INTO scrape_log VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   [source, code, url, outcome, reason, status, _now()])
+
+
+def _store(kb: KnowledgeBase, source: str, found: Description, status: int | None) -> None:
+    kb.con.execute(
+        "INSERT OR REPLACE INTO symptoms VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [found.code, normalize(found.code), source, found.source_code, found.mapping, found.language, found.title,
+         found.text, found.url, _now(), status, found.content_hash],
+    )
+
+
+def record_page(kb: KnowledgeBase, source: SymptomSource, key: str, wanted: dict[str, str], result: FetchResult,
+                summary: ScrapeSummary) -> str:
+    """Parse one fetched page and write its rows and log entries in one transaction; returns the page outcome."""
+    url = result.final_url or result.url
+    parsed: Parsed | None = None
+    if result.ok:
+        parsed = source.parse(result.text or "", url=url, key=key, wanted=wanted)
+        summary.fetched += 1
+    kb.con.execute("BEGIN TRANSACTION")
+    try:
+        outcome = _write(kb, source, wanted, result, parsed, url, summary)
+        kb.con.execute("COMMIT")
+    except BaseException:
+        kb.con.execute("ROLLBACK")
+        raise
+    return outcome
+
+
+def _write(kb, source, wanted, result, parsed, url, summary) -> str:
+    if parsed is not None and parsed.descriptions:
+        kept = [d for d in parsed.descriptions if kb.index.exists(d.code)]
+        for found in kept:
+            _store(kb, source.name, found, result.status)
+            _log(kb, source.name, found.code, url, "stored", found.mapping, result.status)
+        summary.stored += len(kept)
+        for code in wanted:
+            if not any(d.code == code for d in kept):
+                _log(kb, source.name, code, url, "not_found", "no_block_for_code", result.status)
+        return "stored" if kept else "not_found"
+    if parsed is not None:
+        reason = parsed.reason or "no_description"
+        outcome = "failed" if reason in TRANSIENT_PARSE_REASONS else "not_found"
+    else:
+        reason, outcome = result.reason or "unknown", result.outcome
+    {"failed": summary.failed, "skipped": summary.skipped}.get(outcome, summary.not_found)[reason] += 1
+    for code in wanted:
+        _log(kb, source.name, code, url, outcome, reason, result.status)
+    return outcome
+
+
+# -- running --------------------------------------------------------------------------------------------------------
+def scrape_symptoms(kb: KnowledgeBase, source: SymptomSource, codes: list[str], *, options: FetchOptions | None = None,
+                    concurrency: int = 2, refresh: bool = False, on_plan: Callable[[int], None] | None = None,
+                    on_page: OnPage | None = None, transport=None) -> ScrapeSummary:
+    """Fetch and store descriptions for ``codes`` (dotted, from :func:`select_codes`) from ``source``.
+
+    ``kb`` must be opened writable. ``on_plan(n_pages)`` is called once, ``on_page(key, outcome)`` after each page.
+    A KeyboardInterrupt stops the run after the pages in flight; everything already written stays.
+    """
+    if concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    summary = ScrapeSummary(source=source.name, codes=len(codes))
+    done = set() if refresh else done_codes(kb, source.name)
+    todo = [c for c in codes if c not in done]
+    summary.already = len(codes) - len(todo)
+    pages, orphans = plan_pages(source, todo)
+    for code in orphans:
+        _log(kb, source.name, code, None, "skipped", "no_page_at_source", None)
+        summary.skipped["no_page_at_source"] += 1
+    summary.pages = len(pages)
+    if on_plan:
+        on_plan(len(pages))
+    fetcher = PoliteFetcher(options, transport=transport)
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="icdreason-scrape")
+    try:
+        queue = iter(pages.items())
+        running: dict = {}
+
+        def submit_next() -> None:
+            item = next(queue, None)
+            if item is not None:
+                running[pool.submit(fetcher.fetch, source.url_for(item[0]))] = item
+
+        for _ in range(concurrency * 2):
+            submit_next()
+        while running:
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in finished:
+                key, wanted = running.pop(future)
+                outcome = record_page(kb, source, key, wanted, future.result(), summary)
+                if on_page:
+                    on_page(key, outcome)
+                submit_next()
+    except KeyboardInterrupt:
+        summary.interrupted = True
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        summary.requests = fetcher.requests_made
+        fetcher.close()
+        from ..kb.enrich import forget
+
+        forget(kb)
+    return summary
+
+
+def scrape_from_dir(kb: KnowledgeBase, source: SymptomSource, directory: Path, *, refresh: bool = False,
+                    on_plan: Callable[[int], None] | None = None, on_page: OnPage | None = None) -> ScrapeSummary:
+    """Parse saved pages (a ``wget`` mirror, saved JSON answers) with the source's parser and store them."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise InputError(f"{directory} is not a directory: pass the folder holding the saved pages")
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and not p.name.startswith(".")
+                   and p.name != "robots.txt")
+    summary = ScrapeSummary(source=source.name)
+    done = set() if refresh else {r[0] for r in kb.con.execute(
+        "SELECT code FROM symptoms WHERE source = ?", [source.name]).fetchall()}
+    if on_plan:
+        on_plan(len(files))
+    for path in files:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+        key = source.key_from_saved(path, text)
+        if key is None:
+            summary.skipped["unrecognised_file"] += 1
+            outcome = "skipped"
+        elif dotted(key) in done:
+            summary.already += 1
+            outcome = "already"
+        else:
+            summary.pages += 1
+            summary.codes += 1
+            result = FetchResult(source.url_for(key), "ok", text=text, final_url=source.url_for(key))
+            outcome = record_page(kb, source, key, {dotted(key): ""}, result, summary)
+        if on_page:
+            on_page(path.name, outcome)
+    from ..kb.enrich import forget
+
+    forget(kb)
+    return summary

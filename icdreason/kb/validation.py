@@ -14,6 +14,8 @@ verdict reports it separately in ``paper_pattern`` so that both views are availa
 from __future__ import annotations
 
 import bisect
+from itertools import compress
+from operator import not_
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
@@ -71,7 +73,14 @@ class CodeIndex:
         self._billable_codes = [c for c, b in zip(nodot, billable) if b]
         self._nodot_arrow = pa.array(nodot, type=pa.string())
         self._billable_np = np.asarray(billable, dtype=bool)
-        self._memo: dict[str | None, str] = {}
+        # The memo starts with the canonical spellings (dotted and undotted) of every code in the table, so that
+        # well-written input needs no kernel work at all; other spellings are judged once and remembered.
+        self._seed = {}
+        for code, is_billable in zip(nodot, billable):
+            status = "billable" if is_billable else "header"
+            self._seed[code] = status
+            self._seed[dotted(code)] = status
+        self._memo: dict[str | None, str] = dict(self._seed)
 
     @classmethod
     def from_kb(cls, kb: KnowledgeBase) -> CodeIndex:
@@ -91,14 +100,15 @@ class CodeIndex:
         """The status of each code. Distinct inputs not seen before are judged with Arrow kernels; repeats come from a
         memo (predictions repeat codes heavily), so a million codes take well under a second."""
         memo = self._memo
-        todo = set(codes).difference(memo)
-        if todo:
+        out = list(map(memo.get, codes))
+        if None in out:
+            todo = list(set(compress(codes, map(not_, out))))
             if len(memo) + len(todo) > self._MEMO_LIMIT:
                 memo.clear()
-                todo = set(codes)
-            fresh = list(todo)
-            memo.update(zip(fresh, self._judge(fresh)))
-        return list(map(memo.get, codes))
+                memo.update(self._seed)
+            memo.update(zip(todo, self._judge(todo)))
+            out = list(map(memo.get, codes))
+        return out
 
     def _judge(self, codes: list[str]) -> list[str]:
         raw = pa.array(codes, type=pa.string())

@@ -1,0 +1,133 @@
+"""Knowledge-base benchmark: build time, open time, `icdreason --help` start-up, validation throughput.
+
+Run:  python bench/kb.py [--codes 1000000] [--repeat 5]
+
+Validation throughput is measured on the same 1,000,000 mixed codes (billable, header, unknown, malformed; dotted,
+undotted, lower-case, with stray spaces) for icdreason's vectorised `KnowledgeBase.statuses` (cold: a fresh index
+with an empty memo; warm: the same codes again) and for simple_icd_10_cm's own `is_valid_item`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+def timed(fn, repeat: int) -> float:
+    """Median wall time of ``repeat`` calls."""
+    runs = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - started)
+    return statistics.median(runs)
+
+
+def mixed_codes(kb, n: int, seed: int = 0) -> list[str]:
+    """n codes: 70% billable, 10% headers, 12% unknown, 8% malformed, in assorted spellings."""
+    rng = random.Random(seed)
+    billable = kb.billable_codes()
+    headers = [r[0] for r in kb.con.execute(
+        "SELECT code FROM codes WHERE NOT billable AND kind IN ('category', 'subcategory')").fetchall()]
+    unknown = [c[:-1] + "Q" if not c.endswith("Q") else c[:-1] + "W" for c in billable[::7]]
+    malformed = ["", "??", "1234", "I2", "hello", "M51.16789", "I21-4", "Z"] * 50
+    pools = [(billable, 0.70), (headers, 0.10), (unknown, 0.12), (malformed, 0.08)]
+    out = []
+    for _ in range(n):
+        pick = rng.random()
+        for pool, share in pools:
+            if pick < share:
+                code = rng.choice(pool)
+                break
+            pick -= share
+        else:
+            code = rng.choice(billable)
+        style = rng.random()
+        if style < 0.3:
+            code = code.replace(".", "")
+        elif style < 0.4:
+            code = code.lower()
+        elif style < 0.45:
+            code = f" {code} "
+        out.append(code)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--codes", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    from icdreason.kb import KnowledgeBase, build_kb
+    from icdreason.kb.validation import CodeIndex
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "kb.duckdb"
+        build_s = timed(lambda: build_kb(path, force=True), max(1, args.repeat // 2))
+        rows.append(("KB build from the April-2026 XML", f"{build_s:.2f} s", "< 15 s"))
+
+        def open_close():
+            KnowledgeBase.open(path).close()
+
+        open_s = timed(open_close, args.repeat)
+        rows.append(("KB open (connect + schema check)", f"{open_s * 1000:.0f} ms", "< 300 ms"))
+
+        with KnowledgeBase.open(path) as kb:
+            index_s = timed(lambda: CodeIndex.from_kb(kb), args.repeat)
+            rows.append(("code index load (first validation)", f"{index_s * 1000:.0f} ms", ""))
+            codes = mixed_codes(kb, args.codes)
+
+            index = CodeIndex.from_kb(kb)
+            cold_s = timed(lambda: CodeIndex.statuses(_fresh(index), codes), args.repeat)
+            index.statuses(codes)
+            warm_s = timed(lambda: index.statuses(codes), args.repeat)
+            n = len(codes)
+            rows.append((f"validate {n:,} codes, icdreason (fresh index)", f"{n / cold_s / 1e6:.2f} M codes/s", ">= 2 M/s"))
+            rows.append((f"validate {n:,} codes, icdreason (same codes again)", f"{n / warm_s / 1e6:.2f} M codes/s", ""))
+            statuses = index.statuses(codes)
+
+        import simple_icd_10_cm as cm
+
+        cm.is_valid_item("I10")  # load its data outside the timing
+        simple_s = timed(lambda: [cm.is_valid_item(c) for c in codes], max(1, args.repeat // 2))
+        rows.append((f"validate {n:,} codes, simple_icd_10_cm.is_valid_item", f"{n / simple_s / 1e6:.2f} M codes/s",
+                     "reference"))
+
+    help_s = timed(lambda: subprocess.run([sys.executable, "-m", "icdreason", "--help"], capture_output=True,
+                                          check=True), args.repeat)
+    bare_s = timed(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), args.repeat)
+    rows.append(("`icdreason --help` start-up", f"{help_s * 1000:.0f} ms", "< 200 ms"))
+    rows.append(("  of which bare Python start-up", f"{bare_s * 1000:.0f} ms", ""))
+
+    table = Table(title="icdreason knowledge-base benchmark")
+    table.add_column("measure")
+    table.add_column("result", justify="right")
+    table.add_column("target")
+    for row in rows:
+        table.add_row(*row)
+    console = Console()
+    console.print(table)
+    from collections import Counter
+
+    console.print("status mix:", dict(Counter(statuses)))
+
+
+def _fresh(index):
+    """The same index with a fresh memo (only the canonical spellings), as right after loading."""
+    index._memo = dict(index._seed)
+    return index
+
+
+if __name__ == "__main__":
+    main()

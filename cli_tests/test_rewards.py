@@ -286,3 +286,22 @@ def test_trl_reasoning_content_is_put_back_into_the_think_block():
     completion = [[{"role": "assistant", "reasoning_content": "Fever.", "content": "<diagnosis>J18.9</diagnosis>"}]]
     assert outcome[0](prompts=["p"], completions=completion, code=["J189"]) == [60.0]
     assert outcome[1](prompts=["p"], completions=completion, code=["J189"]) == [1.0]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# one definition of the paper's format check: the reward agrees with icdreason.parse
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+FRAGMENTS = ["<think>", "</think>", "<diagnosis>", "</diagnosis>", "I21.4", "i21.4", "Z3A.01", "M51", " ", "\n",
+             "reasoning", ".", "code: I10"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=9))
+def test_format_check_agrees_with_the_parser(pieces):
+    from icdreason.parse import format_ok
+
+    text = "".join(pieces)
+    assert split_response(text).format_ok == format_ok(text), text

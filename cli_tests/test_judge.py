@@ -1,0 +1,197 @@
+"""The LLM judge against a local OpenAI-compatible server started by the test (well-behaved, erroring, slow)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import duckdb
+import pytest
+
+from icdreason.judge import CHOICES, JudgeClient, JudgeItem, parse_judge_answer
+from icdreason.rewards import RewardConfig, score_batch
+
+TRACE = "Crushing chest pain for two hours, troponin rising, ST depression in V4-V6: a non-ST elevation infarction."
+NOTE = "Chief Complaint: chest pain. HPI: 67-year-old man with crushing substernal chest pain since this morning."
+
+
+class FakeJudge(BaseHTTPRequestHandler):
+    """``/<mode>/v1/chat/completions``; modes: ok, garbage, fenced, slow, error, strict (rejects vLLM extras)."""
+
+    requests: list[dict] = []
+    headers_seen: list[dict] = []
+    in_flight = 0
+    max_in_flight = 0
+    lock = threading.Lock()
+
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        mode = self.path.split("/")[1]
+        cls = type(self)
+        with cls.lock:
+            cls.requests.append({"mode": mode, **body})
+            cls.headers_seen.append(dict(self.headers))
+            cls.in_flight += 1
+            cls.max_in_flight = max(cls.max_in_flight, cls.in_flight)
+        try:
+            time.sleep(0.05)
+            if mode == "slow":
+                time.sleep(2.0)
+            if mode == "error":
+                return self._send(500, {"error": "boom"})
+            if mode == "strict" and ("structured_outputs" in body or "guided_choice" in body):
+                return self._send(400, {"error": {"message": "Unrecognized request argument: structured_outputs"}})
+            answer = {"garbage": "I would rate this a 4.", "fenced": '```json\n{"score": 4}\n```'}.get(
+                mode, json.dumps({"score": 4 if "troponin" in body["messages"][1]["content"] else 2}))
+            self._send(200, {"id": "x", "object": "chat.completion", "model": body["model"],
+                             "choices": [{"index": 0, "message": {"role": "assistant", "content": answer},
+                                          "finish_reason": "stop"}]})
+        finally:
+            with cls.lock:
+                cls.in_flight -= 1
+
+    def _send(self, status, payload):
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):  # clients that time out close the socket early
+        pass
+
+
+@pytest.fixture
+def server():
+    FakeJudge.requests, FakeJudge.headers_seen = [], []
+    FakeJudge.in_flight = FakeJudge.max_in_flight = 0
+    httpd = QuietServer(("127.0.0.1", 0), FakeJudge)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def enriched_kb(kb_file):
+    """The KB copy with a symptom description for I21.4 and a chapter-9 guideline section."""
+    con = duckdb.connect(str(kb_file))
+    con.execute("""INSERT INTO symptoms VALUES ('I21.4', 'I214', 'gesund', 'I21.4', 'exact', 'en', 'NSTEMI',
+                   'Heart attack without ST elevation: chest pain, shortness of breath, sweating.', NULL,
+                   now(), 200, 'h')""")
+    con.execute("""INSERT INTO guidelines VALUES ('I.C.9', 'I.C', 2, 1, 'I', 9,
+                   'Chapter 9: Diseases of the Circulatory System', 'Code acute myocardial infarction by site.',
+                   1, 2, 'test', now())""")
+    con.close()
+    from icdreason.kb import KnowledgeBase
+
+    with KnowledgeBase.open(kb_file) as base:
+        yield base
+
+
+def item(code="I21.4", trace=TRACE, note=NOTE):
+    return JudgeItem(note=note, trace=trace, code=code)
+
+
+def test_prompt_carries_note_predicted_code_symptoms_and_guideline(server, enriched_kb, tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_JUDGE_KEY", "sk-secret-123")
+    with JudgeClient(f"{server}/ok/v1", "judge-model", api_key_env="TEST_JUDGE_KEY", kb=enriched_kb,
+                     cache=tmp_path / "c.sqlite") as judge:
+        assert judge.score(item()) == 4.0
+    sent = FakeJudge.requests[0]
+    user = sent["messages"][1]["content"]
+    assert NOTE in user and TRACE in user
+    assert "I21.4 - Non-ST elevation (NSTEMI) myocardial infarction" in user
+    assert "chest pain, shortness of breath, sweating" in user  # symptoms of the PREDICTED code
+    assert "Code acute myocardial infarction by site." in user  # its chapter's guideline
+    assert sent["structured_outputs"] == {"choice": CHOICES} and sent["model"] == "judge-model"
+    assert FakeJudge.headers_seen[0]["Authorization"] == "Bearer sk-secret-123"
+
+
+def test_cache_keyed_by_note_trace_and_code(server, enriched_kb, tmp_path):
+    cache = tmp_path / "judge.sqlite"
+    with JudgeClient(f"{server}/ok/v1", "m", kb=enriched_kb, cache=cache) as judge:
+        assert judge.score_many([item(), item(), item(code="I21.9")]) == [4.0, 4.0, 4.0]
+        assert len(FakeJudge.requests) == 2  # duplicates share one request
+    with JudgeClient(f"{server}/ok/v1", "m", kb=enriched_kb, cache=cache) as judge:
+        assert judge.score_many([item(), item(trace="Other reasoning.")]) == [4.0, 2.0]
+        assert judge.stats.cache_hits == 1 and len(FakeJudge.requests) == 3
+
+
+def test_bounded_concurrency(server, enriched_kb):
+    with JudgeClient(f"{server}/ok/v1", "m", kb=enriched_kb, cache="off", concurrency=3) as judge:
+        scores = judge.score_many([item(trace=f"{TRACE} #{i}") for i in range(12)])
+    assert scores == [4.0] * 12
+    assert 1 < FakeJudge.max_in_flight <= 3
+
+
+@pytest.mark.parametrize("mode,reason", [("garbage", 'answer is not {"score": 1-5}'),
+                                         ("fenced", 'answer is not {"score": 1-5}'),
+                                         ("error", "HTTP 500")])
+def test_bad_answers_and_errors_give_none_and_a_counted_warning(server, enriched_kb, mode, reason):
+    with JudgeClient(f"{server}/{mode}/v1", "m", kb=enriched_kb, cache="off", retries=1) as judge:
+        assert judge.score_many([item(), item(code="I10")]) == [None, None]
+        assert judge.stats.failures[reason] == 2
+    if mode == "error":
+        assert len(FakeJudge.requests) == 4  # one retry each
+
+
+def test_timeout_gives_none(server, enriched_kb):
+    with JudgeClient(f"{server}/slow/v1", "m", kb=enriched_kb, cache="off", timeout=0.5) as judge:
+        start = time.monotonic()
+        assert judge.score(item()) is None
+        assert time.monotonic() - start < 2.0
+        assert judge.stats.failures["timeout"] == 1
+
+
+def test_unreachable_server(enriched_kb):
+    with JudgeClient("http://127.0.0.1:9/v1", "m", kb=enriched_kb, cache="off", retries=0, timeout=2) as judge:
+        assert judge.score(item()) is None
+        assert judge.stats.failures["connection error"] == 1
+
+
+def test_server_without_constrained_decoding_is_asked_again_without(server, enriched_kb):
+    with JudgeClient(f"{server}/strict/v1", "m", kb=enriched_kb, cache="off") as judge:
+        assert judge.score_many([item(), item(trace="Hypertension.")]) == [4.0, 2.0]
+        assert judge.guided == "none" and judge.stats.failed == 0
+    assert "structured_outputs" in FakeJudge.requests[0] and "structured_outputs" not in FakeJudge.requests[-1]
+
+
+def test_guided_choice_and_json_schema_bodies(server, enriched_kb):
+    with JudgeClient(f"{server}/ok/v1", "m", kb=enriched_kb, cache="off", guided="guided_choice") as judge:
+        judge.score(item())
+    with JudgeClient(f"{server}/ok/v1", "m", kb=enriched_kb, cache="off", guided="json_schema") as judge:
+        judge.score(item())
+    assert FakeJudge.requests[0]["guided_choice"] == CHOICES
+    assert FakeJudge.requests[1]["response_format"]["json_schema"]["schema"]["properties"]["score"]["enum"] == [1, 2, 3, 4, 5]
+
+
+def test_strict_parsing():
+    assert parse_judge_answer('{"score": 5}') == 5
+    assert parse_judge_answer(' {"score":1}\n') == 1
+    for bad in ['{"score": 6}', '{"score": "4"}', '{"score": 4.5}', '{"score": true}', "4", '{"score": 4, "why": "x"}',
+                '[4]', "", None]:
+        assert parse_judge_answer(bad) is None, bad
+
+
+def test_judge_component_in_the_reward_with_neutral_fallback(server, kb_file, monkeypatch, tmp_path):
+    responses = [f"{TRACE}</think><diagnosis>I21.4</diagnosis>", "no reasoning</think><diagnosis>bad</diagnosis>"]
+    ok = RewardConfig(components=("outcome", "judge"), judge_url=f"{server}/ok/v1", judge_model="m",
+                      judge_cache=str(tmp_path / "c.sqlite"))
+    results = score_batch(responses, ["I214", "I214"], config=ok, notes=[NOTE, NOTE])
+    assert results[0].components["judge"] == pytest.approx(0.05 * 4) and results[0].judge_score == 4.0
+    assert results[1].components["judge"] == 0.0  # nothing valid to judge
+    failing = RewardConfig(components=("outcome", "judge"), judge_url=f"{server}/error/v1", judge_model="m",
+                           judge_cache="off")
+    r = score_batch(responses[:1], ["I214"], config=failing, notes=[NOTE])[0]
+    assert r.components["judge"] == pytest.approx(0.05 * 3) and r.judge_score is None
+    assert r.score == pytest.approx(60.0 + 0.15)

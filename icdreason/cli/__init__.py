@@ -66,6 +66,9 @@ app.command("eval")(_eval.evaluate)
 from . import scrape as _scrape  # noqa: E402
 
 app.add_typer(_scrape.app, name="scrape")
+from . import audit as _audit  # noqa: E402
+
+app.add_typer(_audit.app, name="audit")
 # (more command groups are registered below this line)
 
 

@@ -1,0 +1,205 @@
+"""``audit import``: decisions made offline in a spreadsheet, validated row by row.
+
+Each row needs ``case_id``, ``reviewer`` and ``decision`` (accept | correct | reject | skip, or a/c/r/s); ``code`` is
+the expert's code (required to correct), ``reason`` a rejection reason (key or label), and ``comment``, ``seconds``,
+``blind_code``, ``flagged`` and ``decided_at`` are optional. Valid rows are written in one transaction; every other
+row is reported with its line number and why, and nothing is half-written.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ..codes import normalize
+from ..errors import InputError
+from .pending import CSV_COLUMNS
+from .store import REJECT_REASONS, AuditDatabaseError, AuditStore, Case, Decision, now
+
+if TYPE_CHECKING:
+    from ..kb import KnowledgeBase
+
+_DECISION_ALIASES = {
+    "a": "accept", "accept": "accept", "accepted": "accept",
+    "c": "correct", "correct": "correct", "corrected": "correct", "correction": "correct",
+    "r": "reject", "reject": "reject", "rejected": "reject",
+    "s": "skip", "skip": "skip", "skipped": "skip",
+}
+_HEADER_ALIASES = {"id": "case_id", "case": "case_id", "expert_code": "code", "comments": "comment"}
+_TRUE = {"true", "yes", "y", "1", "x"}
+_FALSE = {"", "false", "no", "n", "0"}
+
+
+@dataclass
+class RejectedRow:
+    """A row that was not imported, and why."""
+
+    line: int
+    case_id: str
+    reviewer: str
+    error: str
+
+
+@dataclass
+class ImportResult:
+    """What an import did: rows written, rows equal to the decision already stored, rows rejected."""
+
+    imported: int = 0
+    unchanged: int = 0
+    rejected: list[RejectedRow] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+
+
+def reason_key(text: str) -> str | None:
+    """The stored key of a rejection reason given as a key or a label (``"Missed severity"`` -> ``missed_severity``)."""
+    t = text.strip().lower().replace("-", " ").replace("_", " ")
+    for key, label in REJECT_REASONS.items():
+        if t in (key.replace("_", " "), label):
+            return key
+    return None
+
+
+def read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) for each data row of a CSV file; headers are matched case-insensitively."""
+    if not path.exists():
+        raise InputError(f"file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not UTF-8 text: save the spreadsheet as CSV UTF-8") from None
+    first = text.split("\n", 1)[0]
+    try:
+        dialect = csv.Sniffer().sniff(first, delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.reader(io.StringIO(text), dialect)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise InputError(f"{path} is empty: expected a header row with {', '.join(CSV_COLUMNS[:3])}") from None
+    names = [_HEADER_ALIASES.get(h.strip().lower().replace(" ", "_"), h.strip().lower().replace(" ", "_"))
+             for h in header]
+    missing = [c for c in ("case_id", "reviewer", "decision") if c not in names]
+    if missing:
+        raise InputError(f"{path} lacks the column(s) {', '.join(missing)} (columns found: {', '.join(header)}); "
+                         f"expected {', '.join(CSV_COLUMNS)}")
+    rows = []
+    for values in reader:
+        if not any(v.strip() for v in values):
+            continue
+        rows.append((reader.line_num, {n: (values[i].strip() if i < len(values) else "") for i, n in enumerate(names)}))
+    return rows
+
+
+def _check(row: dict[str, str], case: Case | None, kb: KnowledgeBase, reviewers: set[str]) -> Decision | str:
+    """A Decision for a valid row, else the reason it is rejected."""
+    case_id, reviewer = row.get("case_id", ""), row.get("reviewer", "")
+    if not case_id:
+        return "no case_id"
+    if case is None:
+        return f"case {case_id!r} is not in this audit"
+    if not reviewer:
+        return "no reviewer"
+    if reviewer not in reviewers:
+        known = ", ".join(sorted(reviewers)) or "none yet"
+        return f"unknown reviewer {reviewer!r} (known: {known}): fix the name or pass --add-reviewer {reviewer}"
+    decision = _DECISION_ALIASES.get(row.get("decision", "").lower())
+    if decision is None:
+        return f"decision {row.get('decision', '')!r} is not accept, correct, reject or skip"
+
+    def billable(field_name: str) -> str | None | tuple[str]:
+        raw = row.get(field_name, "")
+        if not raw:
+            return None
+        v = kb.validate(raw)
+        if v.status != "billable":
+            return (f"{field_name} {raw!r}: {v.message}",)
+        return v.code
+
+    code, blind = billable("code"), billable("blind_code")
+    for value in (code, blind):
+        if isinstance(value, tuple):
+            return value[0]
+    model = normalize(case.model_code) if case.model_code else None
+    if decision == "accept":
+        if case.status != "billable":
+            return f"cannot accept: the model's code {case.model_code or '(none)'} is {case.status}"
+        if code and normalize(code) != model:
+            return f"accept with code {code}, but the model predicted {case.model_code}: use decision correct"
+        code = None
+    if decision == "correct":
+        if not code:
+            return "correct needs the expert's code in the code column"
+        if normalize(code) == model:
+            return f"correct with the model's own code {code}: use decision accept"
+    reason = None
+    if row.get("reason"):
+        reason = reason_key(row["reason"])
+        if reason is None:
+            return f"reason {row['reason']!r} is not one of: {', '.join(REJECT_REASONS.values())}"
+    if decision == "reject" and reason is None:
+        return f"reject needs a reason: one of {', '.join(REJECT_REASONS.values())}"
+    if reason == "other" and not row.get("comment"):
+        return "reason 'other' needs a comment"
+    seconds = None
+    if row.get("seconds"):
+        try:
+            seconds = float(row["seconds"])
+        except ValueError:
+            return f"seconds {row['seconds']!r} is not a number"
+        if seconds < 0:
+            return "seconds cannot be negative"
+    flag = row.get("flagged", "").lower()
+    if flag not in _TRUE | _FALSE:
+        return f"flagged {row.get('flagged')!r} is not true or false"
+    decided_at = None
+    if row.get("decided_at"):
+        try:
+            decided_at = datetime.fromisoformat(row["decided_at"]).replace(tzinfo=None)
+        except ValueError:
+            return f"decided_at {row['decided_at']!r} is not an ISO date-time (2026-04-12T10:15:00)"
+    return Decision(reviewer=reviewer, case_id=case_id, decision=decision, expert_code=code, blind_code=blind,
+                    reason=reason, comment=row.get("comment") or None, flagged=flag in _TRUE, seconds=seconds,
+                    decided_at=decided_at or now())
+
+
+def import_decisions(store: AuditStore, kb: KnowledgeBase, path: Path, *, add_reviewers: tuple[str, ...] = (),
+                     source: str | None = None, dry_run: bool = False) -> ImportResult:
+    """Validate every row of a decisions CSV and write the valid ones (unless ``dry_run``)."""
+    info = store.info()
+    if info is None:
+        raise AuditDatabaseError(f"{store.path} holds no audit yet: run `icdreason audit start PREDICTIONS "
+                                 f"--reviewer NAME --db {store.path}` first")
+    cases = {c.case_id: c for c in store.cases()}
+    reviewers = set(store.reviewers()) | set(add_reviewers)
+    current = {(d.reviewer, d.case_id): d for d in store.decisions()}
+    result = ImportResult()
+    seen: dict[tuple[str, str], int] = {}
+    for line, row in read_rows(path):
+        key = (row.get("reviewer", ""), row.get("case_id", ""))
+        checked = _check(row, cases.get(key[1]), kb, reviewers)
+        if isinstance(checked, str):
+            result.rejected.append(RejectedRow(line, key[1], key[0], checked))
+            continue
+        if key in seen:
+            result.rejected.append(RejectedRow(line, key[1], key[0], f"duplicate of line {seen[key]}"))
+            continue
+        seen[key] = line
+        old = current.get(key)
+        if old is not None and (old.decision, old.expert_code, old.reason, old.comment, old.flagged) == (
+                checked.decision, checked.expert_code, checked.reason, checked.comment, checked.flagged):
+            result.unchanged += 1
+            continue
+        checked.source = source or f"import:{path.name}"
+        checked.predictions_sha256 = info.predictions_sha256
+        result.decisions.append(checked)
+    result.imported = len(result.decisions)
+    if not dry_run:
+        for name in sorted({d.reviewer for d in result.decisions} - set(store.reviewers())):
+            store.add_reviewer(name, "import")
+        store.record(result.decisions)
+    return result

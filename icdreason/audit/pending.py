@@ -1,0 +1,54 @@
+"""The CSV layout of decisions made outside the database (offline spreadsheets, and decisions kept while the
+database was locked), and the pending file a session falls back to."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+from .store import Decision
+
+#: Columns of a decisions CSV; ``case_id``, ``reviewer`` and ``decision`` are required in an import.
+CSV_COLUMNS = ("case_id", "reviewer", "decision", "code", "reason", "comment", "seconds", "blind_code", "flagged",
+               "decided_at")
+
+
+def decision_row(d: Decision) -> dict[str, str]:
+    """One decision as a CSV row."""
+    return {
+        "case_id": d.case_id, "reviewer": d.reviewer, "decision": d.decision, "code": d.expert_code or "",
+        "reason": d.reason or "", "comment": d.comment or "",
+        "seconds": "" if d.seconds is None else f"{d.seconds:.3f}", "blind_code": d.blind_code or "",
+        "flagged": "true" if d.flagged else "", "decided_at": d.decided_at.isoformat() if d.decided_at else "",
+    }
+
+
+def write_decisions_csv(path: Path, decisions: list[Decision]) -> None:
+    """Write decisions as CSV atomically (temporary file, then rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+        writer.writeheader()
+        for d in decisions:
+            writer.writerow(decision_row(d))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+class PendingFile:
+    """Decisions that could not be written to the database yet, mirrored to a CSV file after every change."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.decisions: list[Decision] = []
+
+    def save(self, decisions: list[Decision]) -> None:
+        self.decisions = list(decisions)
+        write_decisions_csv(self.path, self.decisions)
+
+    def clear(self) -> None:
+        self.decisions = []
+        if self.path.exists():
+            self.path.unlink()

@@ -1,0 +1,172 @@
+"""``icdreason audit``: expert review of predictions — an interactive session, offline imports, the report."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from ..errors import UsageError
+from .common import KbOption, console, disclaimer, open_kb, say
+
+app = typer.Typer(help="Expert review of predictions: accept, correct or reject each case; agreement and reports.",
+                  no_args_is_help=True)
+
+DbOption = Annotated[Path, typer.Option("--db", help="The audit database (DuckDB); created by the first `start`.")]
+_REVIEWER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+
+
+def _reviewer(name: str) -> str:
+    if not _REVIEWER.match(name):
+        raise UsageError(f"reviewer {name!r}: use letters, digits and . _ @ - (e.g. --reviewer jdoe)")
+    return name
+
+
+def _print_rejected(rejected) -> None:
+    table = Table(title=f"{len(rejected)} rejected row(s)")
+    for col in ("line", "case", "reviewer", "why"):
+        table.add_column(col)
+    for r in rejected:
+        table.add_row(str(r.line), Text(r.case_id), Text(r.reviewer), Text(r.error))
+    console.print(table)
+
+
+@app.command("start")
+def start(
+    predictions: Annotated[Path, typer.Argument(help="Predictions file (JSONL, CSV, Parquet or DuckDB) from "
+                                                "`icdreason predict`.")],
+    reviewer: Annotated[str, typer.Option("--reviewer", help="Your reviewer id; your progress is kept under it.")],
+    db: DbOption = Path("audit.duckdb"),
+    sample_size: Annotated[Optional[int], typer.Option("--sample", min=1, help="Review N cases (default: all). "
+                                                       "Drawn once, when the audit starts.")] = None,
+    strategy: Annotated[str, typer.Option("--strategy", help="How to draw --sample: random, low-confidence, "
+                                          "per-chapter or disagreement.")] = "random",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the sample.")] = 0,
+    blind: Annotated[bool, typer.Option("--blind", help="Enter your own code before the model's is shown "
+                                        "(for unbiased model-vs-expert agreement).")] = False,
+    kb: KbOption = None,
+) -> None:
+    """Review predictions case by case (resumes where you stopped).
+
+    Keys: a accept, c correct, r reject, s skip, b back, f flag, n/p page, ? help, q quit. Every decision is saved at
+    once. When stdin is not a terminal, give one key or answer per line.
+    """
+    from ..audit.cases import start_audit
+    from ..audit.importer import import_decisions
+    from ..audit.keys import make_keys
+    from ..audit.sampling import STRATEGIES
+    from ..audit.session import ReviewSession
+    from ..audit.store import AuditStore
+    from ..audit.terminal import ReviewScreen, check_width
+
+    _reviewer(reviewer)
+    if strategy not in STRATEGIES:
+        raise UsageError(f"unknown --strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+    check_width(console)
+    disclaimer()
+    store = AuditStore.open(db)
+    with open_kb(kb) as base:
+        info, created = start_audit(store, predictions, base, sample_size=sample_size, strategy=strategy, seed=seed)
+        if created:
+            say(f"Audit started on {predictions}: {len(store.cases())} of {info.records} cases "
+                f"({info.strategy}{'' if info.sample_size is None else f', seed {info.seed}'}) in {db}")
+        elif sample_size is not None and (sample_size, strategy, seed) != (info.sample_size, info.strategy, info.seed):
+            say(f"This audit's sample was drawn when it started ({info.sample_size or 'all'} cases, {info.strategy}, "
+                f"seed {info.seed}); --sample/--strategy/--seed are ignored")
+        store.add_reviewer(reviewer, "session")
+        pending = Path(f"{store.path}.{reviewer}.pending.csv")
+        if pending.exists():
+            result = import_decisions(store, base, pending, source="session")
+            say(f"Wrote {result.imported} decision(s) kept in {pending} while the database was unavailable")
+            if result.rejected:
+                _print_rejected(result.rejected)
+                pending.rename(pending.with_name(pending.name + ".rejected"))
+            else:
+                pending.unlink()
+        session = ReviewSession(store, reviewer, base, blind=blind)
+        if session.done:
+            say(f"Nothing left for {reviewer}: all {len(session.cases)} cases decided. "
+                f"See `icdreason audit report --db {db}`")
+            return
+        summary = ReviewScreen(session, console, make_keys(console)).run()
+    c = summary.counts
+    say(f"{reviewer}: {c['accept']} accepted, {c['correct']} corrected, {c['reject']} rejected, {c['skip']} skipped "
+        f"this session; {summary.decided} decided in all, {summary.remaining} to go. "
+        + ("Resume with the same command." if summary.remaining else "All cases decided."))
+    if summary.pending:
+        say(f"{summary.pending} decision(s) could not be written (database locked or read-only) and are kept in "
+            f"{summary.pending_path}: the next `start` writes them, or `icdreason audit import` them")
+        raise typer.Exit(1)
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="CSV of decisions: case_id, reviewer, decision, code, reason "
+                                         "[, comment, seconds, blind_code, flagged, decided_at].")],
+    db: DbOption = Path("audit.duckdb"),
+    add_reviewer: Annotated[Optional[list[str]], typer.Option("--add-reviewer", help="Accept this reviewer id even "
+                                                              "if it never started a session (repeatable).")] = None,
+    predictions: Annotated[Optional[Path], typer.Option("--predictions", help="Start the audit on this predictions "
+                                                        "file (all cases) if the database holds none yet; checked by "
+                                                        "hash otherwise.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate only; write nothing.")] = False,
+    rejected_out: Annotated[Optional[Path], typer.Option("--rejected-out", help="Write the rejected rows, with "
+                                                         "their error, to this CSV.")] = None,
+    kb: KbOption = None,
+) -> None:
+    """Load decisions made offline (a spreadsheet saved as CSV), validated row by row.
+
+    Valid rows are written; rejected rows are listed with their line and why. Exit code 1 when any row was rejected.
+    """
+    import csv
+
+    from ..audit.cases import start_audit
+    from ..audit.importer import import_decisions
+    from ..audit.store import AuditStore
+
+    for name in add_reviewer or []:
+        _reviewer(name)
+    store = AuditStore.open(db)
+    with open_kb(kb) as base:
+        if predictions is not None:
+            start_audit(store, predictions, base)
+        result = import_decisions(store, base, file, add_reviewers=tuple(add_reviewer or ()), dry_run=dry_run)
+    verb = "would import" if dry_run else "imported"
+    say(f"{file}: {verb} {result.imported} decision(s), {result.unchanged} unchanged, {len(result.rejected)} rejected")
+    if result.rejected:
+        _print_rejected(result.rejected)
+        if rejected_out is not None:
+            with open(rejected_out, "w", newline="", encoding="utf-8") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(["line", "case_id", "reviewer", "error"])
+                writer.writerows([r.line, r.case_id, r.reviewer, r.error] for r in result.rejected)
+            say(f"rejected rows written to {rejected_out}")
+        raise typer.Exit(1)
+
+
+@app.command("report")
+def report(
+    db: DbOption = Path("audit.duckdb"),
+    html: Annotated[Optional[Path], typer.Option("--html", help="Also write one self-contained HTML file.")] = None,
+    md: Annotated[Optional[Path], typer.Option("--md", help="Also write the report as Markdown.")] = None,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Embed plots in the HTML (matplotlib).")] = True,
+) -> None:
+    """Acceptance, divergence levels, per-chapter table, agreement (kappa), time per case, reasons, flagged cases."""
+    from ..audit.render import markdown, print_report
+    from ..audit.report import build_report
+    from ..audit.store import AuditStore
+
+    result = build_report(AuditStore.open(db, create=False))
+    print_report(result, console)
+    if md is not None:
+        md.write_text(markdown(result), encoding="utf-8")
+        say(f"Markdown report written to {md}")
+    if html is not None:
+        from ..audit.html import html_report
+
+        html.write_text(html_report(result, with_plots=plots), encoding="utf-8")
+        say(f"HTML report written to {html}")

@@ -69,6 +69,9 @@ app.add_typer(_scrape.app, name="scrape")
 from . import audit as _audit  # noqa: E402
 
 app.add_typer(_audit.app, name="audit")
+from . import predict as _predict  # noqa: E402
+
+app.command("predict")(_predict.predict)
 # (more command groups are registered below this line)
 
 

@@ -1,0 +1,272 @@
+"""``icdreason predict``: one reasoning trace and one ICD-10-CM code per admission note."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.table import Table
+
+from ..errors import UsageError
+from .common import KbOption, console, err_console, open_kb, say
+
+_STATUS_STYLE = {"billable": "green", "header": "yellow", "unknown": "red", "malformed": "red", "no_output": "red"}
+
+# Command-line flags that set an engine option, and the option names engines use for them.
+_ENGINE_FLAGS: dict[str, tuple[str, ...]] = {
+    "base_url": ("base_urls", "base_url"),
+    "api_key_env": ("api_key_env",),
+    "concurrency": ("concurrency", "max_concurrency"),
+    "timeout": ("timeout", "request_timeout"),
+    "retries": ("retries", "max_retries"),
+    "tensor_parallel_size": ("tensor_parallel_size",),
+    "gpu_memory_utilization": ("gpu_memory_utilization",),
+    "max_model_len": ("max_model_len",),
+    "dtype": ("dtype",),
+    "device": ("device",),
+}
+
+
+def _parse_option(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise UsageError(f"--engine-option {text!r}: write KEY=VALUE, e.g. --engine-option batch_size=4")
+    try:
+        parsed: Any = json.loads(value)
+    except json.JSONDecodeError:
+        parsed = value
+    return key.strip().replace("-", "_"), parsed
+
+
+def engine_options(cls, flags: dict[str, Any], extra: list[str]) -> dict[str, Any]:
+    """Engine options from the dedicated flags (mapped to the field names ``cls.Options`` has) and KEY=VALUE pairs."""
+    import dataclasses
+
+    fields = {f.name: f for f in dataclasses.fields(cls.Options)}
+    options: dict[str, Any] = {}
+    for flag, value in flags.items():
+        if value is None or value == []:
+            continue
+        name = next((n for n in _ENGINE_FLAGS[flag] if n in fields), None)
+        if name is None:
+            raise UsageError(f"--{flag.replace('_', '-')} does not apply to the {cls.name} engine")
+        if isinstance(value, list) and "list" not in str(fields[name].type):
+            if len(value) > 1:
+                raise UsageError(f"the {cls.name} engine takes one --{flag.replace('_', '-')}")
+            value = value[0]
+        options[name] = value
+    for item in extra:
+        key, value = _parse_option(item)
+        options[key] = value
+    return options
+
+
+def _results_table(records: list) -> Table:
+    table = Table(title=f"{len(records)} notes", title_justify="left")
+    for col, kw in (("id", {}), ("code", {}), ("status", {}), ("description", {"overflow": "fold"}),
+                    ("conf.", {"justify": "right"}), ("flags / reason", {"overflow": "fold"})):
+        table.add_column(col, **kw)
+    for r in records:
+        why = ", ".join(r.flags) + (f" {r.error}" if r.error else "")
+        table.add_row(r.id, r.code or "-", f"[{_STATUS_STYLE.get(r.status, 'white')}]{r.status}[/]",
+                      r.description or "", f"{r.confidence.get('code', 0):.2f}", why.strip())
+    return table
+
+
+def _summary_table(summary) -> Table:
+    from ..codes import CHAPTER_RANGES
+
+    roman = {c.number: c.roman for c in CHAPTER_RANGES}
+    table = Table(title=f"run {summary.run_id}: {summary.engine}"
+                        + (f" ({summary.model})" if summary.model else " (no language model)"),
+                  title_justify="left", show_header=True)
+    table.add_column("")
+    table.add_column("count", justify="right")
+    for status in ("billable", "header", "unknown", "malformed", "no_output"):
+        if summary.by_status.get(status):
+            table.add_row(f"status {status}", str(summary.by_status[status]))
+    chapters = sorted((k for k in summary.by_chapter if k != "-"), key=int)
+    for ch in chapters:
+        table.add_row(f"chapter {roman.get(ch, ch)}", str(summary.by_chapter[ch]))
+    if summary.by_chapter.get("-"):
+        table.add_row("no chapter", str(summary.by_chapter["-"]))
+    for flag, count in sorted(summary.flags.items()):
+        table.add_row(f"flag {flag}", str(count))
+    if summary.skipped:
+        table.add_row("skipped (already written)", str(summary.skipped))
+    table.add_row("notes predicted", str(summary.predicted))
+    table.add_row("seconds", f"{summary.seconds:.2f}")
+    table.add_row("notes/s", f"{summary.notes_per_second:.1f}")
+    if summary.tokens_in or summary.tokens_out:
+        table.add_row("tokens in / out", f"{summary.tokens_in} / {summary.tokens_out}")
+    return table
+
+
+def _progress():
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    return Progress(
+        TextColumn("[bold]predict[/bold]"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} notes/s"), TextColumn("ETA"), TimeRemainingColumn(), TimeElapsedColumn(),
+        console=err_console, transient=False,
+    )
+
+
+def predict(
+    inputs: Annotated[list[str], typer.Argument(help="Note files (.txt), folders (walked recursively), globs, "
+                                                "tables (.jsonl/.csv/.parquet) or - for stdin.", show_default=False)],
+    engine: Annotated[Optional[str], typer.Option("--engine", "-e", help="retriever (no LLM), transformers, vllm or "
+                      "openai. Default: retriever without --model; openai with --base-url; vllm when installed "
+                      "with CUDA; else transformers.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="DeepICD-R1-7B, DeepICD-R1-zero-32B, any "
+                     "hub id or a local directory.")] = None,
+    out: Annotated[Optional[str], typer.Option("--out", "-o", help="Write records to FILE (.jsonl, .csv, "
+                   ".parquet) or - for JSONL on stdout. Without it a table is printed.")] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="jsonl, csv or parquet (default: from --out's "
+                   "extension).")] = None,
+    db: Annotated[Optional[Path], typer.Option("--db", help="Also append records to the `predictions` table of this "
+                  "DuckDB file and log the run in `runs`.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue --out/--db: skip note ids already written.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file.")] = False,
+    run_id: Annotated[Optional[str], typer.Option("--run-id", help="Name the run (default: time + random; on "
+                      "--resume the run found in the output).")] = None,
+    n: Annotated[int, typer.Option("--n", min=1, max=256, help="Samples per note (self-consistency).")] = 1,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", min=0.0, help="Default 0 for --n 1, 0.9 "
+                           "for --n > 1 (as in training).")] = None,
+    top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling.")] = 1.0,
+    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Generation budget per sample "
+                              "(training used 1024).")] = 1024,
+    seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
+    constrain: Annotated[bool, typer.Option("--constrain", help="Only billable codes inside <diagnosis> "
+                         "(transformers, vllm).")] = False,
+    top_k: Annotated[int, typer.Option("--top-k", min=1, max=50, help="Differential codes kept per note, with "
+                     "their support.")] = 5,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Notes per engine call and per flush to "
+                          "disk.")] = 32,
+    max_note_chars: Annotated[int, typer.Option("--max-note-chars", min=0, help="Longer notes are cut in the middle "
+                              "(head and tail kept, flagged). 0: never.")] = 8000,
+    prompt_template: Annotated[Optional[Path], typer.Option("--prompt-template", help="A template file replacing the "
+                               "bundled DeepICD-R1 prompt (see --show-prompt).")] = None,
+    prefill: Annotated[Optional[str], typer.Option("--prefill", help="Text the answer starts with (default from the "
+                       "template: '<think>'); '' for none.")] = None,
+    show_prompt: Annotated[bool, typer.Option("--show-prompt", help="Print the prompt for the first note (or the "
+                           "template) and exit.")] = False,
+    id_column: Annotated[Optional[str], typer.Option("--id-column", help="Id column of table inputs.")] = None,
+    text_column: Annotated[Optional[str], typer.Option("--text-column", help="Text column of table inputs (also "
+                           "makes - read JSONL).")] = None,
+    keep_raw: Annotated[bool, typer.Option("--keep-raw", help="Store the raw model output in each record.")] = False,
+    no_note: Annotated[bool, typer.Option("--no-note", help="Leave the note text out of the records.")] = False,
+    no_enrich: Annotated[bool, typer.Option("--no-enrich", help="Skip symptom and guideline enrichment.")] = False,
+    base_url: Annotated[Optional[list[str]], typer.Option("--base-url", help="OpenAI-compatible server URL; repeat to "
+                        "spread a batch over several servers.")] = None,
+    api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="Environment variable holding the API "
+                           "key (openai).")] = None,
+    concurrency: Annotated[Optional[int], typer.Option("--concurrency", min=1, help="Requests in flight (openai).")] = None,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", min=0.1, help="Seconds per request (openai).")] = None,
+    retries: Annotated[Optional[int], typer.Option("--retries", min=0, help="Retries with backoff (openai).")] = None,
+    tensor_parallel_size: Annotated[Optional[int], typer.Option("--tensor-parallel-size", min=1, help="GPUs per "
+                                    "model (vllm).")] = None,
+    gpu_memory_utilization: Annotated[Optional[float], typer.Option("--gpu-memory-utilization", min=0.05, max=1.0,
+                                      help="Share of GPU memory (vllm).")] = None,
+    max_model_len: Annotated[Optional[int], typer.Option("--max-model-len", min=64, help="Context length "
+                             "(vllm).")] = None,
+    dtype: Annotated[Optional[str], typer.Option("--dtype", help="auto, bfloat16, float16, float32.")] = None,
+    device: Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda, cuda:1, mps "
+                      "(transformers).")] = None,
+    engine_option: Annotated[Optional[list[str]], typer.Option("--engine-option", "-E", help="Any engine option as "
+                             "KEY=VALUE (repeatable), e.g. -E batch_size=4.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+    kb: KbOption = None,
+) -> None:
+    """Predict one ICD-10-CM code with a reasoning trace for every admission note.
+
+    Without --model the embedded retriever runs (no language model, CPU only). Records are checked against the code
+    table (billable / header / unknown / malformed / no_output) and written batch by batch; --resume continues a
+    killed run without losing or duplicating records.
+    """
+    from .. import DISCLAIMER
+    from ..engines.registry import choose_engine, engine_class
+    from ..notes import read_notes
+    from ..predict import PredictSettings, run_predict, sampling_for
+    from ..prompts import load_template
+
+    template = load_template(prompt_template, prefill=prefill)
+    notes = read_notes(inputs, id_column=id_column, text_column=text_column, stdin=sys.stdin.buffer)
+    if show_prompt:
+        _show_prompt(template, notes, max_note_chars)
+        return
+    name = choose_engine(engine, model=model, base_urls=base_url)
+    cls = engine_class(name)
+    flags = {"base_url": base_url, "api_key_env": api_key_env, "concurrency": concurrency, "timeout": timeout,
+             "retries": retries, "tensor_parallel_size": tensor_parallel_size,
+             "gpu_memory_utilization": gpu_memory_utilization, "max_model_len": max_model_len, "dtype": dtype,
+             "device": device}
+    options = cls.Options.from_dict(engine_options(cls, flags, engine_option or []))
+    params = sampling_for(n, temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed, constrain=constrain)
+    settings = PredictSettings(top_k=top_k, batch_size=batch_size, max_note_chars=max_note_chars, keep_raw=keep_raw,
+                               include_note=not no_note, enrich=not no_enrich)
+    screen = err_console if out == "-" else console
+    kept: list = []
+    with open_kb(kb) as base:
+        if not cls.uses_llm:
+            say(f"engine: {name}. No language model is used: codes come from BM25 matching of the note against "
+                "ICD-10-CM descriptions (a baseline; pass --model for DeepICD-R1).")
+            if n > 1:
+                say("the retriever is deterministic: --n is ignored")
+        else:
+            say(f"engine: {name}, model: {model}")
+        with cls(model, options, base) as eng:
+            progress = None if quiet else _progress()
+            task = None
+
+            def on_progress(done: int, total: int) -> None:
+                nonlocal task
+                if progress is None:
+                    return
+                if task is None:
+                    task = progress.add_task("predict", total=total, rate="-")
+                elapsed = progress.tasks[task].elapsed or 0.0
+                rate = f"{done / elapsed:.1f}" if elapsed > 0 and done else "-"
+                progress.update(task, completed=done, total=total, rate=rate)
+
+            command = shlex.join(sys.argv)
+            if progress is not None:
+                progress.start()
+            try:
+                summary = run_predict(
+                    notes, engine=eng, kb=base, out=out, fmt=fmt, db_path=str(db) if db else None, resume=resume,
+                    overwrite=overwrite, run_id=run_id, params=params, template=template, settings=settings,
+                    command=command, progress=on_progress, on_records=kept.extend if out is None else None,
+                    stream=sys.stdout,
+                )
+            finally:
+                if progress is not None:
+                    progress.stop()
+    if out is None:
+        console.print(_results_table(kept))
+    elif out != "-":
+        say(f"wrote {summary.predicted} records to {out}" + (f" and {db}" if db else "")
+            + (f" ({summary.skipped} already there)" if summary.skipped else ""))
+    if not quiet:
+        screen.print(_summary_table(summary))
+    err_console.print(f"[dim]{DISCLAIMER}[/dim]")
+
+
+def _show_prompt(template, notes, max_note_chars: int) -> None:
+    from ..notes import truncate_middle
+    from ..prompts import neutralize_note
+
+    note = next((n for n in notes if not n.problem), None)
+    text = "{note}" if note is None else neutralize_note(truncate_middle(note.text, max_note_chars)[0])[0]
+    prompt = template.render(note.id if note else "-", text)
+    for message in prompt.messages:
+        console.rule(message["role"])
+        console.print(message["content"], markup=False)
+    console.rule("assistant (prefill)")
+    console.print(prompt.prefill, markup=False)
+    console.print(f"template {template.name} sha256 {template.sha256}", markup=False, style="dim")

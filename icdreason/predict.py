@@ -1,0 +1,346 @@
+"""The prediction pipeline: notes -> prompts -> engine -> parse -> validate -> vote -> enrich -> records.
+
+:func:`predict` runs a list of :class:`~icdreason.notes.Note` through an engine batch by batch, writing each batch
+durably before the next one starts, and returns a :class:`Summary`. A note that cannot be predicted (empty, binary,
+unreadable, or an engine failure on it) still gets a record that says why; the batch goes on.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .codes import chapter_of
+from .engines.base import Engine, Generation, Prompt, SamplingParams
+from .errors import IcdreasonError
+from .notes import Note, truncate_middle
+from .parse import Parsed, parse_response
+from .prompts import PromptTemplate, neutralize_note
+from .records import Record, RecordWriter
+from .vote import vote
+
+__all__ = ["PredictSettings", "Summary", "predict", "sampling_for", "DEFAULT_MAX_NOTE_CHARS"]
+
+#: Notes longer than this are cut in the middle. About 2,000 tokens of English clinical text: the 2,048-token prompt
+#: budget the reference models were trained with.
+DEFAULT_MAX_NOTE_CHARS = 8000
+
+
+@dataclass
+class PredictSettings:
+    """How notes are turned into records (everything except the engine and the output)."""
+
+    top_k: int = 5  # differential codes kept per note
+    batch_size: int = 32  # notes per engine call and per flush
+    max_note_chars: int = DEFAULT_MAX_NOTE_CHARS  # 0: never truncate
+    keep_raw: bool = False
+    include_note: bool = True
+    enrich: bool = True
+
+
+@dataclass
+class Summary:
+    """What a run did: counts by status and chapter, throughput, tokens."""
+
+    run_id: str
+    engine: str
+    model: str | None
+    uses_llm: bool
+    total: int = 0  # notes given
+    skipped: int = 0  # already written (resume)
+    predicted: int = 0  # records written by this session
+    seconds: float = 0.0
+    engine_seconds: float = 0.0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    by_status: Counter = field(default_factory=Counter)
+    by_chapter: Counter = field(default_factory=Counter)
+    flags: Counter = field(default_factory=Counter)
+    errors: int = 0
+
+    @property
+    def notes_per_second(self) -> float:
+        return self.predicted / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["notes_per_second"] = round(self.notes_per_second, 2)
+        for key in ("by_status", "by_chapter", "flags"):
+            d[key] = dict(getattr(self, key))
+        return d
+
+
+def sampling_for(n: int = 1, temperature: float | None = None, **kwargs) -> SamplingParams:
+    """Sampling settings with the training defaults: temperature 0 for one sample, 0.9 for several."""
+    if n < 1:
+        from .errors import UsageError
+
+        raise UsageError(f"--n must be at least 1, got {n}")
+    if temperature is None:
+        temperature = 0.0 if n == 1 else 0.9
+    return SamplingParams(n=n, temperature=temperature, **kwargs)
+
+
+def _prepare(note: Note, template: PromptTemplate, max_chars: int) -> tuple[Prompt, list[str]]:
+    text, truncated = truncate_middle(note.text, max_chars)
+    flags = list(note.flags)
+    if truncated:
+        flags.append("truncated")
+    text, found = neutralize_note(text)
+    flags.extend(f for f in found if f not in flags)
+    return template.render(note.id, text), flags
+
+
+def _generate(engine: Engine, prompts: list[Prompt], params: SamplingParams) -> list[Generation]:
+    """Generate for a batch; when the engine raises, retry one prompt at a time so one bad note cannot sink the
+    batch. An :class:`IcdreasonError` raised for every prompt (a server down, weights missing) stops the run."""
+    try:
+        gens = engine.generate(prompts, params)
+        if len(gens) != len(prompts):
+            raise RuntimeError(f"engine returned {len(gens)} results for {len(prompts)} prompts")
+        return gens
+    except IcdreasonError:
+        if len(prompts) == 1:
+            raise
+    except Exception:  # noqa: BLE001 - retried one by one below
+        pass
+    out: list[Generation] = []
+    systemic: IcdreasonError | None = None
+    for prompt in prompts:
+        try:
+            out.extend(engine.generate([prompt], params))
+        except IcdreasonError as exc:
+            systemic = exc
+            out.append(Generation(texts=[], error=str(exc)))
+        except Exception as exc:  # noqa: BLE001 - recorded on the note
+            out.append(Generation(texts=[], error=f"{type(exc).__name__}: {exc}"))
+    if systemic is not None and all(g.error for g in out):
+        raise systemic
+    return out
+
+
+def _choose(parsed: list[Parsed], statuses: list[str], top_k: int):
+    """Vote over the samples that have a well-formed code; billable codes win ties."""
+    codes = [p.code if p.code and s != "malformed" else None for p, s in zip(parsed, statuses)]
+    billable = {p.code for p, s in zip(parsed, statuses) if s == "billable" and p.code}
+    return vote(codes, k=top_k, prefer=lambda c: c in billable)
+
+
+def _record(note: Note, prompt: Prompt | None, flags: list[str], gen: Generation | None, *, kb, engine: Engine,
+            run_id: str, parameters: dict[str, Any], settings: PredictSettings, prefilled_think: bool,
+            enrichment: _Enrichment | None = None) -> Record:
+    rec = Record(id=note.id, source=note.source, run_id=run_id, engine=engine.name, model=engine.model,
+                 uses_llm=engine.uses_llm, parameters=parameters, flags=flags)
+    if settings.include_note:
+        rec.note = prompt.note if prompt is not None else note.text
+    if gen is None:  # not given to the engine
+        rec.error = note.problem
+        return rec
+    rec.tokens_in, rec.tokens_out, rec.seconds = gen.tokens_in, gen.tokens_out, round(gen.seconds, 4)
+    rec.error = gen.error
+    if settings.keep_raw:
+        rec.raw = list(gen.texts)
+    if not gen.texts:
+        return rec
+    parsed = [parse_response(t, prefilled_think=prefilled_think) for t in gen.texts]
+    statuses = kb.statuses([p.code or p.code_raw or "" for p in parsed])
+    outcome = _choose(parsed, statuses, settings.top_k)
+    chosen = next((p for p in parsed if outcome.code and p.code == outcome.code), parsed[0])
+    rec.trace, rec.code_raw, rec.format_ok, rec.parse_note = chosen.trace, chosen.code_raw, chosen.format_ok, chosen.why
+    if len(parsed) > 1:
+        ok = sum(p.format_ok for p in parsed)
+        if ok < len(parsed):
+            rec.flags.append(f"format_failed_in_{len(parsed) - ok}_of_{len(parsed)}_samples")
+    candidates = gen.extra.get("candidates") if gen.extra else None
+    if candidates:  # the retriever: confidence and differential from its scored candidates
+        weighted = vote([c for c, _ in candidates], weights=[s for _, s in candidates], k=settings.top_k)
+        rec.confidence, rec.top_k = weighted.confidence, weighted.top_k
+    else:
+        rec.confidence, rec.top_k = outcome.confidence, outcome.top_k
+    target = outcome.code or chosen.code_raw
+    if not target:
+        rec.status = "no_output"
+        return rec
+    verdict = kb.validate(target)
+    rec.code = verdict.code if verdict.status != "malformed" else None
+    rec.status = verdict.status
+    rec.description, rec.category, rec.suggestions = verdict.description, verdict.category, verdict.suggestions
+    chapter = verdict.chapter
+    if chapter is None and rec.code:
+        found = chapter_of(rec.code)
+        chapter = found.number if found else None
+    rec.chapter = chapter
+    if enrichment is not None and rec.status in ("billable", "header"):
+        for key, value in enrichment.get(rec.code).items():
+            setattr(rec, key, value)
+    return rec
+
+
+class _Enrichment:
+    """``enrichment_for`` with a per-run memo, skipped outright when the KB has no symptom or guideline rows."""
+
+    def __init__(self, kb):
+        self.kb = kb
+        tables = {r[0] for r in kb.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        self.available = any(
+            table in tables and kb.con.execute(f"SELECT count(*) > 0 FROM {table}").fetchone()[0]
+            for table in ("symptoms", "guidelines")
+        )
+        self.memo: dict[str, dict] = {}
+
+    def get(self, code: str) -> dict:
+        if not self.available:
+            return {}
+        if code not in self.memo:
+            from .kb.enrich import enrichment_for
+
+            self.memo[code] = enrichment_for(self.kb, code)
+        return self.memo[code]
+
+
+def predict(notes: list[Note], *, engine: Engine, kb, template: PromptTemplate, params: SamplingParams,
+            writer: RecordWriter, run_id: str, settings: PredictSettings | None = None, db=None,
+            parameters: dict[str, Any] | None = None, progress: Callable[[int, int], None] | None = None,
+            on_records: Callable[[list[Record]], None] | None = None, summary: Summary | None = None) -> Summary:
+    """Predict every note not yet in ``writer.done_ids`` (or ``db``'s run), batch by batch; return the summary.
+
+    ``progress(done, total)`` is called after each batch; ``on_records`` receives each written batch. Pass a
+    ``summary`` to have it filled in place (its counts then survive an interruption).
+    """
+    settings = settings or PredictSettings()
+    parameters = dict(parameters or {})
+    summary = summary or Summary(run_id=run_id, engine=engine.name, model=engine.model, uses_llm=engine.uses_llm)
+    summary.total = len(notes)
+    done = set(writer.done_ids)
+    if db is not None:
+        done |= db.done_ids(run_id)
+    todo = [n for n in notes if n.id not in done]
+    summary.skipped = len(notes) - len(todo)
+    enrichment = _Enrichment(kb) if settings.enrich else None
+    start = time.perf_counter()
+    if progress:
+        progress(0, len(todo))
+    for i in range(0, len(todo), max(settings.batch_size, 1)):
+        batch = todo[i:i + settings.batch_size]
+        prepared: list[tuple[Note, Prompt | None, list[str]]] = []
+        for note in batch:
+            if note.problem:
+                prepared.append((note, None, list(note.flags)))
+            else:
+                prompt, flags = _prepare(note, template, settings.max_note_chars)
+                prepared.append((note, prompt, flags))
+        prompts = [p for _, p, _ in prepared if p is not None]
+        t0 = time.perf_counter()
+        gens = iter(_generate(engine, prompts, params) if prompts else [])
+        summary.engine_seconds += time.perf_counter() - t0
+        records = []
+        for note, prompt, flags in prepared:
+            gen = next(gens) if prompt is not None else None
+            records.append(_record(note, prompt, flags, gen, kb=kb, engine=engine, run_id=run_id,
+                                   parameters=parameters, settings=settings,
+                                   prefilled_think=template.prefilled_think, enrichment=enrichment))
+        writer.write_batch(records)
+        if db is not None:
+            db.write_batch(records)
+        for r in records:
+            summary.by_status[r.status] += 1
+            summary.by_chapter[r.chapter if r.chapter is not None else "-"] += 1
+            summary.flags.update(r.flags)
+            summary.tokens_in += r.tokens_in
+            summary.tokens_out += r.tokens_out
+            summary.errors += r.error is not None
+        summary.predicted += len(records)
+        summary.seconds = time.perf_counter() - start
+        if on_records:
+            on_records(records)
+        if progress:
+            progress(summary.predicted, len(todo))
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+# -- a whole run: what `icdreason predict` does, as a library call -----------------------------------------------
+def build_engine(name: str | None, model: str | None, options: dict[str, Any] | None = None, *, kb=None,
+                 base_urls: list[str] | None = None) -> Engine:
+    """Choose (when ``name`` is None), import and construct an engine; unknown options are an error."""
+    from .engines.registry import choose_engine, engine_class
+
+    chosen = choose_engine(name, model=model, base_urls=base_urls)
+    cls = engine_class(chosen)
+    opts = cls.Options.from_dict(options or {})
+    return cls(model, opts, kb)
+
+
+def run_predict(notes: list[Note], *, engine: Engine, kb, out: str | None = None, fmt: str | None = None,
+                db_path: str | None = None, resume: bool = False, overwrite: bool = False, run_id: str | None = None,
+                params: SamplingParams | None = None, template: PromptTemplate | None = None,
+                settings: PredictSettings | None = None, command: str | None = None,
+                progress: Callable[[int, int], None] | None = None,
+                on_records: Callable[[list[Record]], None] | None = None, stream=None) -> Summary:
+    """Open the output (and the ``--db`` log), pick or resume the run id, predict, and log the run.
+
+    The run row (engine, model, options, prompt-template hash, KB release, timings, token counts) is written before
+    the first note and completed at the end, also when the run is interrupted.
+    """
+    from . import __version__
+    from .prompts import load_template
+    from .records import new_run_id, open_writer
+
+    settings = settings or PredictSettings()
+    template = template or load_template()
+    params = params or sampling_for(1)
+    if not engine.supports_sampling and params.n > 1:
+        params = SamplingParams(**{**asdict(params), "n": 1, "temperature": 0.0})
+    if params.constrain and not engine.supports_constrain:
+        from .errors import UsageError
+
+        raise UsageError(f"--constrain is not available with the {engine.name} engine: use transformers or vllm")
+    writer = open_writer(out, fmt=fmt, resume=resume, overwrite=overwrite, include_note=settings.include_note,
+                         keep_raw=settings.keep_raw, stream=stream)
+    db = None
+    status = "failed"
+    summary: Summary | None = None
+    try:
+        if db_path:
+            from .records_db import PredictionDB
+
+            db = PredictionDB(db_path)
+        if run_id is None and resume:
+            run_id = writer.existing_run_id or (db.latest_run() if db is not None and out is None else None)
+        run_id = run_id or new_run_id()
+        parameters = {
+            "n": params.n, "temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k,
+            "max_new_tokens": params.max_new_tokens, "seed": params.seed, "constrain": params.constrain,
+            "prompt_template": template.name, "prompt_template_sha256": template.sha256,
+            "max_note_chars": settings.max_note_chars, "kb_release": kb.release,
+        }
+        if db is not None:
+            described = engine.describe()
+            db.start_run(run_id, {
+                "engine": engine.name, "model": engine.model, "uses_llm": engine.uses_llm,
+                "options": described.get("options"), "parameters": parameters, "prompt_template": template.name,
+                "prompt_template_hash": template.sha256, "kb_release": kb.release, "kb_path": str(kb.path),
+                "icdreason_version": __version__, "command": command,
+                "out_path": None if out in (None, "-") else str(out),
+            })
+        summary = Summary(run_id=run_id, engine=engine.name, model=engine.model, uses_llm=engine.uses_llm)
+        predict(notes, engine=engine, kb=kb, template=template, params=params, writer=writer, run_id=run_id,
+                settings=settings, db=db, parameters=parameters, progress=progress, on_records=on_records,
+                summary=summary)
+        status = "finished"
+        return summary
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        writer.close(complete=status == "finished")
+        if db is not None:
+            if run_id is not None and db.has_run(run_id):
+                s = summary
+                db.finish_run(run_id, status=status, notes=s.predicted if s else 0, seconds=s.seconds if s else 0.0,
+                              engine_seconds=s.engine_seconds if s else 0.0, tokens_in=s.tokens_in if s else 0,
+                              tokens_out=s.tokens_out if s else 0)
+            db.close()

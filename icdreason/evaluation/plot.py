@@ -24,7 +24,8 @@ def plot_chapters(runs: Sequence[tuple[str, list[dict[str, Any]]]], path: str | 
         matplotlib.use("Agg", force=True)
         import matplotlib.pyplot as plt
     except ImportError:
-        raise DependencyError("--plot needs matplotlib: pip install 'icdreason[plot]'") from None
+        raise DependencyError("--plot needs matplotlib, which the `plot` extra of icdreason installs: "
+                              "pip install matplotlib") from None
     if not runs:
         raise InputError("nothing to plot")
     chapters = [r for r in runs[0][1] if r["support"] > 0 and r["number"] is not None]

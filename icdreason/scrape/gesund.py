@@ -29,6 +29,7 @@ _GM_SHAPE = re.compile(r"^[A-Z]\d\d(\d{1,2})?$")
 _SLUG = re.compile(r"^([a-z]\d\d)(?:-(\d{1,2}))?(?:\.html?)?$", re.IGNORECASE)
 _TITLE_PREFIX = re.compile(r"^\s*ICD-10-Code:\s*", re.IGNORECASE)
 _TITLE_SUFFIX = re.compile(r"\s*[|–-]\s*gesund\.bund\.de\s*$", re.IGNORECASE)
+_CODE_PREFIX = re.compile(r"^[A-Z]\d\d(\.\d{1,2})?\s*[:–-]\s*")
 
 
 def gm_key(code: str) -> str | None:
@@ -50,7 +51,8 @@ def mapping(cm_nodot: str, gm_nodot: str) -> str:
 
 
 def _clean_title(text: str) -> str:
-    return _TITLE_SUFFIX.sub("", _TITLE_PREFIX.sub("", " ".join(text.split()))).strip()
+    title = _TITLE_SUFFIX.sub("", _TITLE_PREFIX.sub("", " ".join(text.split()))).strip()
+    return _CODE_PREFIX.sub("", title).strip() or title
 
 
 def _block_text(block: Tag) -> str:
@@ -84,9 +86,8 @@ class GesundBund(SymptomSource):
         return f"{self.base_url}/icd-code-suche/{slug}"
 
     def parse(self, text: str, *, url: str, key: str, wanted: dict[str, str]) -> Parsed:
-        problem = page_problem(text)
-        if problem:
-            return Parsed(reason=problem)
+        if not text or not text.strip():
+            return Parsed(reason="empty_page")
         soup = BeautifulSoup(text, "lxml")
         root = soup.find("article") or soup
         blocks: dict[str, tuple[str | None, str]] = {}
@@ -95,8 +96,8 @@ class GesundBund(SymptomSource):
             body = _block_text(block)
             if _GM_SHAPE.match(gm) and gm not in blocks and text_problem(body) is None:
                 blocks[gm] = (_block_title(block, soup), body)
-        if not blocks:
-            return Parsed(reason="no_description")
+        if not blocks:  # a bot wall, a soft error page or an empty page never has an explanation block
+            return Parsed(reason=page_problem(text) or "no_description")
         out: dict[str, Description] = {}
         for gm, (title, body) in blocks.items():  # every code the page explains, stored under the same CM code
             out[gm] = Description(dotted(gm), dotted(gm), mapping(gm, gm), self.language, title, body, url)

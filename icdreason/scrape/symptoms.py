@@ -26,6 +26,9 @@ FINAL_OUTCOMES = ("stored", "not_found", "skipped")
 #: Parse problems that mean "we are being blocked right now": retried on the next run.
 TRANSIENT_PARSE_REASONS = frozenset({"captcha"})
 
+#: Saved files larger than this are not pages (a database, an archive) and are skipped by --from-dir.
+MAX_SAVED_BYTES = 5_000_000
+
 OnPage = Callable[[str, str], None]
 
 
@@ -242,6 +245,11 @@ def scrape_from_dir(kb: KnowledgeBase, source: SymptomSource, directory: Path, *
     if on_plan:
         on_plan(len(files))
     for path in files:
+        if path.stat().st_size > MAX_SAVED_BYTES:
+            summary.skipped["too_large"] += 1
+            if on_page:
+                on_page(path.name, "skipped")
+            continue
         text = path.read_bytes().decode("utf-8", errors="replace")
         key = source.key_from_saved(path, text)
         if key is None:

@@ -70,7 +70,10 @@ class MedlinePlusConnect(SymptomSource):
         try:
             data = json.loads(text)
         except (json.JSONDecodeError, TypeError):
-            return Parsed(reason=page_problem(text) or "malformed")
+            if not text or not text.strip():
+                return Parsed(reason="empty_page")
+            looks_json = text.lstrip().startswith(("{", "["))
+            return Parsed(reason="malformed" if looks_json else page_problem(text) or "malformed")
         feed = data.get("feed") if isinstance(data, dict) else None
         if not isinstance(feed, dict):
             return Parsed(reason="malformed")

@@ -123,20 +123,19 @@ def symptoms(kb: KnowledgeBase, code: str, *, sources: tuple[str, ...] | None = 
 # -- guidelines -----------------------------------------------------------------------------------------------------
 _STOP = frozenset(
     "a an and are as at be by for from in into is it its not of on or other than that the this to with without "
-    "unspecified specified due type use code codes coding elsewhere classified nec nos site".split()
+    "unspecified specified due type use code codes coding elsewhere classified nec nos site disease diseases "
+    "disorder disorders condition conditions".split()
 )
 _WORD = re.compile(r"[a-z][a-z0-9]+")
 
 
 def _stem(word: str) -> str:
-    for suffix in ("ies", "es", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
-            return word[: -len(suffix)] + ("y" if suffix == "ies" else "")
-    return word
+    """A crude stem: the first six letters (hypertension/hypertensive, diabetes/diabetic, fracture/fractures)."""
+    return word[:6]
 
 
 def keywords(text: str) -> set[str]:
-    """Lower-case content words of a text, lightly stemmed (plurals), without stop words."""
+    """Lower-case content words of a text, crudely stemmed, without stop words."""
     return {_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 2}
 
 

@@ -1,0 +1,97 @@
+"""The enrichment API: symptoms up the hierarchy, the most relevant guideline section, and `kb lookup`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import duckdb
+import pytest
+from guidelines_pdf import build_guidelines_pdf
+
+
+def _add_symptom(kb_file, code, source, text, language="de"):
+    from icdreason.codes import normalize
+
+    con = duckdb.connect(str(kb_file))
+    con.execute("INSERT INTO symptoms VALUES (?, ?, ?, ?, 'exact', ?, ?, ?, NULL, now(), 200, 'h')",
+                [code, normalize(code), source, code, language, f"title {code}", text])
+    con.close()
+
+
+@pytest.fixture
+def enriched_kb(kb_file, tmp_path):
+    from icdreason.kb import KnowledgeBase
+    from icdreason.scrape import parse_pdf, store_sections
+
+    _add_symptom(kb_file, "I21", "gesund", "Sie haben einen akuten Herzinfarkt.")
+    _add_symptom(kb_file, "I21.4", "medlineplus", "A heart attack happens when blood flow stops.", "en")
+    _add_symptom(kb_file, "E11", "gesund", "Sie haben Diabetes Typ 2.")
+    _add_symptom(kb_file, "E11", "medlineplus", "Type 2 diabetes is the most common form.", "en")
+    with KnowledgeBase.open(kb_file, read_only=False) as base:
+        store_sections(base, parse_pdf(build_guidelines_pdf(tmp_path / "g.pdf")), "g.pdf")
+    with KnowledgeBase.open(kb_file) as base:
+        yield base
+
+
+def test_symptoms_walk_up_the_hierarchy(enriched_kb):
+    from icdreason.kb.enrich import symptoms
+
+    found = symptoms(enriched_kb, "i21.a1")
+    assert (found.code, found.from_code, found.inherited, found.text) == \
+        ("I21.A1", "I21", True, "Sie haben einen akuten Herzinfarkt.")
+    exact = symptoms(enriched_kb, "I214")
+    assert (exact.from_code, exact.source, exact.inherited) == ("I21.4", "medlineplus", False)
+    assert symptoms(enriched_kb, "E11.9").source == "gesund"                      # the paper's source first
+    assert symptoms(enriched_kb, "E11.9", sources=("medlineplus",)).language == "en"
+    assert symptoms(enriched_kb, "J45.909") is None
+    assert symptoms(enriched_kb, "not a code") is None
+
+
+def test_guideline_puts_the_most_relevant_subsection_first(enriched_kb):
+    from icdreason.kb.enrich import guideline
+
+    assert [s.id for s in guideline(enriched_kb, "I21.4")][:2] == ["I.C.9.d", "I.C.9"]   # myocardial infarction
+    assert guideline(enriched_kb, "I10")[0].id == "I.C.9.a"                               # hypertension
+    assert guideline(enriched_kb, "I11.0")[0].title == "Hypertension"
+    assert guideline(enriched_kb, "M80.08XA")[0].id == "I.C.13.b"                          # osteoporosis fracture
+    assert [s.id for s in guideline(enriched_kb, "J18.9")] == ["I.C.10"]                   # only the chapter part
+    assert guideline(enriched_kb, "XYZ") == []
+
+
+def test_enrichment_for_fills_the_record_fields(enriched_kb):
+    from icdreason.kb.enrich import enrichment_for
+
+    fields = enrichment_for(enriched_kb, "I21.A1")
+    assert fields["symptoms"] == "Sie haben einen akuten Herzinfarkt." and fields["symptoms_from"] == "I21"
+    assert fields["guideline_section"] == "I.C.9.d"
+    assert fields["guideline"].startswith("Acute myocardial infarction (AMI)\n1) Type 1 ST elevation")
+    assert enrichment_for(enriched_kb, None) == dict.fromkeys(
+        ["symptoms", "symptoms_from", "guideline", "guideline_section"])
+
+
+def test_a_kb_without_rows_or_tables_gives_nones(kb, built_kb, tmp_path):
+    from icdreason.kb import KnowledgeBase
+    from icdreason.kb.enrich import enrichment_for
+
+    empty = dict.fromkeys(["symptoms", "symptoms_from", "guideline", "guideline_section"])
+    assert enrichment_for(kb, "I21.4") == empty
+    old = tmp_path / "old.duckdb"
+    shutil.copy(built_kb, old)
+    con = duckdb.connect(str(old))
+    con.execute("DROP TABLE symptoms; DROP TABLE scrape_log; DROP TABLE guidelines")
+    con.close()
+    assert enrichment_for(KnowledgeBase(old, duckdb.connect(str(old), read_only=True)), "I21.4") == empty
+
+
+def test_kb_lookup_shows_symptoms_and_guideline(runner, enriched_kb):
+    from icdreason.cli import app
+
+    enriched_kb.close()
+    result = runner.invoke(app, ["kb", "lookup", "I21.A1", "--json"])
+    assert result.exit_code == 0, result.output + result.stderr
+    card = json.loads(result.stdout)
+    assert card["symptoms"] == "Sie haben einen akuten Herzinfarkt." and card["symptoms_from"] == "I21"
+    assert card["guideline_section"] == "I.C.9.d" and card["guideline"].startswith("I.C.9.d Acute myocardial")
+    panel = runner.invoke(app, ["kb", "lookup", "I21.A1"]).stdout
+    assert "symptoms: Sie haben einen akuten Herzinfarkt." in panel and "guideline: I.C.9.d" in panel

@@ -1,0 +1,102 @@
+"""Score a file of responses with the reward (``icdreason reward score``): check a reward setup before booking a GPU.
+
+Rows come from JSONL, CSV, Parquet or a DuckDB prediction log (:func:`icdreason.records.read_predictions`). The
+response is the first of ``response``, ``completion``, ``solution_str``, ``output``, ``text`` or ``raw`` (the first
+raw sample of ``icdreason predict --keep-raw``); the gold code the first of ``gold``, ``gold_code``,
+``ground_truth``, ``target``, ``label`` or ``reward_model.ground_truth`` (never ``code``: in a prediction
+record that is the predicted code) — or, with a gold file, the code of the
+row with the same ``id``.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import InputError
+from .rewards import COMPONENTS, RewardBreakdown, RewardConfig, score_batch
+
+__all__ = ["RESPONSE_FIELDS", "GOLD_FIELDS", "ScoredFile", "score_file", "summarize"]
+
+RESPONSE_FIELDS = ("response", "completion", "solution_str", "output", "text", "raw")
+GOLD_FIELDS = ("gold", "gold_code", "ground_truth", "target", "label", "reward_model")
+
+
+@dataclass
+class ScoredFile:
+    rows: list[dict[str, Any]]
+    results: list[RewardBreakdown]
+    skipped: list[str]  # why rows were left out (no response / no gold)
+
+
+def _pick(row: dict[str, Any], fields: Sequence[str]) -> Any:
+    for f in fields:
+        value = row.get(f)
+        if value is None:
+            continue
+        if f == "raw" and isinstance(value, list):
+            return value[0] if value else None
+        if f == "reward_model" and isinstance(value, dict):
+            return value.get("ground_truth")
+        return value
+    return None
+
+
+def _gold_map(path: Path) -> dict[str, str]:
+    from .records import read_predictions
+
+    out = {}
+    for row in read_predictions(path):
+        info = row.get("extra_info") if isinstance(row.get("extra_info"), dict) else {}
+        key = row.get("id", info.get("id"))
+        gold = _pick(row, (*GOLD_FIELDS, "code"))  # in a gold file, `code` is the gold code
+        if key is not None and gold:
+            out[str(key)] = str(gold)
+    if not out:
+        raise InputError(f"{path}: no rows with an id and a gold code (columns id + gold/code/ground_truth, or the "
+                         "RL Parquet of `icdreason data prepare`)")
+    return out
+
+
+def score_file(path: str | Path, *, config: RewardConfig | None = None, gold_file: str | Path | None = None,
+               response_field: str | None = None, gold_field: str | None = None) -> ScoredFile:
+    """Score every row of a file; rows without a response or a gold code are reported, not fatal."""
+    from .records import read_predictions
+
+    rows = read_predictions(path)
+    golds_by_id = _gold_map(Path(gold_file)) if gold_file else None
+    r_fields = (response_field,) if response_field else RESPONSE_FIELDS
+    g_fields = (gold_field,) if gold_field else GOLD_FIELDS
+    kept, responses, golds, notes, skipped = [], [], [], [], []
+    for i, row in enumerate(rows):
+        rid = str(row.get("id", i))
+        response = _pick(row, r_fields)
+        gold = golds_by_id.get(rid) if golds_by_id is not None else _pick(row, g_fields)
+        if response is None:
+            skipped.append(f"{rid}: no response field ({', '.join(r_fields)})")
+            continue
+        if not gold:
+            skipped.append(f"{rid}: no gold code")
+            continue
+        info = row.get("extra_info") if isinstance(row.get("extra_info"), dict) else {}
+        kept.append(row)
+        responses.append(str(response))
+        golds.append(gold)
+        notes.append(row.get("note") or info.get("note"))
+    if not kept:
+        raise InputError(f"{path}: no row has both a response and a gold code ({skipped[0] if skipped else 'empty'}); "
+                         "name the columns with --response-field/--gold-field or pass --gold FILE")
+    return ScoredFile(kept, score_batch(responses, golds, config=config, notes=notes), skipped)
+
+
+def summarize(results: Sequence[RewardBreakdown], components: Sequence[str] = COMPONENTS) -> list[dict[str, Any]]:
+    """Per component (and the total): mean, min, max and the share of responses where it is not zero."""
+    table = []
+    for name in [*components, "score"]:
+        values = [r.score if name == "score" else r.components.get(name, 0.0) for r in results]
+        table.append({"component": name, "mean": statistics.fmean(values), "min": min(values), "max": max(values),
+                      "nonzero": sum(1 for v in values if v != 0) / len(values)})
+    return table

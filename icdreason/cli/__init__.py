@@ -72,6 +72,11 @@ app.add_typer(_audit.app, name="audit")
 from . import predict as _predict  # noqa: E402
 
 app.command("predict")(_predict.predict)
+from . import reward as _reward  # noqa: E402
+from . import data as _data  # noqa: E402
+
+app.add_typer(_reward.app, name="reward")
+app.add_typer(_data.app, name="data")
 # (more command groups are registered below this line)
 
 

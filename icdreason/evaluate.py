@@ -174,18 +174,18 @@ def evaluate_files(
         space = LabelSpace.from_codes(labels, "labels")
     from .codes import ICD10CM_PATTERN, normalize
 
-    norm_gold = [normalize(c) for c in set(g.codes)]
-    outside = {c for c in norm_gold if c not in space.codes}
-    malformed = {c for c in norm_gold if not ICD10CM_PATTERN.match(c)}
+    norm = {c: normalize(c) for c in set(g.codes)}
+    outside = {c for c in norm.values() if c not in space.codes}
+    malformed = {c for c in norm.values() if not ICD10CM_PATTERN.match(c)}
     report = Report(g, space, [], bootstrap=bootstrap, seed=seed, warnings=list(g.warnings))
     if outside:
-        report.gold_outside_space = sum(1 for c in g.codes if normalize(c) in outside)
+        report.gold_outside_space = sum(1 for c in g.codes if norm[c] in outside)
         report.warnings.append(
             f"{report.gold_outside_space} gold row(s) ({len(outside)} codes, e.g. {sorted(outside)[0]}) are outside "
             f"the label space of {space.source}: their gold class is NIL at category/code level (add the codes to "
             "the labels file to score them as classes of their own)")
     if malformed:
-        report.gold_malformed = sum(1 for c in g.codes if normalize(c) in malformed)
+        report.gold_malformed = sum(1 for c in g.codes if norm[c] in malformed)
         report.warnings.append(
             f"{report.gold_malformed} gold row(s) hold codes that are not well-formed ICD-10-CM (e.g. "
             f"{sorted(malformed)[0]}): check --gold-column; they are scored as given (chapter NIL when outside every chapter range)")

@@ -202,10 +202,49 @@ def first_code(value: Any) -> str | None:
     return None
 
 
+def clean_ids(values: list) -> list[str | None]:
+    """Ids as stripped strings (None when missing or blank); ``1.0`` from a float column becomes ``"1"``."""
+    if values and all(isinstance(v, str) or v is None for v in values[:1000]):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        try:
+            arr = pc.utf8_trim_whitespace(pa.array(values, type=pa.string()))
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
+        else:
+            return pc.if_else(pc.equal(arr, ""), pa.scalar(None, pa.string()), arr).to_pylist()
+    return [_id(v) for v in values]
+
+
+def map_distinct(values: list, fn) -> list:
+    """``[fn(v) for v in values]``, calling ``fn`` once per distinct value when the values are strings."""
+    if values and all(isinstance(v, str) or v is None for v in values[:1000]):
+        try:
+            from .metrics import factorize
+
+            idx, uniques = factorize(values)
+        except Exception:  # mixed types further down: the plain loop below handles them
+            pass
+        else:
+            import numpy as np
+
+            mapped = np.empty(len(uniques) + 1, dtype=object)
+            mapped[:-1] = [fn(u) for u in uniques]
+            mapped[-1] = fn(None)
+            return mapped[idx].tolist()
+    return [fn(v) for v in values]
+
+
 def _dedupe(ids: list[str | None], path: Path, policy: str, option_hint: str) -> tuple[list[int], int]:
     """Indices of the rows to keep (rows with an id, one per id by ``policy``) and the number of duplicates."""
     if policy not in DUPLICATE_POLICIES:
         raise UsageError(f"unknown --duplicates {policy!r}: choose one of {', '.join(DUPLICATE_POLICIES)}")
+    distinct = set(ids)
+    distinct.discard(None)
+    blanks = ids.count(None)
+    if len(distinct) == len(ids) - blanks:  # the usual case: no duplicates
+        return (list(range(len(ids))) if not blanks else [i for i, k in enumerate(ids) if k is not None]), 0
     where: dict[str, int] = {}
     dups: dict[str, int] = {}
     for i, key in enumerate(ids):
@@ -248,8 +287,8 @@ def load_gold(path: str | Path, *, id_column: str | None = None, code_column: st
     id_col = resolve_column(rows, id_column, GOLD_ID_COLUMNS, what="gold id", option="--gold-id-column")
     code_col = resolve_column(rows, code_column, tuple(c for c in GOLD_COLUMNS if c != id_col),
                               what="gold code", option="--gold-column")
-    raw_ids = [_id(v) for v in rows.get(id_col)]
-    raw_codes = [first_code(v) for v in rows.get(code_col)]
+    raw_ids = clean_ids(rows.get(id_col))
+    raw_codes = map_distinct(rows.get(code_col), first_code)
     gold = Gold(rows.path, [], [], id_col, code_col, len(rows))
     ids: list[str | None] = []
     for key, code in zip(raw_ids, raw_codes):
@@ -301,21 +340,32 @@ def _pred_code(value: Any) -> str | None:
 
 def join(gold: Gold, pred_ids: list[Any], pred_codes: list[Any], *, path: Path, duplicates: str = "error") -> Joined:
     """Align predictions to gold by id. Gold ids without a prediction get None (scored as NIL); extra ids are counted."""
-    ids = [_id(v) for v in pred_ids]
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ids = clean_ids(pred_ids)
     keep, n_dups = _dedupe(ids, path, duplicates, "--id-column")
-    index = {ids[i]: i for i in keep}
-    rows = [index.get(g, -1) for g in gold.ids]
-    matched = sum(1 for r in rows if r >= 0)
+    kept = np.asarray(keep, dtype=np.int64)
+    # Hash join in Arrow: position of each gold id among the kept prediction ids (null when absent).
+    found = pc.index_in(pa.array(gold.ids, type=pa.string()),
+                        value_set=pa.array([ids[i] for i in keep], type=pa.string()))
+    pos = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    rows_arr = np.where(pos >= 0, kept[np.maximum(pos, 0)] if len(kept) else -1, -1)
+    rows = rows_arr.tolist()
+    matched = int((rows_arr >= 0).sum())
     if matched == 0:
         sample_p = ", ".join(repr(ids[i]) for i in keep[:3])
         sample_g = ", ".join(repr(g) for g in gold.ids[:3])
         raise InputError(f"no prediction id in {path} matches a gold id (predictions: {sample_p}; gold: {sample_g}): "
                          "check --id-column / --gold-id-column")
-    gold_ids = set(gold.ids)
-    extra = [ids[i] for i in keep if ids[i] not in gold_ids]
+    used = np.zeros(len(ids), dtype=bool)
+    used[rows_arr[rows_arr >= 0]] = True
+    extra = [ids[i] for i in keep if not used[i]]
     missing = [g for g, r in zip(gold.ids, rows) if r < 0]
+    codes = map_distinct(pred_codes, _pred_code)
     return Joined(
-        codes=[_pred_code(pred_codes[r]) if r >= 0 else None for r in rows],
+        codes=[codes[r] if r >= 0 else None for r in rows],
         rows=rows,
         missing=len(missing), missing_examples=missing[:5],
         unmatched=len(extra), unmatched_examples=[str(e) for e in extra[:5]],
@@ -339,7 +389,7 @@ def read_labels(path: str | Path, *, code_column: str | None = None) -> list[str
     else:
         rows = read_rows(p)
         col = resolve_column(rows, code_column, GOLD_COLUMNS, what="label code", option="--gold-column")
-        codes = [c for c in (first_code(v) for v in rows.get(col)) if c]
+        codes = [c for c in map_distinct(rows.get(col), first_code) if c]
     if not codes:
         raise InputError(f"labels file {p} holds no codes: one code per line, or a table with a code column")
     return codes

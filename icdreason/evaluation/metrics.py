@@ -69,7 +69,8 @@ class LabelSpace:
 
     @classmethod
     def from_codes(cls, codes: Iterable[str | None], source: str) -> LabelSpace:
-        return cls(frozenset(n for n in (normalize(c) for c in codes if c) if n), source)
+        distinct = {c for c in codes if c}
+        return cls(frozenset(n for n in (normalize(c) for c in distinct) if n), source)
 
 
 @dataclass

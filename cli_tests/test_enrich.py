@@ -95,3 +95,16 @@ def test_kb_lookup_shows_symptoms_and_guideline(runner, enriched_kb):
     assert card["guideline_section"] == "I.C.9.d" and card["guideline"].startswith("I.C.9.d Acute myocardial")
     panel = runner.invoke(app, ["kb", "lookup", "I21.A1"]).stdout
     assert "symptoms: Sie haben einen akuten Herzinfarkt." in panel and "guideline: I.C.9.d" in panel
+
+
+def test_fresh_database_has_the_scrape_tables(kb):
+    def columns(table):
+        return [r[0] for r in kb.con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+            [table]).fetchall()]
+
+    assert columns("symptoms") == ["code", "code_nodot", "source", "source_code", "mapping", "language", "title",
+                                   "text", "url", "fetched_at", "http_status", "content_hash"]
+    assert columns("scrape_log") == ["source", "code", "url", "outcome", "reason", "http_status", "attempted_at"]
+    assert columns("guidelines") == ["id", "parent", "level", "seq", "section", "chapter", "title", "text",
+                                     "page_start", "page_end", "source", "imported_at"]

@@ -22,8 +22,8 @@ from .. import __version__
 
 #: Identifies the tool and where to read about it; sites can contact or block it by this token.
 DEFAULT_USER_AGENT = (
-    f"icdreason/{__version__} (research scraper of public ICD-10 symptom descriptions; "
-    "1 request/s; +https://github.com/DATEXIS/DeepICD-R1)"
+    f"icdreason/{__version__} (research scraper of public ICD-10 symptom descriptions; honours robots.txt; "
+    "1 request/s per host)"
 )
 ROBOTS_AGENT = "icdreason"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})

@@ -5,6 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+DESCRIPTIONS = {
+    "I21.4": "Non-ST elevation (NSTEMI) myocardial infarction",
+    "E11.9": "Type 2 diabetes mellitus without complications",
+    "J18.9": "Pneumonia, unspecified organism",
+    "K35.80": "Unspecified acute appendicitis",
+    "N39.0": "Urinary tract infection, site not specified",
+}
 NOTES = [
     ("n1", "I21.4", "billable", 9, "I21", 0.8,
      "67 year old man admitted from the emergency department. He describes crushing chest pain radiating to the left "
@@ -35,7 +42,7 @@ def record(case_id, code, status, chapter, category, confidence, note, trace, **
     rec = {
         "id": case_id, "source": "notes.jsonl", "run_id": "20260412T101500-3f9a1c", "engine": "transformers",
         "model": "tiny", "uses_llm": True, "parameters": {}, "note": note, "trace": trace, "code_raw": code,
-        "code": code, "format_ok": True, "parse_note": None, "status": status, "description": None,
+        "code": code, "format_ok": True, "parse_note": None, "status": status, "description": DESCRIPTIONS.get(code),
         "chapter": chapter, "category": category, "suggestions": [],
         "confidence": {"code": confidence, "category": min(1.0, confidence + 0.1), "chapter": 1.0},
         "top_k": [{"code": code, "support": confidence}, {"code": "R69", "support": round(1 - confidence, 2)}],

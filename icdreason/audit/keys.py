@@ -7,6 +7,7 @@ every answer is one line of input, echoed to the output so that a transcript rea
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from typing import TextIO
@@ -17,6 +18,15 @@ _ESCAPES = {"\x1b[C": "n", "\x1b[B": "n", "\x1b[6~": "n", " ": "n", "\x1b[D": "p
             "\r": "\n"}
 
 
+def _split_key(text: str) -> tuple[str, str]:
+    """The first key of a burst of input (an escape sequence counts as one key) and the rest."""
+    if text.startswith("\x1b[") and len(text) > 2:
+        for i in range(2, len(text)):
+            if text[i].isalpha() or text[i] == "~":
+                return text[:i + 1], text[i + 1:]
+    return text[0], text[1:]
+
+
 class PipeKeys:
     """Keys and answers from a non-interactive stream, one per line. End of input means quit."""
 
@@ -25,6 +35,12 @@ class PipeKeys:
     def __init__(self, console: Console, stream: TextIO | None = None):
         self.console = console
         self.stream = stream or sys.stdin
+
+    def __enter__(self) -> PipeKeys:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
 
     def _read(self, prompt: str) -> str:
         line = self.stream.readline()
@@ -49,17 +65,52 @@ class PipeKeys:
 
 
 class TtyKeys:
-    """Single key presses from the terminal; Ctrl-C and Ctrl-D end the session (everything is already saved)."""
+    """Single key presses from the terminal; Ctrl-C and Ctrl-D end the session (everything is already saved).
+
+    While the session runs the terminal is in cbreak mode (keys arrive at once, without echo, and keys typed ahead
+    are kept); it is back in normal mode for free-text answers and when the session ends.
+    """
 
     interactive = True
 
-    def __init__(self, console: Console):
+    def __init__(self, console: Console, fd: int | None = None):
         self.console = console
+        self.fd = sys.stdin.fileno() if fd is None else fd
+        self._saved = None
+        self._buffer = ""
+
+    def __enter__(self) -> TtyKeys:
+        try:
+            import termios
+            import tty
+
+            self._saved = termios.tcgetattr(self.fd)
+            tty.setcbreak(self.fd, termios.TCSANOW)
+        except (ImportError, OSError):  # no termios (Windows): click.getchar per key
+            self._saved = None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        if self._saved is not None:
+            import termios
+
+            termios.tcsetattr(self.fd, termios.TCSANOW, self._saved)
 
     def _getchar(self) -> str:
-        import click
+        if self._saved is None:
+            import click
 
-        ch = click.getchar()
+            ch = click.getchar()
+        else:
+            if not self._buffer:
+                data = os.read(self.fd, 64)
+                if not data:
+                    raise EOFError
+                self._buffer = data.decode("utf-8", "replace")
+            ch, self._buffer = _split_key(self._buffer)
         if ch == "\x03":
             raise KeyboardInterrupt
         if ch == "\x04":
@@ -71,7 +122,17 @@ class TtyKeys:
         return _ESCAPES.get(ch, ch.lower() if len(ch) == 1 else ch)
 
     def line(self, prompt: str) -> str:
-        return self.console.input(prompt, markup=False)
+        if self._saved is None:
+            return self.console.input(prompt, markup=False)
+        import tty
+
+        self._restore()
+        try:
+            return self.console.input(prompt, markup=False)
+        finally:
+            import termios
+
+            tty.setcbreak(self.fd, termios.TCSANOW)
 
     def code(self, prompt: str, status: Callable[[str], str]) -> str | None:
         """A line editor: the typed code is validated after every key (``status``); Tab takes the first suggestion

@@ -67,7 +67,7 @@ class ReviewSession:
         self.latest: dict[str, Decision] = {d.case_id: d for d in store.decisions(reviewer)}
         self.blind_codes: dict[str, str] = {k: v[0] for k, v in store.blind_codes(reviewer).items()}
         self.trail: list[str] = [d.case_id for d in self.latest.values() if d.decision != "skip"]
-        self.skipped_now: set[str] = set()
+        self.skipped_now: dict[str, int] = {}
         self.pending = pending or PendingFile(Path(str(store.path) + f".{reviewer}.pending.csv"))
         self.counts = {"accept": 0, "correct": 0, "reject": 0, "skip": 0}
         self.current: Case | None = None
@@ -78,16 +78,16 @@ class ReviewSession:
 
     # -- navigation ----------------------------------------------------------------------------------------------
     def _next(self) -> Case | None:
-        later = None
+        """The first case this reviewer has not decided; then skipped ones (each comes back once per session)."""
+        skipped = []
         for case in self.cases:
-            if case.case_id in self.skipped_now:
-                continue
             d = self.latest.get(case.case_id)
-            if d is None:
+            times = self.skipped_now.get(case.case_id, 0)
+            if d is None and not times:
                 return case
-            if d.decision == "skip" and later is None:
-                later = case
-        return later
+            if (d is None or d.decision == "skip") and times < 2:
+                skipped.append((times, case.position, case))
+        return min(skipped, key=lambda item: item[:2])[2] if skipped else None
 
     def _show(self, case: Case | None) -> None:
         self.current = case
@@ -210,7 +210,7 @@ class ReviewSession:
 
     def skip(self) -> str | None:
         case = self._require(blind_ok=True)
-        self.skipped_now.add(case.case_id)
+        self.skipped_now[case.case_id] = self.skipped_now.get(case.case_id, 0) + 1
         prev = self.latest.get(case.case_id)
         if prev is not None and prev.decision != "skip":
             self._show(self._next())  # skipping a revisited case keeps its decision

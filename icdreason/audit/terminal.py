@@ -134,16 +134,20 @@ class ReviewScreen:
     def run(self) -> Summary:
         check_width(self.console)
         try:
-            while not self.session.done:
-                if self.console.width < MIN_WIDTH:
-                    self.say(f"terminal too narrow ({self.console.width} < {MIN_WIDTH} columns): widen it, then "
-                             "press a key", "red")
-                    self.keys.key()
-                    continue
-                self._case()
+            with self.keys:
+                self._loop()
         except (EOFError, KeyboardInterrupt, _Quit):
             self.console.print()
         return self._summary()
+
+    def _loop(self) -> None:
+        while not self.session.done:
+            if self.console.width < MIN_WIDTH:
+                self.say(f"terminal too narrow ({self.console.width} < {MIN_WIDTH} columns): widen it, then "
+                         "press a key", "red")
+                self.keys.key()
+                continue
+            self._case()
 
     def _case(self) -> None:
         pages = self._pages()
@@ -180,6 +184,8 @@ class ReviewScreen:
                 warning = s.skip()
             elif key == "b":
                 s.back()
+            elif key in ("a", "c", "r", "f"):
+                raise ActionRefused("blind mode: enter your code first (e)")
             else:
                 self.say(f"unknown key {key!r}: {BLIND_KEYS}", "red")
                 return False

@@ -1,0 +1,327 @@
+"""The ``openai`` engine: any OpenAI-compatible server (vLLM ``serve``, SGLang, TGI, ``transformers serve``).
+
+One batch is spread over every ``base_url`` (the least-loaded server takes the next request, ties go round-robin),
+with at most ``concurrency`` requests in flight per server. 429, 5xx, timeouts and connection errors are retried
+with exponential backoff (``Retry-After`` is honoured); when the retries run out that note gets a
+:class:`~icdreason.engines.base.Generation` with ``error`` set and the batch goes on.
+
+The prefill (the reference models answer inside ``<think>``) is sent as a final assistant message with
+``continue_final_message=true, add_generation_prompt=false`` (vLLM, SGLang). A server that rejects those fields
+(400/422, e.g. ``transformers serve``) is switched, for the rest of the run, to ``/v1/completions`` with the chat
+template applied here by the model's tokenizer (``tokenizer`` option, else the model name when it loads locally);
+without a tokenizer the prefill is dropped and ``extra["prefill"]`` says so. ``n`` samples are asked for in one
+request; a server that returns fewer (``transformers serve`` ignores ``n``) is asked again for the rest, with the
+seed moved on so the samples differ. A server-side reasoning parser's ``reasoning_content`` is put back in front of
+``</think>``.
+
+The API key is read from the environment variable named by ``api_key_env``; it is never printed, logged or stored
+in the options.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+from urllib.parse import urlsplit, urlunsplit
+
+from ..errors import EngineError, UsageError
+from .base import Engine, EngineOptions, Generation, Prompt, SamplingParams
+
+PREFILL_MODES = ("auto", "continue", "completions", "drop")
+RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+def _default_urls() -> list[str]:
+    return [os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8000/v1"]
+
+
+@dataclass
+class OpenAIOptions(EngineOptions):
+    """Options of the openai engine."""
+
+    base_url: list[str] = field(default_factory=_default_urls, metadata={
+        "help": "server URL(s) ending in /v1; give several to spread a batch (default: $OPENAI_BASE_URL or "
+                "http://127.0.0.1:8000/v1)"})
+    api_key_env: str = field(default="OPENAI_API_KEY", metadata={"help": "environment variable holding the API key"})
+    concurrency: int = field(default=8, metadata={"help": "requests in flight per server"})
+    timeout: float = field(default=600.0, metadata={"help": "seconds one request may take"})
+    connect_timeout: float = field(default=10.0, metadata={"help": "seconds to open a connection"})
+    max_retries: int = field(default=5, metadata={"help": "retries of a request after 429/5xx/timeouts"})
+    backoff: float = field(default=1.0, metadata={"help": "first wait before a retry, doubled each time (seconds)"})
+    backoff_max: float = field(default=60.0, metadata={"help": "longest wait between retries (seconds)"})
+    prefill_mode: str = field(default="auto", metadata={
+        "help": "auto (continue_final_message, else /v1/completions), continue, completions, drop"})
+    tokenizer: str | None = field(default=None, metadata={
+        "help": "tokenizer (hub id or directory) for the /v1/completions fallback (default: the model)"})
+    structured_field: str = field(default="structured_outputs", metadata={
+        "help": "request field for --constrain: structured_outputs (vLLM >= 0.12), guided_regex (older vLLM), "
+                "regex (SGLang)"})
+    code_format: str = field(default="undotted", metadata={"help": "codes inside <diagnosis>: undotted or dotted"})
+
+    def __post_init__(self) -> None:
+        urls = [self.base_url] if isinstance(self.base_url, str) else list(self.base_url)
+        if not urls:
+            raise UsageError("--base-url needs at least one server URL")
+        self.base_url = [normalize_base_url(u) for u in urls]
+        if self.concurrency < 1 or self.max_retries < 0 or self.timeout <= 0:
+            raise UsageError("concurrency must be >= 1, max_retries >= 0 and timeout > 0")
+        if self.prefill_mode not in PREFILL_MODES:
+            raise UsageError(f"prefill_mode must be one of {', '.join(PREFILL_MODES)}")
+
+
+def normalize_base_url(url: str) -> str:
+    """``http://host:8000`` -> ``http://host:8000/v1``; a trailing slash is dropped; the scheme is required."""
+    url = url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UsageError(f"--base-url {redact(url)!r} is not an http(s) URL (e.g. http://127.0.0.1:8000/v1)")
+    if parts.path in ("", "/"):
+        url += "/v1"
+    return url
+
+
+def redact(url: str) -> str:
+    """The URL without any user:password part, for messages and logs."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
+
+
+class RequestFailed(Exception):
+    """One request failed for good (retries exhausted or a non-retryable answer)."""
+
+
+@dataclass
+class _Server:
+    url: str
+    inflight: int = 0
+    sent: int = 0
+    prefill_mode: str = "continue"
+
+
+class OpenAIEngine(Engine):
+    """Chat completions against one or more OpenAI-compatible servers, with bounded async concurrency."""
+
+    name: ClassVar[str] = "openai"
+    Options: ClassVar[type[EngineOptions]] = OpenAIOptions
+    supports_constrain: ClassVar[bool] = True
+
+    def __init__(self, model: str | None, options: EngineOptions | None = None, kb=None):
+        super().__init__(model, options, kb)
+        from ..models import expand_alias
+
+        opts: OpenAIOptions = self.options  # type: ignore[assignment]
+        self.model = expand_alias(model) if model else None
+        key = os.environ.get(opts.api_key_env)
+        if key is None and opts.api_key_env != "OPENAI_API_KEY":
+            raise UsageError(f"environment variable {opts.api_key_env} (from --api-key-env) is not set")
+        self._headers = {"Authorization": f"Bearer {key}"} if key else {}
+        start = "continue" if opts.prefill_mode == "auto" else opts.prefill_mode
+        self.servers = [_Server(url, prefill_mode=start) for url in opts.base_url]
+        self._tokenizer: Any = None
+        self._tokenizer_tried = False
+        self._regex: dict[bool, str] = {}
+
+    # -- the protocol ------------------------------------------------------------------------------------------------
+    def generate(self, prompts: list[Prompt], params: SamplingParams) -> list[Generation]:
+        """Send every prompt, ``concurrency`` per server at a time; failures become per-prompt errors."""
+        return _run_sync(self._generate(prompts, params))
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        info["options"]["base_url"] = [redact(u) for u in info["options"]["base_url"]]
+        info["prefill_modes"] = {redact(s.url): s.prefill_mode for s in self.servers}
+        return info
+
+    # -- batch -------------------------------------------------------------------------------------------------------
+    async def _generate(self, prompts: list[Prompt], params: SamplingParams) -> list[Generation]:
+        import httpx
+
+        opts: OpenAIOptions = self.options  # type: ignore[assignment]
+        timeout = httpx.Timeout(opts.timeout, connect=opts.connect_timeout)
+        slots = opts.concurrency * len(self.servers)
+        limits = httpx.Limits(max_connections=slots, max_keepalive_connections=slots)
+        async with httpx.AsyncClient(timeout=timeout, limits=limits, headers=self._headers) as client:
+            if self.model is None:
+                self.model = await self._discover_model(client)
+            gate = asyncio.Semaphore(slots)
+            return list(await asyncio.gather(*(self._one(client, gate, p, params) for p in prompts)))
+
+    async def _discover_model(self, client) -> str:
+        url = self.servers[0].url
+        try:
+            response = await client.get(f"{url}/models")
+            response.raise_for_status()
+            return response.json()["data"][0]["id"]
+        except Exception as exc:
+            raise EngineError(
+                f"no --model given and {redact(url)}/models did not name one ({type(exc).__name__}): pass --model"
+            ) from None
+
+    async def _one(self, client, gate, prompt: Prompt, params: SamplingParams) -> Generation:
+        started = time.perf_counter()
+        texts: list[str] = []
+        reasons: list[str] = []
+        tokens_in = tokens_out = 0
+        used: list[str] = []
+        prefill = "none"
+        try:
+            for extra_request in range(params.n):
+                if len(texts) >= params.n:
+                    break
+                seed = None if params.seed is None else params.seed + extra_request
+                server, mode, data = await self._request(client, gate, prompt, params, params.n - len(texts), seed)
+                choices = data.get("choices") or []
+                if not choices:
+                    raise RequestFailed(f"{redact(server.url)} answered without choices")
+                for choice in choices[: params.n - len(texts)]:
+                    texts.append(_choice_text(choice))
+                    reasons.append(choice.get("finish_reason") or "stop")
+                usage = data.get("usage") or {}
+                tokens_in = tokens_in or int(usage.get("prompt_tokens") or 0)
+                tokens_out += int(usage.get("completion_tokens") or 0)
+                used.append(redact(server.url))
+                prefill = mode
+        except RequestFailed as exc:
+            return Generation(texts=[], tokens_in=tokens_in, tokens_out=tokens_out,
+                              seconds=time.perf_counter() - started, error=str(exc))
+        extra = {"finish_reasons": reasons, "servers": used, "prefill": prefill if prompt.prefill else "none"}
+        return Generation(texts=texts, tokens_in=tokens_in, tokens_out=tokens_out,
+                          seconds=time.perf_counter() - started, extra=extra)
+
+    # -- one request with retries ------------------------------------------------------------------------------------
+    async def _request(self, client, gate, prompt, params, n, seed) -> tuple[_Server, str, dict]:
+        import httpx
+
+        opts: OpenAIOptions = self.options  # type: ignore[assignment]
+        attempt, last = 0, "no attempt"
+        while True:
+            async with gate:
+                server = min(self.servers, key=lambda s: (s.inflight, s.sent))
+                server.inflight += 1
+                server.sent += 1
+                mode = self._mode(server, prompt)
+                wait = None
+                try:
+                    path, body = self._body(mode, prompt, params, n, seed)
+                    response = await client.post(f"{server.url}{path}", json=body)
+                except httpx.TimeoutException:
+                    last = f"timed out after {opts.timeout:g}s"
+                except httpx.TransportError as exc:
+                    last = f"connection error ({type(exc).__name__})"
+                else:
+                    status = response.status_code
+                    if status == 200:
+                        try:
+                            return server, mode, response.json()
+                        except ValueError:
+                            raise RequestFailed(f"{redact(server.url)} answered with invalid JSON") from None
+                    detail = _excerpt(response)
+                    if status in (400, 404, 422) and mode == "continue" and opts.prefill_mode == "auto":
+                        server.prefill_mode = "completions" if self._load_tokenizer() is not None else "drop"
+                        continue  # a capability answer, not a failure: try again at once the other way
+                    if status not in RETRY_STATUS:
+                        raise RequestFailed(f"HTTP {status} from {redact(server.url)}{path}: {detail}")
+                    last = f"HTTP {status}: {detail}"
+                    wait = _retry_after(response)
+                finally:
+                    server.inflight -= 1
+            attempt += 1
+            if attempt > opts.max_retries:
+                raise RequestFailed(f"{last} (from {redact(server.url)}, {attempt} attempts)")
+            delay = min(opts.backoff_max, opts.backoff * 2 ** (attempt - 1)) * random.uniform(0.75, 1.0)
+            await asyncio.sleep(min(opts.backoff_max, wait) if wait is not None else delay)
+
+    def _mode(self, server: _Server, prompt: Prompt) -> str:
+        if not prompt.prefill:
+            return "chat"
+        if server.prefill_mode == "completions" and self._load_tokenizer() is None:
+            return "drop"
+        return server.prefill_mode
+
+    def _body(self, mode: str, prompt: Prompt, params: SamplingParams, n: int, seed: int | None) -> tuple[str, dict]:
+        body: dict[str, Any] = {"model": self.model, "max_tokens": params.max_new_tokens,
+                                "temperature": params.temperature, "top_p": params.top_p, "n": n}
+        if seed is not None:
+            body["seed"] = seed
+        if params.top_k > 0:
+            body["top_k"] = params.top_k
+        if params.constrain:
+            body.update(self._structured(prompt.prefill if mode in ("continue", "completions") else ""))
+        if mode == "completions":
+            from .chat import render
+
+            return "/completions", {**body, "prompt": render(self._tokenizer, prompt)}
+        messages = list(prompt.messages)
+        if mode == "continue":
+            messages.append({"role": "assistant", "content": prompt.prefill})
+            body.update(continue_final_message=True, add_generation_prompt=False)
+        return "/chat/completions", {**body, "messages": messages}
+
+    def _structured(self, prefill: str) -> dict[str, Any]:
+        from .constrain import billable_code_strings, diagnosis_regex, server_structured_body
+
+        opts: OpenAIOptions = self.options  # type: ignore[assignment]
+        key = "<think>" in prefill
+        if key not in self._regex:
+            dotted = opts.code_format == "dotted"
+            codes = billable_code_strings(self.kb, dotted=dotted)
+            self._regex[key] = diagnosis_regex("billable", codes, prefill=prefill, dotted=dotted)
+        return server_structured_body(self._regex[key], opts.structured_field)
+
+    def _load_tokenizer(self):
+        if not self._tokenizer_tried:
+            self._tokenizer_tried = True
+            name = self.options.tokenizer or self.model  # type: ignore[attr-defined]
+            try:
+                from transformers import AutoTokenizer
+
+                tokenizer = AutoTokenizer.from_pretrained(name)
+                self._tokenizer = tokenizer if getattr(tokenizer, "chat_template", None) else None
+            except Exception:
+                self._tokenizer = None
+        return self._tokenizer
+
+
+def _choice_text(choice: dict) -> str:
+    if "text" in choice:  # /v1/completions
+        return choice.get("text") or ""
+    message = choice.get("message") or {}
+    content = message.get("content") or ""
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    if reasoning and "</think>" not in content:
+        return f"{reasoning}</think>{content}"
+    return content
+
+
+def _excerpt(response) -> str:
+    try:
+        text = response.text
+    except Exception:
+        text = ""
+    return " ".join(text.split())[:200] or response.reason_phrase
+
+
+def _retry_after(response) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _run_sync(coro):
+    """Run a coroutine from synchronous code, also when an event loop is already running (e.g. in Jupyter)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()

@@ -152,6 +152,15 @@ def test_fixed_vocabulary(runner, files, tmp_path):
     assert "outside the label space" in result.stderr
     # I21.9 is now a class of its own, not NIL; NIL is only n4 (no code) and n6 (no prediction).
     assert data["runs"][0]["levels"]["code"]["nil_predictions"] == 2
+    # A training file in trl's SFT layout works as the vocabulary too (its `code` column).
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sft = tmp_path / "sft.parquet"
+    pq.write_table(pa.table({"id": ["t1", "t2", "t3", "t4"], "code": ["I21.4", "I21.9", "J18.9", "N39.0"],
+                             "messages": [[{"role": "user", "content": "note"}]] * 4}), sft)
+    again = json.loads(invoke(runner, "eval", preds, "--gold", gold, "--labels", sft, "--json", "-").stdout)
+    assert again["runs"][0]["levels"] == data["runs"][0]["levels"]
 
 
 @pytest.mark.parametrize(("content", "message"), [

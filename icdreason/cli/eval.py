@@ -69,8 +69,9 @@ def _intervals(report: Report) -> Table:
 
 
 def _chapters(run: RunResult) -> Table:
-    table = Table(title=f"{run.name}: per chapter (chapter-level P/R/F1 %; category and code accuracy % of the "
-                        "chapter's gold rows)", title_justify="left")
+    table = Table(title=f"{run.name}: per chapter (%)", title_justify="left",
+                  caption="P/R/F1 at chapter level; Cat acc / Code acc: share of the chapter's gold rows whose "
+                          "category / full code is right", caption_justify="left")
     for name in ("Chapter", "Range", "Support", "Predicted", "P", "R", "F1", "Cat acc", "Code acc"):
         table.add_column(name, justify="left" if name in ("Chapter", "Range") else "right")
     for r in run.per_chapter:

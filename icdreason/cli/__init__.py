@@ -77,6 +77,9 @@ from . import data as _data  # noqa: E402
 
 app.add_typer(_reward.app, name="reward")
 app.add_typer(_data.app, name="data")
+from . import distill as _distill  # noqa: E402
+
+app.command("distill")(_distill.distill)
 # (more command groups are registered below this line)
 
 

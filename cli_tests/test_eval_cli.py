@@ -267,3 +267,15 @@ def test_plot_without_matplotlib_names_the_extra(runner, files, tmp_path, monkey
     result = invoke(runner, "eval", preds, "--gold", gold, "--plot", tmp_path / "x.png")
     assert result.exit_code == 1
     assert "`plot` extra" in result.stderr and "pip install matplotlib" in result.stderr
+
+
+def test_spreadsheet_export_with_bom_crlf_and_messy_codes(runner, tmp_path):
+    gold = tmp_path / "gold.csv"
+    gold.write_bytes(b"\xef\xbb\xbfID,Code\r\nn1, i21.4 \r\nn2,J189\r\nn3,\"['U07.1', 'J12.82']\"\r\n")
+    preds = tmp_path / "preds.csv"
+    preds.write_text("id,code\nn1,I214\nn2, j18.9\nn3,U07.1\n")
+    result = invoke(runner, "eval", preds, "--gold", gold, "--json", "-")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert (data["gold"]["id_column"], data["gold"]["code_column"]) == ("ID", "Code")
+    assert all(data["runs"][0]["levels"][lvl]["accuracy"] == 1.0 for lvl in ("chapter", "category", "code"))

@@ -168,6 +168,10 @@ def resolve_column(rows: Rows, requested: str | None, candidates: Sequence[str],
     for name in candidates:
         if name in rows.columns:
             return name
+    by_lower = {c.lower(): c for c in rows.columns}
+    for name in candidates:  # spreadsheets like "ID", "Code"
+        if name.lower() in by_lower:
+            return by_lower[name.lower()]
     raise InputError(f"cannot find the {what} column in {rows.path} (columns: {', '.join(rows.columns[:30])}): "
                      f"pass {option}")
 

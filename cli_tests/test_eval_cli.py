@@ -83,6 +83,10 @@ def test_table3_layout_and_json(runner, files, tmp_path):
     assert chapters["IX"]["support"] == 2 and chapters["IX"]["f1"] == 1.0
     assert chapters["IX"]["code_accuracy"] == 0.5
     assert [t["third"] for t in run["frequency_thirds"]["category"]] == ["head", "middle", "tail"]
+    per_class = {c["label"]: c for c in run["per_class"]["code"]}
+    assert per_class["I214"] == {"label": "I214", "support": 2, "predicted": 1, "tp": 1, "precision": 1.0,
+                                 "recall": 0.5, "f1": pytest.approx(2 / 3)}
+    assert per_class["NIL"]["predicted"] == 3 and len(per_class) == 5
 
 
 def test_json_to_stdout_with_bootstrap_is_reproducible(runner, files):

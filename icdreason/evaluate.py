@@ -84,8 +84,19 @@ class RunResult:
             "matched": self.matched, "missing_predictions": self.missing, "unmatched_predictions": self.unmatched,
             "duplicates_dropped": self.duplicates,
             "levels": levels, "per_chapter": self.per_chapter, "frequency_thirds": self.thirds,
+            "per_class": {level: _per_class_rows(s) for level, s in self.levels.items()},
             **self.validation, "by": self.by, "warnings": self.warnings,
         }
+
+
+def _per_class_rows(scores: LevelScores) -> list[dict[str, Any]]:
+    """Every class counted by the macro average, with its counts and P/R/F1, largest support first."""
+    pc = scores.per_class
+    rows = [{"label": str(pc["label"][i]), "support": int(pc["support"][i]), "predicted": int(pc["predicted"][i]),
+             "tp": int(pc["tp"][i]), "precision": float(pc["precision"][i]), "recall": float(pc["recall"][i]),
+             "f1": float(pc["f1"][i])} for i in range(len(pc["label"]))]
+    rows.sort(key=lambda r: (-r["support"], r["label"]))
+    return rows
 
 
 @dataclass

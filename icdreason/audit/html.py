@@ -68,6 +68,8 @@ def plots(report: AuditReport) -> list[tuple[str, str]]:
 
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+    from matplotlib.ticker import MaxNLocator
 
     out = []
     chapters = report.plots.get("chapters") or {}
@@ -75,12 +77,15 @@ def plots(report: AuditReport) -> list[tuple[str, str]]:
         fig, ax = plt.subplots(figsize=(8, 3.2))
         labels = list(chapters)
         bottom = [0] * len(labels)
-        for decision, colour in (("accept", "#4c9a2a"), ("correct", "#e0a800"), ("reject", "#c0392b")):
+        colours = {"accept": "#4c9a2a", "correct": "#e0a800", "reject": "#c0392b"}
+        for decision, colour in colours.items():
             values = [chapters[k][decision] for k in labels]
-            ax.bar(labels, values, bottom=bottom, label=decision, color=colour)
+            ax.bar(labels, values, bottom=bottom, color=colour)
             bottom = [b + v for b, v in zip(bottom, values)]
         ax.set_ylabel("decisions")
-        ax.legend(frameon=False)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(handles=[Patch(color=c, label=d) for d, c in colours.items()], frameon=False,
+                  loc="upper left", bbox_to_anchor=(1.0, 1.0))
         ax.tick_params(axis="x", rotation=45, labelsize=8)
         out.append(("Decisions per chapter", _png(fig)))
     seconds = report.plots.get("seconds") or {}
@@ -89,6 +94,7 @@ def plots(report: AuditReport) -> list[tuple[str, str]]:
         ax.hist(list(seconds.values()), bins=20, label=list(seconds), stacked=True)
         ax.set_xlabel("seconds per case")
         ax.set_ylabel("cases")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(frameon=False)
         out.append(("Time per case", _png(fig)))
     for key, title in (("divergence", "Where corrections diverge"), ("reasons", "Rejection reasons")):
@@ -97,6 +103,7 @@ def plots(report: AuditReport) -> list[tuple[str, str]]:
             fig, ax = plt.subplots(figsize=(6, 0.5 + 0.4 * len(data)))
             ax.barh(list(data)[::-1], list(data.values())[::-1], color="#5b7db1")
             ax.set_xlabel("cases")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             out.append((title, _png(fig)))
     return out
 

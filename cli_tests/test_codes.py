@@ -52,7 +52,8 @@ def test_paper_pattern_versus_icd10cm_structure():
     assert matches_paper_pattern("M51.16") and is_well_formed("M51.16")
     assert not matches_paper_pattern("Z3A.01") and is_well_formed("Z3A.01")
     assert not matches_paper_pattern("M1A.0110") and is_well_formed("M1A.0110")
-    for bad in ("", "12", "I2", "II1.4", "M51.16789", "I21-4"):
+    assert is_well_formed("QA0.0")  # FY2026's new category has a letter second
+    for bad in ("", "12", "I2", "1I1.4", "M51.16789", "I21-4"):
         assert not is_well_formed(bad), bad
 
 

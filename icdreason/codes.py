@@ -33,9 +33,10 @@ __all__ = [
 #: (categories C7A, C7B, D3A, M1A, O9A, Z3A and QA0, e.g. ``Z3A.01``).
 CODE_PATTERN = re.compile(r"^[A-Z][0-9]{2}[A-Z0-9]{0,4}$")
 
-#: The structure of every ICD-10-CM code: a letter, a digit, a letter or digit, then up to four letters or digits.
-#: Validation uses this one, so that ``Z3A.01`` or ``M1A.0110`` are judged by the code table, not by the pattern.
-ICD10CM_PATTERN = re.compile(r"^[A-Z][0-9][A-Z0-9][A-Z0-9]{0,4}$")
+#: The structure of every ICD-10-CM code: a letter, a digit (or the "A" of FY2026's new category QA0, followed by a
+#: digit), a letter or digit (a letter in C7A, D3A, M1A, O9A, Z3A …), then up to four letters or digits. Validation
+#: uses this shape, so that such codes are judged by the code table rather than rejected by the paper's pattern.
+ICD10CM_PATTERN = re.compile(r"^[A-Z](?:[0-9][A-Z0-9]|A[0-9])[A-Z0-9]{0,4}$")
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ def normalize(raw: str) -> str:
 
 
 def is_well_formed(code: str) -> bool:
-    """True when the normalised code has the ICD-10-CM structure (letter, digit, alphanumeric, up to 4 more)."""
+    """True when the normalised code has the ICD-10-CM shape (see :data:`ICD10CM_PATTERN`)."""
     return ICD10CM_PATTERN.match(normalize(code)) is not None
 
 

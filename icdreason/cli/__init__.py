@@ -25,7 +25,9 @@ class _Root(TyperGroup):
 
             if is_debug():
                 raise
-            err_console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, soft_wrap=True)
+            from rich.markup import escape
+
+            err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
 
 
@@ -77,6 +79,9 @@ from . import data as _data  # noqa: E402
 
 app.add_typer(_reward.app, name="reward")
 app.add_typer(_data.app, name="data")
+from . import train as _train  # noqa: E402
+
+app.add_typer(_train.app, name="train")
 from . import distill as _distill  # noqa: E402
 
 app.command("distill")(_distill.distill)

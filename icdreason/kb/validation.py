@@ -4,8 +4,8 @@ Statuses:
 - ``billable``: in the table and a leaf (valid on a claim);
 - ``header``: in the table but not billable (a category or subcategory with codes below it);
 - ``unknown``: well-formed but not in the table;
-- ``malformed``: not shaped like an ICD-10-CM code after normalisation (a letter, a digit, a letter or digit, then up
-  to four letters or digits).
+- ``malformed``: not shaped like an ICD-10-CM code after normalisation (``codes.ICD10CM_PATTERN``: a letter, a digit
+  (or the A of QA0), a letter or digit, then up to four letters or digits).
 
 The paper's stricter pattern ``^[A-Z][0-9]{2}[A-Z0-9]{0,4}$`` would call real codes such as ``Z3A.01`` malformed; each
 verdict reports it separately in ``paper_pattern`` so that both views are available.

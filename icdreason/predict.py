@@ -156,7 +156,8 @@ def _record(note: Note, prompt: Prompt | None, flags: list[str], gen: Generation
             rec.flags.append(f"format_failed_in_{len(parsed) - ok}_of_{len(parsed)}_samples")
     candidates = gen.extra.get("candidates") if gen.extra else None
     if candidates:  # the retriever: confidence and differential from its scored candidates
-        weighted = vote([c for c, _ in candidates], weights=[s for _, s in candidates], k=settings.top_k)
+        weighted = vote([c for c, _ in candidates], weights=[s for _, s in candidates], k=settings.top_k,
+                        final=outcome.code)
         rec.confidence, rec.top_k = weighted.confidence, weighted.top_k
     else:
         rec.confidence, rec.top_k = outcome.confidence, outcome.top_k
@@ -186,7 +187,7 @@ class _Enrichment:
         self.kb = kb
         tables = {r[0] for r in kb.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         self.available = any(
-            table in tables and kb.con.execute(f"SELECT count(*) > 0 FROM {table}").fetchone()[0]
+            table in tables and kb.con.execute(f"SELECT count(*) > 0 FROM {table}").fetchall()[0][0]
             for table in ("symptoms", "guidelines")
         )
         self.memo: dict[str, dict] = {}
@@ -262,6 +263,20 @@ def predict(notes: list[Note], *, engine: Engine, kb, template: PromptTemplate, 
     return summary
 
 
+def _reconcile(writer: RecordWriter, db, run_id: str) -> None:
+    """After a kill between the file write and the database write of a batch, copy the records one output has
+    and the other lacks, so that neither loses them and the notes are not predicted twice."""
+    if writer.path is None:
+        return
+    in_db = db.done_ids(run_id)
+    missing_in_db = set(writer.done_ids) - in_db
+    if missing_in_db:
+        db.write_batch(writer.records(missing_in_db))
+    missing_in_file = in_db - set(writer.done_ids)
+    if missing_in_file:
+        writer.write_batch(db.records(run_id, missing_in_file))
+
+
 # -- a whole run: what `icdreason predict` does, as a library call -----------------------------------------------
 def build_engine(name: str | None, model: str | None, options: dict[str, Any] | None = None, *, kb=None,
                  base_urls: list[str] | None = None) -> Engine:
@@ -326,6 +341,8 @@ def run_predict(notes: list[Note], *, engine: Engine, kb, out: str | None = None
                 "icdreason_version": __version__, "command": command,
                 "out_path": None if out in (None, "-") else str(out),
             })
+        if resume and db is not None:
+            _reconcile(writer, db, run_id)
         summary = Summary(run_id=run_id, engine=engine.name, model=engine.model, uses_llm=engine.uses_llm)
         predict(notes, engine=engine, kb=kb, template=template, params=params, writer=writer, run_id=run_id,
                 settings=settings, db=db, parameters=parameters, progress=progress, on_records=on_records,

@@ -194,6 +194,10 @@ class RecordWriter(ABC):
     def write_batch(self, records: list[Record]) -> None:
         """Write one batch durably before returning."""
 
+    def records(self, ids: set[str]) -> list[Record]:
+        """Records already written with the given ids (to copy them into another output on --resume)."""
+        return []
+
     def close(self, *, complete: bool = True) -> None:
         """Finish the output. ``complete=False`` (interrupted run) keeps journals for a later --resume."""
 
@@ -226,6 +230,10 @@ class JsonlWriter(RecordWriter):
                     self.done_ids.add(str(row["id"]))
                     self.existing_run_id = row.get("run_id", self.existing_run_id)
         self._fh = open(path, "a" if resume else "w", encoding="utf-8")
+
+    def records(self, ids: set[str]) -> list[Record]:
+        self._fh.flush()
+        return [Record(**r) for r in read_predictions(self.path) if r.get("id") in ids]
 
     def _repair_tail(self) -> None:
         with open(self.path, "rb+") as fh:
@@ -347,6 +355,9 @@ class TableWriter(RecordWriter):
         self.existing_run_id = self.journal.existing_run_id
         self._last_checkpoint = time.monotonic()
         self._checkpoint_cost = 0.0
+
+    def records(self, ids: set[str]) -> list[Record]:
+        return self.journal.records(ids)
 
     def write_batch(self, records: list[Record]) -> None:
         self.journal.write_batch(records)

@@ -63,6 +63,14 @@ def _m0002_predictions(con) -> None:
     con.execute(f"CREATE TABLE predictions ({cols}, written_at TIMESTAMP, PRIMARY KEY (run_id, id))")
 
 
+def _arrow_type(name: str):
+    import pyarrow as pa
+
+    types = {"uses_llm": pa.bool_(), "format_ok": pa.bool_(), "chapter": pa.int32(), "tokens_in": pa.int64(),
+             "tokens_out": pa.int64(), "seconds": pa.float64()}
+    return types.get(name, pa.string())
+
+
 MIGRATIONS: list[tuple[str, Callable]] = [("0001_runs", _m0001_runs), ("0002_predictions", _m0002_predictions)]
 
 
@@ -99,11 +107,16 @@ class PredictionDB:
         _migrate(self.con)
 
     def latest_run(self) -> str | None:
-        row = self.con.execute("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1").fetchone()
-        return row[0] if row else None
+        rows = self.con.execute("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1").fetchall()
+        return rows[0][0] if rows else None
 
     def has_run(self, run_id: str) -> bool:
-        return self.con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchone()[0] > 0
+        return self.con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchall()[0][0] > 0
+
+    def records(self, run_id: str, ids: set[str]) -> list[Record]:
+        """The stored records of a run with the given ids (to copy them into another output)."""
+        rows = [r for r in read_db_predictions(self.path, run_id=run_id, con=self.con) if r["id"] in ids]
+        return [Record(**r) for r in rows]
 
     def done_ids(self, run_id: str) -> set[str]:
         return {r[0] for r in self.con.execute("SELECT id FROM predictions WHERE run_id = ?", [run_id]).fetchall()}
@@ -126,23 +139,31 @@ class PredictionDB:
         )
 
     def write_batch(self, records: list[Record]) -> None:
-        """Insert a batch in one transaction (ids already present for the run are left as they are)."""
+        """Insert a batch in one transaction (ids the run already has are left as they are)."""
         if not records:
             return
+        import pyarrow as pa
+
         now = datetime.now(timezone.utc)
-        rows = []
+        columns: dict[str, list] = {name: [] for name in FIELDS}
         for r in records:
             d = dataclasses_row(r)
-            rows.append([json.dumps(d[c], ensure_ascii=False) if c in JSON_FIELDS and d[c] is not None else d[c]
-                         for c in FIELDS] + [now])
-        placeholders = ", ".join("?" for _ in range(len(FIELDS) + 1))
+            for name in FIELDS:
+                value = d[name]
+                columns[name].append(json.dumps(value, ensure_ascii=False) if name in JSON_FIELDS
+                                     and value is not None else value)
+        batch = pa.table({**{k: pa.array(v, type=_arrow_type(k)) for k, v in columns.items()},
+                          "written_at": pa.array([now] * len(records), type=pa.timestamp("us", tz="UTC"))})
+        self.con.register("_incoming", batch)
         self.con.execute("BEGIN")
         try:
-            self.con.executemany(f"INSERT OR IGNORE INTO predictions VALUES ({placeholders})", rows)
+            self.con.execute("INSERT OR IGNORE INTO predictions SELECT * FROM _incoming")
             self.con.execute("COMMIT")
         except Exception:
             self.con.execute("ROLLBACK")
             raise
+        finally:
+            self.con.unregister("_incoming")
 
     def finish_run(self, run_id: str, *, status: str, notes: int, seconds: float, engine_seconds: float,
                    tokens_in: int, tokens_out: int) -> None:
@@ -164,9 +185,10 @@ def dataclasses_row(record: Record) -> dict[str, Any]:
     return dataclasses.asdict(record)
 
 
-def read_db_predictions(path: Path, *, run_id: str | None = None) -> list[dict[str, Any]]:
+def read_db_predictions(path: Path, *, run_id: str | None = None, con=None) -> list[dict[str, Any]]:
     """Rows of the ``predictions`` table (one run or all), JSON columns decoded, in insertion order."""
-    con = _connect(path, read_only=True)
+    own = con is None
+    con = con or _connect(path, read_only=True)
     try:
         tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if "predictions" not in tables:
@@ -190,4 +212,5 @@ def read_db_predictions(path: Path, *, run_id: str | None = None) -> list[dict[s
             out.append(d)
         return out
     finally:
-        con.close()
+        if own:
+            con.close()

@@ -63,10 +63,11 @@ def agreement(a: str, b: str) -> float:
 
 
 def vote(codes: Sequence[str | None], *, weights: Sequence[float] | None = None, k: int = 5,
-         prefer: Callable[[str], bool] | None = None) -> Vote:
+         prefer: Callable[[str], bool] | None = None, final: str | None = None) -> Vote:
     """Choose the final code among samples (None for a sample without a code) and measure how much they agree.
 
-    ``weights`` gives each sample a weight (default 1 each; the retriever passes its candidate scores).
+    ``weights`` gives each sample a weight (default 1 each; the retriever passes its candidate scores). ``final``
+    fixes the final code instead of choosing it (confidence and top-k are then measured around that code).
     """
     n = len(codes)
     w = [1.0] * n if weights is None else [max(float(x), 0.0) for x in weights]
@@ -92,7 +93,7 @@ def vote(codes: Sequence[str | None], *, weights: Sequence[float] | None = None,
         return (support_of[c], mass[c], bool(prefer(dotted(c))) if prefer else False, len(c), -first_seen[c])
 
     ordered = sorted(distinct, key=rank, reverse=True)
-    best = ordered[0]
+    best = normalize(final) if final and normalize(final) in mass else ordered[0]
     best_chapter = chapter_of(best)
     confidence = {
         "code": sum(m for c, m in mass.items() if c == best) / total,

@@ -93,7 +93,7 @@ class RetrieverIndex:
         extra = ""
         if symptoms and "symptoms" in tables:
             count, latest = kb.con.execute(
-                "SELECT count(*), max(fetched_at)::VARCHAR FROM symptoms WHERE language = 'en'").fetchone()
+                "SELECT count(*), max(fetched_at)::VARCHAR FROM symptoms WHERE language = 'en'").fetchall()[0]
             extra = f":{count}:{latest}"
         return f"{kb.meta.get('build_id', '')}:{_INDEX_VERSION}:{int(symptoms)}{extra}"
 
@@ -259,9 +259,10 @@ class RetrieverEngine(Engine):
         weights, kept, negated = self._query(note)
         index = self.index
         scores = index.score(weights)
-        k = max(1, min(self.options.candidates, index.num_docs))
-        top = np.argpartition(-scores, k - 1)[:k] if scores.any() else np.array([], dtype=int)
-        top = sorted((int(i) for i in top if scores[i] > 0), key=lambda i: (-scores[i], index.codes[i]))
+        hit = np.flatnonzero(scores)  # only codes sharing a term with the note (a small share of all codes)
+        k = min(self.options.candidates, len(hit))
+        top = hit[np.argpartition(-scores[hit], k - 1)[:k]] if k else hit
+        top = sorted((int(i) for i in top), key=lambda i: (-scores[i], index.codes[i]))
         candidates = [(index.codes[i], float(scores[i])) for i in top]
         evidence: list[_Evidence] = []
         if top:

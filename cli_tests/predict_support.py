@@ -1,0 +1,72 @@
+"""Shared by the predict tests: a knowledge base with its retriever index built once, and a scripted test engine.
+
+``ScriptedEngine`` is a test double implementing the engine protocol: it returns the responses a test gives it per
+note id (to exercise parsing, validation and voting on exactly the model outputs a test needs), echoes the note like
+a model that repeats its input, or fails for chosen notes.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from icdreason.engines.base import Engine, EngineOptions, Generation, Prompt, SamplingParams
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples" / "notes"
+ICDREASON = Path(sys.executable).parent / "icdreason"
+
+
+@pytest.fixture(scope="session")
+def retriever_kb(built_kb, tmp_path_factory) -> Path:
+    """A copy of the session knowledge base with the retriever index cached next to it (built once)."""
+    from icdreason.engines.retriever import RetrieverIndex
+    from icdreason.kb import KnowledgeBase
+
+    path = tmp_path_factory.mktemp("predict-kb") / "icd10cm.duckdb"
+    shutil.copy(built_kb, path)
+    with KnowledgeBase.open(path) as kb:
+        RetrieverIndex.for_kb(kb)
+    return path
+
+
+@pytest.fixture
+def use_kb(retriever_kb, monkeypatch) -> Path:
+    """Point ICDREASON_KB at the prepared knowledge base for one test."""
+    monkeypatch.setenv("ICDREASON_KB", str(retriever_kb))
+    return retriever_kb
+
+
+@dataclass
+class ScriptedOptions(EngineOptions):
+    responses: dict = field(default_factory=dict, metadata={"help": "note id -> list of response texts"})
+    fail: list = field(default_factory=list, metadata={"help": "note ids whose generation raises"})
+    echo_code: str = field(default="I10", metadata={"help": "code of the echo answer"})
+
+
+class ScriptedEngine(Engine):
+    name = "scripted"
+    Options = ScriptedOptions
+    uses_llm = True
+
+    def generate(self, prompts: list[Prompt], params: SamplingParams) -> list[Generation]:
+        if any(p.note_id in self.options.fail for p in prompts):
+            raise RuntimeError("scripted failure")
+        out = []
+        for p in prompts:
+            texts = self.options.responses.get(p.note_id)
+            if texts is None:  # a model that repeats the note inside its reasoning
+                texts = [f"{p.note}</think><diagnosis>{self.options.echo_code}</diagnosis>"] * params.n
+            out.append(Generation(texts=list(texts), tokens_in=len(p.note.split()), tokens_out=7 * len(texts),
+                                  seconds=0.001))
+        return out
+
+
+def register_scripted() -> None:
+    from icdreason.engines.registry import register
+
+    register("scripted", "predict_support:ScriptedEngine")

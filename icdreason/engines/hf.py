@@ -116,6 +116,8 @@ class TransformersEngine(Engine):
     # -- the protocol ------------------------------------------------------------------------------------------------
     def generate(self, prompts: list[Prompt], params: SamplingParams) -> list[Generation]:
         """Generate ``params.n`` answers for each prompt; a prompt that fails gets ``error`` set."""
+        if params.constrain:
+            self.constraint()  # a missing knowledge base is a usage error for the whole run, raised here
         out: list[Generation | None] = [None] * len(prompts)
         encoded: list[tuple[int, list[int]]] = []
         for i, prompt in enumerate(prompts):

@@ -1,0 +1,103 @@
+"""Checks that run before any training work: the model, the devices, the judge, the repository's ``train/`` folder.
+
+Each failed check raises one :class:`~icdreason.errors.IcdreasonError` whose message names the fix. Device checks
+can be turned into notes for ``--dry-run`` on a machine other than the one that will train.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from ..errors import DependencyError, InputError, UsageError
+
+__all__ = [
+    "check_gpus",
+    "check_judge",
+    "check_model",
+    "cuda_device_count",
+    "train_dir",
+]
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def cuda_device_count() -> int:
+    """CUDA devices visible to this process (0 without torch or CUDA)."""
+    try:
+        import torch
+    except ImportError:
+        return 0
+    try:
+        return torch.cuda.device_count() if torch.cuda.is_available() else 0
+    except Exception:  # a broken driver counts as no GPU
+        return 0
+
+
+def check_model(model: str) -> str:
+    """Accept an existing model directory (with config.json) or a hub id (``owner/name``); return it unchanged.
+
+    A name that can only be a path (absolute, ``./``, ``~``, several slashes) must exist. Hub ids are not downloaded
+    here: the trainer fetches them on the machine that trains.
+    """
+    name = (model or "").strip()
+    if not name:
+        raise UsageError("no model given: pass --model with a model directory or a hub id (Qwen/Qwen2.5-7B-Instruct)")
+    path = Path(name).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise InputError(f"model path {path} is a file: pass the directory that save_pretrained wrote")
+        if not (path / "config.json").is_file():
+            raise InputError(f"{path} is not a model directory (no config.json): pass the folder save_pretrained wrote")
+        return str(path.resolve())
+    if name.startswith(("/", ".", "~", "\\")) or name.count("/") != 1 or not _HUB_ID.match(name):
+        raise InputError(f"model path {path} does not exist: check --model (a local directory or an owner/name hub id)")
+    return name
+
+
+def check_gpus(requested: int, *, what: str = "this run") -> None:
+    """More GPUs requested than CUDA shows is an error (``requested`` 0 means CPU)."""
+    if requested < 0:
+        raise UsageError(f"--gpus must be 0 (CPU) or more, not {requested}")
+    if requested == 0:
+        return
+    present = cuda_device_count()
+    if present == 0:
+        raise DependencyError(
+            f"{what} asks for {requested} GPU(s) but CUDA shows none here: run it on a GPU machine, "
+            f"or pass --gpus 0 to train on the CPU (tiny models only)"
+        )
+    if requested > present:
+        raise UsageError(f"{what} asks for {requested} GPUs but CUDA shows {present}: pass --gpus {present} or fewer")
+
+
+def check_judge(url: str | None, model: str | None, *, timeout: float = 10.0) -> None:
+    """The judge endpoint must answer (any HTTP status counts as reachable) before training starts."""
+    if not url or not model:
+        raise UsageError("the judge reward needs --judge-url and --judge-model (or drop it: --no-judge)")
+    import httpx
+
+    probe = url.rstrip("/") + "/models"
+    try:
+        httpx.get(probe, timeout=timeout)
+    except httpx.HTTPError as exc:
+        reason = type(exc).__name__
+        raise DependencyError(
+            f"judge at {url} is unreachable ({reason}): start the judge server or fix --judge-url, "
+            f"or train without it (--no-judge)"
+        ) from None
+
+
+def train_dir() -> Path:
+    """The repository's ``train/`` folder (configs and ``reward_fn.py``): ``$ICDREASON_TRAIN_DIR`` or the checkout's."""
+    env = os.environ.get("ICDREASON_TRAIN_DIR")
+    candidates = [Path(env).expanduser()] if env else []
+    candidates.append(Path(__file__).resolve().parents[2] / "train")
+    for candidate in candidates:
+        if (candidate / "reward_fn.py").is_file():
+            return candidate.resolve()
+    raise InputError(
+        "the train/ folder (launch configs and reward_fn.py) was not found: run from a checkout of the icdreason "
+        "repository or set ICDREASON_TRAIN_DIR to its train/ folder"
+    )

@@ -119,3 +119,13 @@ def test_report_without_audit_is_a_clear_message(runner, tmp_path):
     result = runner.invoke(app, ["audit", "report", "--db", str(tmp_path / "none.duckdb")])
     assert result.exit_code == 1
     assert "no audit database at" in result.stderr and "icdreason audit start" in result.stderr
+
+
+def test_blind_codes_without_a_decision_count_for_model_vs_experts(audit_db):
+    audit_db.save_blind_code("bob", "n1", "I21.9", 12.0)  # entered blind, then the session was quit
+    report = build_report(audit_db)
+    rows = {(name, a.level): a for name, a in report.model_vs_experts}
+    assert rows[("bob", "code")].items == 1 and rows[("bob", "code")].observed == 0.0
+    assert rows[("bob", "category")].observed == 1.0
+    pooled = rows[("all reviewers (pooled)", "code")]
+    assert pooled.items == 6 and pooled.observed == pytest.approx(3 / 6)

@@ -76,7 +76,8 @@ def _records():
     return [
         {"id": "a", "chapter": 9, "confidence": {"code": 0.9}, "top_k": [{"code": "I21.4", "support": 0.9}]},
         {"id": "b", "chapter": 9, "confidence": {"code": 0.2},
-         "top_k": [{"code": "I21.4", "support": 0.4}, {"code": "I20.0", "support": 0.3}, {"code": "R07.9", "support": 0.3}]},
+         "top_k": [{"code": "I21.4", "support": 0.4}, {"code": "I20.0", "support": 0.3},
+                   {"code": "R07.9", "support": 0.3}]},
         {"id": "c", "chapter": 4, "confidence": {"code": 0.5},
          "top_k": [{"code": "E11.9", "support": 0.5}, {"code": "E11.65", "support": 0.5}]},
         {"id": "d", "chapter": 10, "confidence": {"code": 1.0}, "top_k": [{"code": "J18.9", "support": 1.0}]},

@@ -56,7 +56,9 @@ def content_words(text: str) -> frozenset[str]:
 
 
 def sentences(text: str) -> list[Sentence]:
-    """Split a text into sentences after ``. ! ? ;`` followed by white space, and at line breaks, with offsets into the text (blank ones dropped)."""
+    """Split a text into sentences after ``. ! ? ;`` followed by white space, and at line breaks.
+
+    Offsets point into the text; blank sentences are dropped. Decimal points (``2.3``) do not split."""
     text = text or ""
     out = []
     start = 0

@@ -37,6 +37,9 @@ def print_report(report: AuditReport, console: Console) -> None:
         head.add_row(key, Text(value))
     console.print(head)
     for section in report.sections:
+        if not section.rows:
+            console.print(Text(f"{section.title}: no data. {section.note}".rstrip(), style="dim"))
+            continue
         table = Table(title=section.title, caption=section.note or None)
         for i, col in enumerate(section.columns):
             table.add_column(col, justify="right" if i and _numeric(section, i) else "left")

@@ -102,7 +102,11 @@ def build_report(store: AuditStore) -> AuditReport:
     report.sections.append(_overview(latest, reviewers))
     report.sections.append(_divergence(final, cases, report))
     report.sections.append(_per_chapter(final, cases, report))
-    report.sections.extend(_agreement(final, cases, reviewers, report))
+    blind = {name: {case: code for case, (code, _) in store.blind_codes(name).items()} for name in reviewers}
+    for d in final:  # imported decisions carry their blind code in the row
+        if d.blind_code:
+            blind.setdefault(d.reviewer, {}).setdefault(d.case_id, d.blind_code)
+    report.sections.extend(_agreement(final, cases, reviewers, blind, report))
     report.sections.append(_time(final, reviewers, report))
     report.sections.append(_reasons(final, report))
     report.flagged = _flagged(final, cases)
@@ -163,7 +167,7 @@ def _labels(final: list[Decision], cases: dict[str, Case], level: str) -> dict[s
     return out
 
 
-def _agreement(final, cases, reviewers, report: AuditReport) -> list[Section]:
+def _agreement(final, cases, reviewers, blind: dict[str, dict[str, str]], report: AuditReport) -> list[Section]:
     rows = []
     groups = [tuple(reviewers)] if len(reviewers) >= 2 else []
     if len(reviewers) > 2:
@@ -185,11 +189,14 @@ def _agreement(final, cases, reviewers, report: AuditReport) -> list[Section]:
                         "Code levels use each reviewer's final code: the model's when accepted, theirs when corrected."
                         if rows else "Needs at least two reviewers who decided the same cases.")]
     blind_rows = []
-    for name in [*reviewers, "all reviewers (pooled)"]:
-        pairs = [(cases[d.case_id].model_code, d.blind_code) for d in final
-                 if d.blind_code and (d.reviewer == name or name.startswith("all reviewers"))]
-        pairs = [(m, b) for m, b in pairs if m]
-        if not pairs or (name.startswith("all") and len({d.reviewer for d in final if d.blind_code}) < 2):
+    blind_reviewers = [name for name in reviewers if blind.get(name)]
+    for name in [*blind_reviewers, "all reviewers (pooled)"]:
+        pooled = name not in blind
+        if pooled and len(blind_reviewers) < 2:
+            continue
+        pairs = [(cases[case].model_code, code) for r in (blind_reviewers if pooled else [name])
+                 for case, code in blind[r].items() if case in cases and cases[case].model_code]
+        if not pairs:
             continue
         for level in CODE_LEVELS:
             labels = {"model": {str(i): level_label(m, level) for i, (m, _) in enumerate(pairs)},
@@ -201,7 +208,7 @@ def _agreement(final, cases, reviewers, report: AuditReport) -> list[Section]:
             blind_rows.append([name, level, str(a.items), pct(a.observed), num(a.kappa)])
     sections.append(Section("Model vs experts (blind mode)", ["expert", "level", "cases", "agreement",
                                                                "Cohen's kappa"], blind_rows,
-                             "The expert's code entered before the model's was shown, against the model's code."
+                             "The code each expert entered before the model's was shown, against the model's code."
                              if blind_rows else "No blind-mode decisions (start with --blind)."))
     return sections
 

@@ -65,7 +65,8 @@ def note_panel(view: CaseView, *, highlight: bool, plain: bool) -> Panel:
         body = marked(view.note, spans, EVIDENCE_STYLE, plain, ("«", "»"))
     title = "Note"
     if highlight and view.evidence:
-        title += f" — {len(view.evidence)} sentence(s) the trace relies on " + ("«marked»" if plain else "highlighted")
+        title += f" — {len(view.evidence)} sentence(s) the trace relies on "
+        title += "«marked»" if plain else "highlighted"
     return Panel(body, title=title, title_align="left")
 
 

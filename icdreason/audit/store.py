@@ -145,7 +145,9 @@ class AuditStore:
             with store.connect(read_only=True) as con:
                 names = schema.applied(con)
                 if not names and con.execute("SELECT count(*) FROM information_schema.tables").fetchone()[0]:
-                    raise AuditDatabaseError(f"{store.path} is a DuckDB file but not an audit database: use another --db")
+                    raise AuditDatabaseError(
+                        f"{store.path} is a DuckDB file but not an audit database: use another --db"
+                    )
                 if not schema.pending(con):
                     return store
         with store.connect() as con:
@@ -287,5 +289,7 @@ class AuditStore:
     def blind_codes(self, reviewer: str) -> dict[str, tuple[str, float | None]]:
         """case id -> (blind code, seconds) for one reviewer."""
         with self.connect(read_only=True) as con:
-            rows = con.execute("SELECT case_id, code, seconds FROM blind_codes WHERE reviewer = ?", [reviewer]).fetchall()
+            rows = con.execute(
+                "SELECT case_id, code, seconds FROM blind_codes WHERE reviewer = ?", [reviewer]
+            ).fetchall()
         return {case_id: (code, seconds) for case_id, code, seconds in rows}

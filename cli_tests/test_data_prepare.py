@@ -182,9 +182,14 @@ def test_cli_prepare_prints_the_paper_statistics(mimic, tmp_path, runner):
     result = runner.invoke(app, ["data", "prepare", "--notes", str(notes), "--diagnoses", str(dx),
                                  "--out", str(tmp_path / "o")])
     assert result.exit_code == 0, result.output
-    assert "first diagnosis ICD-9 (excluded)" in result.stdout and "│ 3" in result.stdout.replace("┃", "│")
-    assert "past_medical_history" in result.stdout
-    assert "samples" in result.stdout and "45" in result.stdout and "63" in result.stdout
+    rows = {}
+    for line in result.stdout.replace("┃", "│").splitlines():
+        if line.count("│") >= 3:
+            parts = [c.strip() for c in line.split("│")[1:-1]]
+            rows[parts[0]] = parts[1:]
+    assert rows["first diagnosis ICD-9 (excluded)"] == ["3"] and rows["samples kept"] == ["63"]
+    assert rows["past_medical_history"] == ["17", "26.6%"]  # of 64 sectioned notes
+    assert rows["samples"] == ["45", "6", "12", "63"] and rows["code labels"] == ["8", "6", "6", "8"]
 
 
 def test_cli_errors_name_the_fix(tmp_path, runner):

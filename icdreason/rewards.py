@@ -362,7 +362,7 @@ def _score_parts(response: str, parts: ResponseParts, golds: list[str], c: Rewar
         else:
             comps["outcome"] = c.match_weight * units + (c.no_overlap_penalty if o == 0 else 0.0)
     if "length" in on:
-        comps["length"] = c.length_malus * len(response)
+        comps["length"] = c.length_malus * len(response) + 0.0  # no -0.0 for an empty response
     if "trace" in on and parts.has_trace:
         comps["trace"] = c.trace_reward
     return RewardBreakdown(sum(comps.values()), comps, code, gold, o, exact, parts.format_ok)

@@ -47,6 +47,8 @@ def print_stats(stats: dict) -> None:
     from rich.table import Table
 
     cohort = Table(title="Cohort", show_header=False)
+    cohort.add_column("what")
+    cohort.add_column("admissions", justify="right")
     for label, key in (("discharge notes", "discharge_notes"), ("admissions with a note", "admissions_with_note"),
                        ("  without a seq_num = 1 diagnosis", "without_first_diagnosis"),
                        ("  first diagnosis ICD-9 (excluded)", "icd9_excluded"),

@@ -15,6 +15,7 @@ therefore broad (``docs/usage-rewards-data.md`` lists it).
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from dataclasses import dataclass, field
 
 __all__ = ["KEPT_SECTIONS", "HEADINGS", "AdmissionNote", "admission_note", "classify_heading"]
@@ -81,10 +82,11 @@ _EXAM_ONLY = {"on admission": "physical_exam", "admission": "physical_exam", "on
 
 HEADINGS: dict[str, str] = {h: kind for table in (_KEEP, _DROP) for kind, hs in table.items() for h in hs}
 
-_HEADER = re.compile(r"^[ \t]*([A-Za-z][A-Za-z0-9 /&()'.,-]{0,60}?)[ \t]*:", re.MULTILINE)
+_HEADER = re.compile(r"^[ \t]*([A-Za-z][^:\n]{0,60}):", re.MULTILINE)
 _SPACES = re.compile(r"\s+")
 
 
+@lru_cache(maxsize=65536)
 def classify_heading(heading: str, *, in_exam: bool = False) -> str | None:
     """The section kind of a header text (``"HPI"`` -> ``present_illness``), or None when it is not a known header."""
     key = _SPACES.sub(" ", heading.strip().lower()).strip(" .")

@@ -439,7 +439,17 @@ def score_response(response: str, gold: Any, *, config: RewardConfig | None = No
 
 #: Keyword arguments verl's reward managers add on their own; they are not reward settings.
 _VERL_EXTRAS = frozenset({"reward_router_address", "reward_model_tokenizer", "return_dict", "num_examine"})
-_config_cache: dict[str, RewardConfig] = {}
+_config_cache: dict[tuple, RewardConfig] = {}
+_ENV_PREFIX = "ICDREASON_REWARD_"
+_ENV_PREFIX_B = _ENV_PREFIX.encode()
+
+
+def _env_snapshot() -> tuple:
+    """The ICDREASON_REWARD_* variables, cheaply (this runs once per verl reward call)."""
+    data = getattr(os.environ, "_data", None)  # CPython's undecoded store: no per-variable decoding
+    if isinstance(data, dict):
+        return tuple(sorted((k, v) for k, v in data.items() if k[:17] == _ENV_PREFIX_B or k[:17] == _ENV_PREFIX))
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(_ENV_PREFIX)))
 _config_lock = threading.Lock()
 
 
@@ -447,8 +457,7 @@ def _config_from_kwargs(kwargs: Mapping[str, Any]) -> RewardConfig:
     """The config for a verl call: environment (``ICDREASON_REWARD_*``) overridden by ``reward_kwargs``."""
     settings = {k: v for k, v in kwargs.items() if k not in _VERL_EXTRAS}
     config_file = settings.pop("config", None)
-    key = repr((config_file, sorted((k, repr(v)) for k, v in settings.items()),
-                sorted((k, v) for k, v in os.environ.items() if k.startswith("ICDREASON_REWARD_"))))
+    key = (config_file, repr(sorted((k, repr(v)) for k, v in settings.items())) if settings else "", _env_snapshot())
     cfg = _config_cache.get(key)
     if cfg is None:
         with _config_lock:

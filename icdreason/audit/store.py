@@ -158,6 +158,8 @@ class AuditStore:
     @contextmanager
     def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """A short-lived connection; waits up to ``timeout`` seconds for another process's lock."""
+        if not self.path.parent.exists():
+            raise AuditDatabaseError(f"folder {self.path.parent} does not exist: create it or choose another --db")
         if not read_only and not _writable(self.path):
             raise AuditDatabaseError(
                 f"audit database {self.path} is read-only: make it writable (chmod u+w) or copy it and use --db COPY"

@@ -195,3 +195,14 @@ def test_judge_component_in_the_reward_with_neutral_fallback(server, kb_file, mo
     r = score_batch(responses[:1], ["I214"], config=failing, notes=[NOTE])[0]
     assert r.components["judge"] == pytest.approx(0.05 * 3) and r.judge_score is None
     assert r.score == pytest.approx(60.0 + 0.15)
+
+
+def test_one_client_used_from_several_threads(server, enriched_kb, tmp_path):
+    # verl's naive reward manager runs compute_score in executor threads that share the process's judge client
+    from concurrent.futures import ThreadPoolExecutor
+
+    with JudgeClient(f"{server}/ok/v1", "m", kb=enriched_kb, cache=tmp_path / "c.sqlite", concurrency=4) as judge:
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda i: judge.score(item(trace=f"{TRACE} {i % 5}")), range(40)))
+        assert results == [4.0] * 40 and judge.stats.failed == 0
+        assert judge.stats.cache_hits + len(FakeJudge.requests) >= 40

@@ -112,7 +112,7 @@ def _sha(text: str) -> str:
 
 
 class _Cache:
-    """SQLite score cache; used from the calling thread only (lookups before, writes after the requests)."""
+    """SQLite score cache (one connection; :class:`JudgeClient` serialises access with a lock)."""
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -177,7 +177,8 @@ class JudgeClient:
             limits=httpx.Limits(max_connections=self.concurrency, max_keepalive_connections=self.concurrency),
         )
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="icdreason-judge")
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # counters
+        self._state_lock = threading.Lock()  # cache, knowledge base and enrichment (score_many may run in threads)
         self._kb = kb
         self._kb_path = kb_path
         self._kb_failed = False
@@ -304,17 +305,18 @@ class JudgeClient:
         results: list[float | None] = [None] * len(items)
         keys = [(_sha(it.note), _sha(it.trace), normalize(it.code), self.model) for it in items]
         todo: dict[tuple, list[int]] = {}
-        for i, key in enumerate(keys):
-            cached = self._cache.get(key) if self._cache is not None else None
-            if cached is not None:
-                results[i] = cached
-                self.stats.cache_hits += 1
-            else:
-                todo.setdefault(key, []).append(i)
-        if not todo:
-            return results
-        order = list(todo)
-        prompts = [self.messages(items[todo[k][0]]) for k in order]  # KB lookups stay in this thread
+        with self._state_lock:
+            for i, key in enumerate(keys):
+                cached = self._cache.get(key) if self._cache is not None else None
+                if cached is not None:
+                    results[i] = cached
+                    self.stats.cache_hits += 1
+                else:
+                    todo.setdefault(key, []).append(i)
+            if not todo:
+                return results
+            order = list(todo)
+            prompts = [self.messages(items[todo[k][0]]) for k in order]  # KB lookups under the lock
         scores = list(self._pool.map(self._request, prompts))
         fresh = []
         for key, score in zip(order, scores):
@@ -323,7 +325,8 @@ class JudgeClient:
             if score is not None:
                 fresh.append((*key, score))
         if self._cache is not None:
-            self._cache.put_many(fresh)
+            with self._state_lock:
+                self._cache.put_many(fresh)
         return results
 
     def score(self, item: JudgeItem) -> float | None:

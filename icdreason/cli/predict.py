@@ -67,13 +67,18 @@ def engine_options(cls, flags: dict[str, Any], extra: list[str]) -> dict[str, An
 
 def _results_table(records: list) -> Table:
     table = Table(title=f"{len(records)} notes", title_justify="left")
+    reasons = any(r.flags or r.error for r in records)
     for col, kw in (("id", {}), ("code", {}), ("status", {}), ("description", {"overflow": "fold"}),
-                    ("conf.", {"justify": "right"}), ("flags / reason", {"overflow": "fold"})):
+                    ("conf.", {"justify": "right"})):
         table.add_column(col, **kw)
+    if reasons:
+        table.add_column("flags / reason", overflow="fold")
     for r in records:
-        why = ", ".join(r.flags) + (f" {r.error}" if r.error else "")
-        table.add_row(r.id, r.code or "-", f"[{_STATUS_STYLE.get(r.status, 'white')}]{r.status}[/]",
-                      r.description or "", f"{r.confidence.get('code', 0):.2f}", why.strip())
+        row = [r.id, r.code or "-", f"[{_STATUS_STYLE.get(r.status, 'white')}]{r.status}[/]", r.description or "",
+               f"{r.confidence.get('code', 0):.2f}"]
+        if reasons:
+            row.append((", ".join(r.flags) + (f" {r.error}" if r.error else "")).strip())
+        table.add_row(*row)
     return table
 
 
@@ -81,10 +86,8 @@ def _summary_table(summary) -> Table:
     from ..codes import CHAPTER_RANGES
 
     roman = {c.number: c.roman for c in CHAPTER_RANGES}
-    table = Table(title=f"run {summary.run_id}: {summary.engine}"
-                        + (f" ({summary.model})" if summary.model else " (no language model)"),
-                  title_justify="left", show_header=True)
-    table.add_column("")
+    table = Table(show_header=True)
+    table.add_column(f"run {summary.run_id}")
     table.add_column("count", justify="right")
     for status in ("billable", "header", "unknown", "malformed", "no_output"):
         if summary.by_status.get(status):
@@ -98,6 +101,7 @@ def _summary_table(summary) -> Table:
         table.add_row(f"flag {flag}", str(count))
     if summary.skipped:
         table.add_row("skipped (already written)", str(summary.skipped))
+    table.add_row("engine", summary.engine + (f" ({summary.model})" if summary.model else " (no language model)"))
     table.add_row("notes predicted", str(summary.predicted))
     table.add_row("seconds", f"{summary.seconds:.2f}")
     table.add_row("notes/s", f"{summary.notes_per_second:.1f}")

@@ -281,7 +281,9 @@ class OpenAIEngine(Engine):
             try:
                 from transformers import AutoTokenizer
 
-                tokenizer = AutoTokenizer.from_pretrained(name)
+                from ..models import hub_offline
+
+                tokenizer = AutoTokenizer.from_pretrained(name, local_files_only=hub_offline())
                 self._tokenizer = tokenizer if getattr(tokenizer, "chat_template", None) else None
             except Exception:
                 self._tokenizer = None

@@ -207,3 +207,15 @@ def test_sampled_audit_via_cli(runner, built_kb, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.stderr
     assert "2 of 5 cases (low-confidence, seed 0)" in result.stderr
     assert [c.case_id for c in AuditStore.open(db).cases()] == ["n5", "n2"]  # confidence 0.3, then 0.4
+
+
+def test_a_batch_keeps_its_order_so_the_last_decision_wins(store):
+    from icdreason.audit import Decision
+
+    batch = [Decision("alice", "n1", "accept", predictions_sha256="x"),
+             Decision("alice", "n1", "correct", expert_code="I21.9", predictions_sha256="x"),
+             Decision("alice", "n2", "skip", predictions_sha256="x")] * 50
+    store.record(batch)
+    assert [(d.case_id, d.decision) for d in store.decisions("alice")] == [("n1", "correct"), ("n2", "skip")]
+    history = store.decisions("alice", latest=False)
+    assert [d.decision for d in history[:3]] == ["accept", "correct", "skip"] and len(history) == 150

@@ -251,22 +251,27 @@ class AuditStore:
 
     # -- decisions -----------------------------------------------------------------------------------------------
     def record(self, decisions: Decision | list[Decision]) -> None:
-        """Commit decisions (one transaction); fills ``id`` and ``decided_at``."""
+        """Commit decisions in one transaction, in order; fills ``decided_at`` where it is missing."""
         items = [decisions] if isinstance(decisions, Decision) else list(decisions)
         if not items:
             return
+        import pyarrow as pa
+
+        for d in items:
+            d.decided_at = d.decided_at or now()
+        names = ("seq", "reviewer", "case_id", "predictions_sha256", "decision", "expert_code", "blind_code", "reason",
+                 "comment", "flagged", "seconds", "decided_at", "source")
+        batch = pa.table({name: [i if name == "seq" else getattr(d, name) for i, d in enumerate(items)]
+                          for name in names},
+                         schema=pa.schema([(n, pa.int64() if n == "seq" else pa.bool_() if n == "flagged" else
+                                            pa.float64() if n == "seconds" else pa.timestamp("us")
+                                            if n == "decided_at" else pa.string()) for n in names]))
         with self.connect() as con:
-            con.execute("BEGIN TRANSACTION")
-            for d in items:
-                d.decided_at = d.decided_at or now()
-                d.id = con.execute(
-                    "INSERT INTO decisions (reviewer, case_id, predictions_sha256, decision, expert_code, blind_code, "
-                    "reason, comment, flagged, seconds, decided_at, source) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                    [d.reviewer, d.case_id, d.predictions_sha256, d.decision, d.expert_code, d.blind_code, d.reason,
-                     d.comment, d.flagged, d.seconds, d.decided_at, d.source],
-                ).fetchone()[0]
-            con.execute("COMMIT")
+            con.register("incoming_decisions", batch)
+            con.execute(
+                f"INSERT INTO decisions ({', '.join(names[1:])}) "
+                f"SELECT {', '.join(names[1:])} FROM incoming_decisions ORDER BY seq"
+            )
 
     def decisions(self, reviewer: str | None = None, *, latest: bool = True) -> list[Decision]:
         """Decisions in the order they were made; with ``latest`` only each reviewer's last one per case."""

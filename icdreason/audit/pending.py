@@ -45,8 +45,17 @@ class PendingFile:
         self.decisions: list[Decision] = []
 
     def save(self, decisions: list[Decision]) -> None:
+        """Mirror the kept decisions to the file; when its folder is not writable, to the icdreason home instead."""
         self.decisions = list(decisions)
-        write_decisions_csv(self.path, self.decisions)
+        try:
+            write_decisions_csv(self.path, self.decisions)
+        except OSError:
+            from ..config import home_dir
+
+            fallback = home_dir() / "audit-pending" / self.path.name
+            fallback.parent.mkdir(parents=True, exist_ok=True)
+            write_decisions_csv(fallback, self.decisions)
+            self.path = fallback
 
     def clear(self) -> None:
         self.decisions = []

@@ -213,3 +213,30 @@ def test_a_prefill_that_opens_the_tag_starts_inside_it(constraint):
 def test_dotted_codes_are_a_choice(constraint):
     assert code_strings(["M5116", "a01.00"], dotted=True) == ["A01.00", "M51.16"]
     assert code_strings(["M51.16"]) == ["M5116"]
+
+
+# -- end to end through the CLI -------------------------------------------------------------------------------------
+
+def test_predict_cli_with_the_transformers_engine_and_constrain(tiny_dir, kb_file, tmp_path, runner):
+    import json
+
+    from icdreason.cli import app
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "back.txt").write_text("Chief complaint: low back pain radiating to the left leg.")
+    (notes / "cough.txt").write_text("Chief complaint: fever and productive cough for three days.")
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["predict", str(notes), "--engine", "transformers", "--model", str(tiny_dir),
+                                 "--device", "cpu", "--n", "3", "--max-new-tokens", "10", "--constrain",
+                                 "--prefill", "<think>x</think><diagnosis>", "--out", str(out), "-q"])
+    assert result.exit_code == 0, result.stderr
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted(r["id"] for r in records) == ["back", "cough"]
+    from icdreason.kb import KnowledgeBase
+
+    with KnowledgeBase.open(kb_file) as base:
+        for r in records:
+            assert r["engine"] == "transformers" and r["uses_llm"] is True and r["error"] is None
+            assert r["status"] == "billable" and r["tokens_in"] > 0 and r["tokens_out"] > 0
+            assert r["top_k"] and all(base.index.is_billable(c["code"]) for c in r["top_k"])

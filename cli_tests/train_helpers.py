@@ -31,19 +31,36 @@ def note_for(code: str, rng: random.Random) -> str:
     return "chief complaint " + " ".join(words)
 
 
+#: A short prompt template (same prefill as the bundled one) that keeps the tiny model's sequences short; the tests
+#: train on it and pass it to `icdreason predict --prompt-template`.
+SHORT_TEMPLATE = """=== system ===
+Predict the ICD-10-CM code.
+=== user ===
+{note}
+=== prefill ===
+<think>
+"""
+
+
+def write_template(path: Path) -> Path:
+    path.write_text(SHORT_TEMPLATE, encoding="utf-8")
+    return path
+
+
 def answer_for(code: str) -> str:
-    """The assistant's answer, starting with the bundled template's prefill (``<think>`` and a newline)."""
-    return f"<think>\nfindings {CASES[code]} suggests diagnosis\n</think>\n<diagnosis>{code}</diagnosis>"
+    """The assistant's answer: the template's prefill (``<think>`` and a newline), a trace, the undotted code."""
+    return f"<think>\nthe findings suggest this diagnosis\n</think>\n<diagnosis>{code.replace('.', '')}</diagnosis>"
 
 
-def prompt_messages(note_id: str, note: str) -> list[dict[str, str]]:
-    """System and user messages of the bundled DeepICD-R1 template, as `icdreason data prepare` writes them."""
+def prompt_messages(note_id: str, note: str, template: Path | None = None) -> list[dict[str, str]]:
+    """System and user messages of a prompt template (default: the bundled DeepICD-R1 one), as `icdreason data
+    prepare` writes them."""
     from icdreason.prompts import load_template
 
-    return load_template("deepicd_r1").render(note_id, note).messages
+    return load_template(template).render(note_id, note).messages
 
 
-def write_sft_parquet(path: Path, rows: int = 300, *, seed: int = 0) -> Path:
+def write_sft_parquet(path: Path, rows: int = 300, *, seed: int = 0, template: Path | None = None) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -55,14 +72,14 @@ def write_sft_parquet(path: Path, rows: int = 300, *, seed: int = 0) -> Path:
         records.append({
             "id": f"note-{i}",
             "code": code,
-            "messages": [*prompt_messages(f"note-{i}", note_for(code, rng)),
+            "messages": [*prompt_messages(f"note-{i}", note_for(code, rng), template),
                          {"role": "assistant", "content": answer_for(code)}],
         })
     pq.write_table(pa.Table.from_pylist(records), path)
     return path
 
 
-def write_rl_parquet(path: Path, rows: int = 16, *, seed: int = 1) -> Path:
+def write_rl_parquet(path: Path, rows: int = 16, *, seed: int = 1, template: Path | None = None) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -74,7 +91,7 @@ def write_rl_parquet(path: Path, rows: int = 16, *, seed: int = 1) -> Path:
         note = note_for(code, rng)
         records.append({
             "data_source": "synthetic",
-            "prompt": prompt_messages(f"note-{i}", note),
+            "prompt": prompt_messages(f"note-{i}", note, template),
             "ability": "icd10cm",
             "reward_model": {"style": "rule", "ground_truth": code.replace(".", "")},
             "extra_info": {"id": f"note-{i}", "note": note, "hadm_id": str(1000 + i), "split": "train"},

@@ -70,7 +70,8 @@ def test_table_without_the_text_column_names_the_columns(tmp_path):
 def test_stdin_as_one_note_or_as_jsonl():
     [one] = read_notes(["-"], stdin=io.BytesIO(b"Chief Complaint: cough\n"))
     assert (one.id, one.text, one.source) == ("stdin", "Chief Complaint: cough\n", "stdin")
-    rows = read_notes(["-"], text_column="text", stdin=io.BytesIO(b'{"id": "a", "text": "x"}\n{"id": "b", "text": "y"}\n'))
+    table = b'{"id": "a", "text": "x"}\n{"id": "b", "text": "y"}\n'
+    rows = read_notes(["-"], text_column="text", stdin=io.BytesIO(table))
     assert [n.id for n in rows] == ["a", "b"]
 
 

@@ -79,7 +79,8 @@ def _expand(arg: str) -> list[Path]:
     """One command-line input -> files: a file, a folder (walked recursively for text and table files), a glob."""
     path = Path(arg).expanduser()
     if path.is_dir():
-        found = sorted(p for p in path.rglob("*") if (p.is_file() or p.is_symlink()) and p.suffix.lower() in TEXT_SUFFIXES + TABLE_SUFFIXES
+        found = sorted(p for p in path.rglob("*")
+                       if (p.is_file() or p.is_symlink()) and p.suffix.lower() in TEXT_SUFFIXES + TABLE_SUFFIXES
                        and not any(part.startswith(".") for part in p.relative_to(path).parts))
         if not found:
             raise InputError(f"folder {path} has no .txt notes or note tables (.jsonl/.csv/.parquet)")
@@ -184,7 +185,8 @@ def read_notes(inputs: list[str], *, id_column: str | None = None, text_column: 
     naming them, before anything runs.
     """
     if not inputs:
-        raise UsageError("no notes given: pass note files, folders, globs, a .jsonl/.csv/.parquet table, or - for stdin")
+        raise UsageError("no notes given: pass note files, folders, globs, a .jsonl/.csv/.parquet table, "
+                         "or - for stdin")
     notes: list[Note] = []
     for arg in inputs:
         if arg == "-":

@@ -163,7 +163,8 @@ def parse_response(text: str | None, *, prefilled_think: bool = True) -> Parsed:
             found = _code_in(_strip_tags(diag_blocks[i]), any_case=True)
             if found:
                 code_raw, code = diag_blocks[i], found[1]
-                which = "the diagnosis block" if len(diag_blocks) == 1 else f"diagnosis block {i + 1} of {len(diag_blocks)}"
+                which = ("the diagnosis block" if len(diag_blocks) == 1
+                         else f"diagnosis block {i + 1} of {len(diag_blocks)}")
                 how = f"code {found[0]!r} taken from {which}"
                 break
         else:

@@ -93,7 +93,8 @@ def _connect(path: Path, read_only: bool = False):
     except duckdb.Error as exc:
         first = str(exc).splitlines()[0]
         if "lock" in first.lower():
-            raise UsageError(f"{path} is in use by another process ({first}): wait for it or use another --db") from None
+            raise UsageError(f"{path} is in use by another process ({first}): wait for it or use another --db"
+                             ) from None
         raise InputError(f"{path} is not a DuckDB file this tool can open ({first}): choose another --db") from None
 
 

@@ -135,7 +135,8 @@ def predict(
                    "extension).")] = None,
     db: Annotated[Optional[Path], typer.Option("--db", help="Also append records to the `predictions` table of this "
                   "DuckDB file and log the run in `runs`.")] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue --out/--db: skip note ids already written.")] = False,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue --out/--db: skip note ids already "
+                      "written.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file.")] = False,
     run_id: Annotated[Optional[str], typer.Option("--run-id", help="Name the run (default: time + random; on "
                       "--resume the run found in the output).")] = None,
@@ -170,8 +171,10 @@ def predict(
                         "spread a batch over several servers.")] = None,
     api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="Environment variable holding the API "
                            "key (openai).")] = None,
-    concurrency: Annotated[Optional[int], typer.Option("--concurrency", min=1, help="Requests in flight (openai).")] = None,
-    timeout: Annotated[Optional[float], typer.Option("--timeout", min=0.1, help="Seconds per request (openai).")] = None,
+    concurrency: Annotated[Optional[int], typer.Option("--concurrency", min=1, help="Requests in flight "
+                           "(openai).")] = None,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", min=0.1, help="Seconds per request "
+                       "(openai).")] = None,
     retries: Annotated[Optional[int], typer.Option("--retries", min=0, help="Retries with backoff (openai).")] = None,
     tensor_parallel_size: Annotated[Optional[int], typer.Option("--tensor-parallel-size", min=1, help="GPUs per "
                                     "model (vllm).")] = None,

@@ -58,8 +58,10 @@ def engine_class(name: str) -> type[Engine]:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name):
-            raise DependencyError(f"the {name} engine is not installed in this build ({module_name} is missing)") from None
-        raise DependencyError(f"the {name} engine needs the Python package {exc.name!r}: pip install {exc.name}") from None
+            raise DependencyError(f"the {name} engine is not installed in this build ({module_name} is missing)"
+                                  ) from None
+        raise DependencyError(f"the {name} engine needs the Python package {exc.name!r}: pip install {exc.name}"
+                              ) from None
     try:
         return getattr(module, class_name)
     except AttributeError:

@@ -7,8 +7,10 @@ symptom description. Its answer has the same shape as a model's (``<think>…</t
 the think part lists the evidence sentences and matched terms, the diagnosis is the best candidate, and the top
 candidates with their scores travel in ``Generation.extra["candidates"]``.
 
-Index scope: billable codes, without chapter XX (external causes are never the first-listed diagnosis) and without
-7th-character codes for subsequent encounters or sequelae (an admission is an initial encounter).
+Index scope: billable codes, without chapter XX (external causes are never the first-listed diagnosis), without the
+history and status codes Z77-Z99 (family or personal history, allergy status, long-term drug use, absent organs,
+implants: never the reason for an admission) and without 7th-character codes for subsequent encounters or sequelae
+(an admission is an initial encounter).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ SECTION_WEIGHTS: dict[str, float] = {
     "exam": 0.7, "results": 0.7, "past_history": 0.25, "social_history": 0.1,
     "family_history": 0.0, "medications": 0.0, "allergies": 0.0,
 }
-_INDEX_VERSION = "retriever:2"
+_INDEX_VERSION = "retriever:5"
 
 #: Words stated as a diagnosis (after "consistent with", "admitted for", "suspected" … up to the end of the clause,
 #: at most 10 words) count this much more than the rest of their sentence.
@@ -50,6 +52,15 @@ _DIAGNOSTIC_CUE = re.compile(
     r"likely|suspected|presumed|found to have|shows?|showed|revealed|demonstrat\w+|is admitted)\b",
     re.IGNORECASE,
 )
+#: Pregnancy codes (chapter XV, O00-O9A) apply only when the note speaks of a pregnancy or the puerperium, perinatal
+#: codes (chapter XVI, P00-P96) only to newborns: without such words in the (non-negated) note, their scores are
+#: multiplied by CONTEXT_PRIOR.
+CONTEXT_GATES: dict[str, frozenset[str]] = {
+    "O": frozenset(terms("pregnant pregnancy gestation gestational weeks trimester delivery delivered labor "
+                         "postpartum puerperal puerperium cesarean gravida antepartum intrapartum obstetric")),
+    "P": frozenset(terms("newborn neonate neonatal infant premature preterm birth nicu perinatal")),
+}
+CONTEXT_PRIOR = 0.2
 #: Symptom and sign codes (chapter XVIII, R00-R99) are not coded first when a related definitive diagnosis is
 #: established (Official Guidelines, Section II.A): their scores are multiplied by this prior.
 SYMPTOM_CHAPTER_PRIOR = 0.8
@@ -81,6 +92,7 @@ class RetrieverIndex:
         self.num_docs = int(scores["num_docs"])
         self.vocab: dict[str, int] = index.retriever.vocab_dict
         self.prior = np.array([SYMPTOM_CHAPTER_PRIOR if c.startswith("R") else 1.0 for c in self.codes])
+        self.gated = {p: np.array([c.startswith(p) for c in self.codes]) for p in CONTEXT_GATES}
 
     def description(self, code: str) -> str:
         ci = self._code_index
@@ -136,7 +148,7 @@ class RetrieverIndex:
                 LEFT JOIN codes p ON p.code = c.parent AND p.kind IN ('category', 'subcategory')
                 LEFT JOIN notes n ON n.code = c.code AND n.kind = 'inclusion_term'
                 {symptom_sql}
-                WHERE c.billable AND c.chapter <> 20
+                WHERE c.billable AND c.chapter <> 20 AND c.category < 'Z77'
                   AND NOT (length(c.code_nodot) = 7 AND regexp_matches(right(c.code_nodot, 1), '[D-Z]'))
                 GROUP BY c.code, c.code_nodot, c.description, p.description ORDER BY c.code_nodot"""
         ).fetchall()
@@ -259,6 +271,9 @@ class RetrieverEngine(Engine):
         weights, kept, negated = self._query(note)
         index = self.index
         scores = index.score(weights)
+        for prefix, context in CONTEXT_GATES.items():
+            if not context & weights.keys():
+                scores[index.gated[prefix]] *= CONTEXT_PRIOR
         hit = np.flatnonzero(scores)  # only codes sharing a term with the note (a small share of all codes)
         k = min(self.options.candidates, len(hit))
         top = hit[np.argpartition(-scores[hit], k - 1)[:k]] if k else hit

@@ -97,7 +97,7 @@ def _lines(path: Path) -> int:
 
 def test_resume_after_sigkill_loses_and_duplicates_nothing(retriever_kb, tmp_path):
     env = {**os.environ, "ICDREASON_KB": str(retriever_kb)}
-    ids = _big_table(tmp_path / "notes.jsonl", 1500)
+    ids = _big_table(tmp_path / "notes.jsonl", 1000)
     out = tmp_path / "pred.jsonl"
     args = [str(tmp_path / "notes.jsonl"), "--out", str(out), "--batch-size", "50", "-q"]
     _kill_after_first_flush(args, lambda: _lines(out), env)
@@ -114,7 +114,7 @@ def test_resume_after_sigkill_loses_and_duplicates_nothing(retriever_kb, tmp_pat
 
 def test_resume_parquet_and_db_after_sigkill(retriever_kb, tmp_path):
     env = {**os.environ, "ICDREASON_KB": str(retriever_kb)}
-    ids = _big_table(tmp_path / "notes.jsonl", 1000)
+    ids = _big_table(tmp_path / "notes.jsonl", 600)
     out, db = tmp_path / "pred.parquet", tmp_path / "log.duckdb"
     journal = tmp_path / ".pred.parquet.journal.jsonl"
     args = [str(tmp_path / "notes.jsonl"), "--out", str(out), "--db", str(db), "--batch-size", "50", "-q"]
@@ -132,3 +132,26 @@ def test_resume_parquet_and_db_after_sigkill(retriever_kb, tmp_path):
     con.close()
     assert total == distinct == len(ids)
     assert len(runs) == 1 and runs[0][0] == "finished" and runs[0][1] == 2
+
+
+def test_ctrl_c_keeps_a_readable_file_and_says_how_to_resume(retriever_kb, tmp_path):
+    env = {**os.environ, "ICDREASON_KB": str(retriever_kb)}
+    ids = _big_table(tmp_path / "notes.jsonl", 600)
+    out = tmp_path / "pred.csv"
+    journal = tmp_path / ".pred.csv.journal.jsonl"
+    args = [str(tmp_path / "notes.jsonl"), "--out", str(out), "--batch-size", "50", "-q"]
+    proc = subprocess.Popen([str(ICDREASON), "predict", *args], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None and _lines(journal) == 0:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "--resume" in err
+    partial = read_predictions(out)  # the CSV itself is complete and readable up to the last batch
+    assert 0 < len(partial) < len(ids) and journal.exists()
+    done = subprocess.run([str(ICDREASON), "predict", *args, "--resume"], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert [r["id"] for r in read_predictions(out)] == ids and not journal.exists()

@@ -251,6 +251,14 @@ def predict(
                     command=command, progress=on_progress, on_records=kept.extend if out is None else None,
                     stream=sys.stdout,
                 )
+            except KeyboardInterrupt:
+                if progress is not None:
+                    progress.stop()
+                    progress = None
+                where = out if out not in (None, "-") else db
+                say("interrupted: the batches written so far are kept"
+                    + (f"; continue with the same command and --resume ({where})" if where else ""))
+                raise typer.Exit(130) from None
             finally:
                 if progress is not None:
                     progress.stop()

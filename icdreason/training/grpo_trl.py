@@ -10,12 +10,13 @@ Prompts longer than ``max_prompt_length`` tokens are left out, as verl's ``data.
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import time
 from pathlib import Path
 
-from ..errors import IcdreasonError, InputError, UsageError
-from .checks import check_gpus, check_model
+from ..errors import DependencyError, IcdreasonError, InputError, UsageError
+from .checks import check_gpus, check_model, cuda_device_count
 from .common import (
     CHECKPOINTS,
     check_output_dir,
@@ -25,7 +26,7 @@ from .common import (
     tensorboard_env,
 )
 from .data import check_rl_parquet, load_rl_dataset
-from .export import TrainSummary
+from .export import TrainSummary, read_summary
 from .grpo_config import GrpoConfig
 from .launch import LaunchPlan
 from .rewarding import REWARD_FILE, check_reward_setup, write_reward_config
@@ -47,7 +48,8 @@ def trl_batches(cfg: GrpoConfig) -> tuple[int, int]:
 
 
 def plan_trl_grpo(cfg: GrpoConfig, *, dry_run: bool = False) -> LaunchPlan:
-    """Check a trl GRPO run; it runs in this process (``python -m icdreason.training.grpo_trl`` is equivalent)."""
+    """Check a trl GRPO run. It runs in this process (``python -m icdreason.training.grpo_trl`` is the equivalent
+    command), or as that command restricted to the first GPU when several are visible."""
     check_rl_parquet(cfg.train_file, flag="--train")
     if cfg.val_file is not None:
         check_rl_parquet(cfg.val_file, flag="--val")
@@ -67,19 +69,29 @@ def plan_trl_grpo(cfg: GrpoConfig, *, dry_run: bool = False) -> LaunchPlan:
         if not dry_run:
             raise
         notes.append(f"not runnable on this machine: {exc}")
+    if "wandb" in cfg.report_to and importlib.util.find_spec("wandb") is None:
+        raise DependencyError("report_to wandb needs the wandb package: pip install wandb (or --report-to tensorboard)")
     config_path = Path(cfg.output_dir).resolve() / CONFIG_FILE
     argv = [sys.executable, "-m", "icdreason.training.grpo_trl", "--config", str(config_path)]
-    return LaunchPlan(argv=argv, in_process=True, notes=notes)
+    # One process on one device: with several GPUs visible, a child process sees only the first one.
+    env = {"CUDA_VISIBLE_DEVICES": "0"} if cfg.gpus == 1 and cuda_device_count() > 1 else {}
+    return LaunchPlan(argv=argv, env=env, in_process=not env, notes=notes)
 
 
 def run_trl_grpo(cfg: GrpoConfig, *, progress=None) -> TrainSummary:
     """Check, train, save the model and the summary."""
-    plan_trl_grpo(cfg)
+    plan = plan_trl_grpo(cfg)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(out / CONFIG_FILE)
     started = time.monotonic()
-    summary = train_grpo_worker(cfg, progress=progress)
+    if plan.in_process:
+        summary = train_grpo_worker(cfg, progress=progress)
+    else:
+        if progress:
+            progress(f"launch: {plan.shell()}")
+        plan.run()
+        summary = read_summary(out)
     summary.wall_seconds = round(time.monotonic() - started, 2)
     summary.save(out)
     return summary

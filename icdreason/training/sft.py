@@ -41,14 +41,14 @@ def plan_sft(cfg: SftConfig, *, dry_run: bool = False) -> LaunchPlan:
     check_output_dir(cfg.output_dir, resume_from=cfg.resume_from, overwrite=cfg.overwrite)
     if cfg.resume_from and cfg.resume_from != "latest":
         resolve_resume(cfg.output_dir, cfg.resume_from)
-    _check_trl()
     notes: list[str] = []
-    try:
-        check_gpus(cfg.gpus or 0, what="train sft")
-    except IcdreasonError as exc:  # facts about this machine's devices only
-        if not dry_run:
-            raise
-        notes.append(f"not runnable on this machine: {exc}")
+    for check in (_check_trl, lambda: check_gpus(cfg.gpus or 0, what="train sft")):
+        try:  # facts about this machine (packages, devices): errors for a run, notes for a dry run
+            check()
+        except IcdreasonError as exc:
+            if not dry_run:
+                raise
+            notes.append(f"not runnable on this machine: {exc}")
     if "wandb" in cfg.report_to and not _has("wandb"):
         raise DependencyError("report_to wandb needs the wandb package: pip install wandb (or --report-to tensorboard)")
     config_path = Path(cfg.output_dir).resolve() / CONFIG_FILE

@@ -78,6 +78,25 @@ def test_with_vllm_but_no_cuda_says_so(monkeypatch):
         check_available()
 
 
+def test_vllm_outputs_become_generations():
+    from types import SimpleNamespace as NS
+
+    from icdreason.engines.vllm_engine import _max_model_len, _to_generation
+
+    out = NS(prompt_token_ids=[1] * 40, outputs=[NS(text="a</think><diagnosis>I10</diagnosis>", token_ids=[5] * 9,
+                                                    finish_reason="stop"),
+                                                 NS(text="b", token_ids=[5] * 1024, finish_reason="length")])
+    g = _to_generation(out, 0.5, 2)
+    assert g.texts == ["a</think><diagnosis>I10</diagnosis>", "b"] and g.tokens_in == 40 and g.tokens_out == 1033
+    assert g.extra["finish_reasons"] == ["stop", "length"]
+    greedy = _to_generation(NS(prompt_token_ids=[1], outputs=[NS(text="x", token_ids=[5, 6], finish_reason=None)]),
+                            0.1, 3)
+    assert greedy.texts == ["x"] * 3 and greedy.tokens_out == 6 and greedy.extra["finish_reasons"] == ["stop"] * 3
+    assert _max_model_len(NS(llm_engine=NS(model_config=NS(max_model_len=4096)))) == 4096
+    assert _max_model_len(NS(llm_engine=NS(vllm_config=NS(model_config=NS(max_model_len=2048))))) == 2048
+    assert _max_model_len(NS()) is None
+
+
 # -- structured output ----------------------------------------------------------------------------------------------
 
 CODES = ["A000", "A001", "A009", "A0100", "A011", "I10", "M5116", "M5117", "Z3A01", "Z3A49"]

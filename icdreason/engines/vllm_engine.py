@@ -148,7 +148,7 @@ class VllmEngine(Engine):
         from .chat import check_chat_template
 
         check_chat_template(self.tokenizer, resolved.display)
-        self.context_length: int | None = self.llm.llm_engine.model_config.max_model_len
+        self.context_length: int | None = _max_model_len(self.llm) or opts.max_model_len
         self._regex: dict[tuple[str, bool], str] = {}
 
     def structured_regex(self, mode: str, prefill: str) -> str | None:
@@ -211,6 +211,17 @@ class VllmEngine(Engine):
 
     def close(self) -> None:
         self.llm = None
+
+
+def _max_model_len(llm) -> int | None:
+    """The context length vLLM settled on (where it lives moved between vLLM versions)."""
+    engine = getattr(llm, "llm_engine", None)
+    for holder in (getattr(llm, "model_config", None), getattr(engine, "model_config", None),
+                   getattr(getattr(engine, "vllm_config", None), "model_config", None)):
+        value = getattr(holder, "max_model_len", None)
+        if isinstance(value, int):
+            return value
+    return None
 
 
 def _to_generation(output, seconds: float, n: int) -> Generation:

@@ -47,6 +47,10 @@ def tiny_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, tiny_dir):
     """``transformers serve`` on a free port; it loads the model directory named in each request."""
+    from transformers.utils.import_utils import is_serve_available
+
+    if not is_serve_available():
+        pytest.skip("transformers serve needs fastapi and uvicorn (pip install 'transformers[serving]')")
     port = _free_port()
     cache = tmp_path_factory.mktemp("hf-cache")  # must exist, or /v1/models fails
     env = {**os.environ, "HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}

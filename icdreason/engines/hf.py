@@ -97,7 +97,8 @@ class TransformersEngine(Engine):
             self.tokenizer = transformers.AutoTokenizer.from_pretrained(
                 str(resolved.path), trust_remote_code=opts.trust_remote_code
             )
-            kwargs: dict[str, Any] = {"dtype": self.dtype, "trust_remote_code": opts.trust_remote_code}
+            dtype_key = "dtype" if _version_at_least(transformers.__version__, (4, 56)) else "torch_dtype"
+            kwargs: dict[str, Any] = {dtype_key: self.dtype, "trust_remote_code": opts.trust_remote_code}
             if opts.attn_implementation:
                 kwargs["attn_implementation"] = opts.attn_implementation
             self.lm = transformers.AutoModelForCausalLM.from_pretrained(str(resolved.path), **kwargs)
@@ -222,6 +223,15 @@ class TransformersEngine(Engine):
             if token in self.eos:
                 return self.tokenizer.decode(row[:k], skip_special_tokens=False), k + 1, "stop"
         return self.tokenizer.decode(row, skip_special_tokens=False), len(row), "length"
+
+
+def _version_at_least(version: str, wanted: tuple[int, int]) -> bool:
+    """``"4.57.1"`` >= ``(4, 56)``; unparsable versions count as new."""
+    try:
+        major, minor = (int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return True
+    return (major, minor) >= wanted
 
 
 def _one_line(exc: BaseException) -> str:

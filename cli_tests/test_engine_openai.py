@@ -223,3 +223,27 @@ def test_the_model_is_discovered_and_aliases_expand():
     with pytest.raises(UsageError, match="not an http"):
         OpenAIOptions(base_url="localhost:8000")
     assert OpenAIOptions.from_dict({"base_url": "http://a:1/v1"}).base_url == ["http://a:1/v1"]
+
+
+def test_predict_cli_over_two_servers(kb_file, tmp_path, runner):
+    import json
+
+    from icdreason.cli import app
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    for i in range(6):
+        (notes / f"note{i}.txt").write_text(f"Chief complaint: low back pain radiating to the leg, day {i}.")
+    out = tmp_path / "out.jsonl"
+    with FakeServer() as one, FakeServer() as two:
+        result = runner.invoke(app, ["predict", str(notes), "--engine", "openai", "--model", "DeepICD-R1-7B",
+                                     "--base-url", one.url, "--base-url", two.url, "--retries", "1",
+                                     "--concurrency", "2", "--out", str(out), "-q"])
+        assert result.exit_code == 0, result.stderr
+        assert one.requests and two.requests
+        assert {r["body"]["model"] for r in one.requests + two.requests} == {"DATEXIS/DeepICD-R1-7B"}
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 6
+    for r in records:
+        assert r["engine"] == "openai" and r["code"] == "M51.16" and r["status"] == "billable"
+        assert r["format_ok"] is True and r["tokens_in"] == 42 and r["tokens_out"] == 11

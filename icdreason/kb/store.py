@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import duckdb
 
@@ -22,8 +21,7 @@ if TYPE_CHECKING:
     from .validation import CodeIndex, Validation
 
 
-@dataclass(frozen=True)
-class CodeInfo:
+class CodeInfo(NamedTuple):
     """One row of the ``codes`` table."""
 
     code: str
@@ -40,6 +38,40 @@ class CodeInfo:
 
 
 _CODE_FIELDS = "code, code_nodot, description, kind, billable, placeholder, parent, category, block, chapter, depth"
+
+
+class _Rows:
+    """The ``codes`` table as Python objects with the three indexes lookups need."""
+
+    def __init__(self, infos: list[CodeInfo]):
+        self.by_nodot: dict[str, CodeInfo] = {}
+        self.by_code: dict[tuple[str, str], CodeInfo] = {}
+        self.children: dict[tuple[str, str], list[CodeInfo]] = {}
+        for info in infos:
+            self.by_code[(info.code, "chapter" if info.kind == "chapter" else
+                          "block" if info.kind == "block" else "code")] = info
+            if info.kind not in ("chapter", "block"):
+                self.by_nodot[info.code_nodot] = info
+        for info in infos:
+            parent = self.parent_of(info)
+            if parent is not None:
+                self.children.setdefault((parent.code, parent.kind), []).append(info)
+
+    @classmethod
+    def load(cls, con: duckdb.DuckDBPyConnection) -> _Rows:
+        table = con.cursor().sql(f"SELECT {_CODE_FIELDS} FROM codes").to_arrow_table()
+        columns = [column.to_pylist() for column in table.columns]
+        return cls(list(map(CodeInfo._make, zip(*columns))))
+
+    def parent_of(self, info: CodeInfo) -> CodeInfo | None:
+        """The row one level up: a code, else a block, else a chapter (block ids can equal category codes)."""
+        if info.parent is None:
+            return None
+        if info.kind in ("chapter", "block", "category"):
+            return (self.by_code.get((info.parent, "block"))
+                    or self.by_code.get((info.parent, "chapter")))
+        found = self.by_code.get((info.parent, "code"))
+        return found if found is not None else self.by_code.get((info.parent, "block"))
 
 
 def _stderr(message: str) -> None:
@@ -181,15 +213,19 @@ class KnowledgeBase:
         }
 
     # -- lookups -------------------------------------------------------------------------------------------------
+    @cached_property
+    def _rows(self) -> _Rows:
+        """Every row of ``codes`` in memory, indexed for lookups (loaded once, on first use)."""
+        return _Rows.load(self.con)
+
     def lookup(self, code: str) -> CodeInfo | None:
         """The row for a code (dotted or not, any case), a block id or a chapter number; None when absent."""
-        key = normalize(code) if not code.strip().isdigit() else code.strip()
-        rows = self.con.execute(
-            f"SELECT {_CODE_FIELDS} FROM codes WHERE code_nodot = ? OR code = ? "
-            "ORDER BY kind = 'block', kind = 'chapter' LIMIT 1",
-            [key, code.strip().upper()],
-        ).fetchall()
-        return CodeInfo(*rows[0]) if rows else None
+        text = code.strip()
+        rows = self._rows
+        if text.isdigit():
+            return rows.by_code.get((text, "chapter"))
+        info = rows.by_nodot.get(normalize(text))
+        return info if info is not None else rows.by_code.get((text.upper(), "block"))
 
     def description(self, code: str) -> str | None:
         """The tabular description of a code, or None when the code does not exist."""
@@ -201,31 +237,19 @@ class KnowledgeBase:
         info = self.lookup(code)
         chain: list[CodeInfo] = []
         while info is not None and info.parent is not None:
-            parent = self._by_code(info.parent, block_ok=True)
+            parent = self._rows.parent_of(info)
             if parent is None:
                 break
             chain.append(parent)
             info = parent
         return list(reversed(chain))
 
-    def _by_code(self, code: str, block_ok: bool) -> CodeInfo | None:
-        order = "ORDER BY kind = 'chapter', kind = 'block'" if not block_ok else "ORDER BY kind <> 'block'"
-        rows = self.con.execute(f"SELECT {_CODE_FIELDS} FROM codes WHERE code = ? {order} LIMIT 1", [code]).fetchall()
-        if not rows and block_ok:
-            rows = self.con.execute(
-                f"SELECT {_CODE_FIELDS} FROM codes WHERE code = ? AND kind = 'chapter'", [code]
-            ).fetchall()
-        return CodeInfo(*rows[0]) if rows else None
-
     def children(self, code: str) -> list[CodeInfo]:
         """Codes one level below a code (or block, or chapter number)."""
         info = self.lookup(code)
         if info is None:
             return []
-        rows = self.con.execute(
-            f"SELECT {_CODE_FIELDS} FROM codes WHERE parent = ? AND code <> parent ORDER BY code", [info.code]
-        ).fetchall()
-        return [CodeInfo(*r) for r in rows]
+        return sorted(self._rows.children.get((info.code, info.kind), []), key=lambda c: c.code)
 
     def billable_descendants(self, code: str, limit: int | None = None) -> list[CodeInfo]:
         """Billable codes below a header code, the most generic ("unspecified", shortest) first."""

@@ -84,7 +84,7 @@ class CodeIndex:
 
     @classmethod
     def from_kb(cls, kb: KnowledgeBase) -> CodeIndex:
-        table = kb.con.sql(
+        table = kb.con.cursor().sql(
             "SELECT code_nodot, billable, description, chapter FROM codes "
             "WHERE kind IN ('category', 'subcategory', 'code') ORDER BY code_nodot"
         ).to_arrow_table()

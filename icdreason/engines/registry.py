@@ -30,7 +30,7 @@ REQUIREMENTS: dict[str, tuple[tuple[str, str], ...]] = {
     "retriever": (("bm25s", "pip install bm25s"),),
     "transformers": (("torch", "pip install 'icdreason[hf]', or run without --model (the retriever)"),
                      ("transformers", "pip install 'icdreason[hf]', or run without --model (the retriever)")),
-    "openai": (("openai", "pip install openai"),),
+    "openai": (("httpx", "pip install httpx"),),
     "vllm": (("vllm", "pip install 'icdreason[vllm]' in its own environment on a CUDA host, or use --engine "
                       "transformers (CPU or GPU) or --engine openai --base-url URL (a vLLM server elsewhere)"),),
 }

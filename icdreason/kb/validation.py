@@ -14,8 +14,6 @@ verdict reports it separately in ``paper_pattern`` so that both views are availa
 from __future__ import annotations
 
 import bisect
-from itertools import compress
-from operator import not_
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
@@ -95,19 +93,25 @@ class CodeIndex:
 
     # -- vectorised status -----------------------------------------------------------------------------------------
     _MEMO_LIMIT = 2_000_000
+    #: From this many codes on, Arrow kernels over the whole batch beat per-code dictionary lookups.
+    _BULK = 50_000
 
     def statuses(self, codes: list[str]) -> list[str]:
-        """The status of each code. Distinct inputs not seen before are judged with Arrow kernels; repeats come from a
-        memo (predictions repeat codes heavily), so a million codes take well under a second."""
+        """The status of each code. Large batches go through Arrow kernels whole (normalise, pattern, hash lookup);
+        small ones through a memo of inputs seen before, seeded with every canonical spelling."""
+        if len(codes) >= self._BULK:
+            return self._judge(codes)
         memo = self._memo
         out = list(map(memo.get, codes))
         if None in out:
-            todo = list(set(compress(codes, map(not_, out))))
+            missing = [i for i, status in enumerate(out) if status is None]
+            todo = list({codes[i] for i in missing})
             if len(memo) + len(todo) > self._MEMO_LIMIT:
                 memo.clear()
                 memo.update(self._seed)
             memo.update(zip(todo, self._judge(todo)))
-            out = list(map(memo.get, codes))
+            for i in missing:
+                out[i] = memo[codes[i]]
         return out
 
     def _judge(self, codes: list[str]) -> list[str]:

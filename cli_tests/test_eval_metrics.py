@@ -17,7 +17,8 @@ from icdreason.evaluation.breakdowns import frequency_thirds
 from icdreason.evaluation.metrics import NIL, LabelSpace, encode, score_level
 
 # --- an independent, row-by-row reference of the label mapping ---------------------------------------------------
-_WELL_FORMED = re.compile(r"^[A-Z][0-9][A-Z0-9][A-Z0-9]{0,4}$")
+# The documented shape: a letter, a digit (or the "A" of QA0 followed by a digit), a letter or digit, up to 4 more.
+_WELL_FORMED = re.compile(r"^[A-Z](?:[0-9][A-Z0-9]|A[0-9])[A-Z0-9]{0,4}$")
 
 
 def _chapter(cat: str) -> str:
@@ -88,14 +89,14 @@ PRED = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.lists(st.tuples(VARIANTS, PRED), min_size=1, max_size=60))
 def test_equals_sklearn_on_random_inputs(pairs):
     gold, pred = [g for g, _ in pairs], [p for _, p in pairs]
     assert_matches_sklearn(gold, pred)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(st.lists(st.tuples(VARIANTS, PRED), min_size=1, max_size=40),
        st.lists(st.sampled_from(GOLD_POOL + ["I21.3", "A41.9"]), min_size=1, max_size=10))
 def test_equals_sklearn_with_a_fixed_vocabulary(pairs, labels):

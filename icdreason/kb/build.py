@@ -88,6 +88,9 @@ def build_kb(dest: Path, source: Path | None = None, *, force: bool = False, pro
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, list]) -> None:
-    arrow = pa.table(columns)  # noqa: F841 - read by DuckDB's replacement scan
-    names = ", ".join(columns)
-    con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM arrow")
+    con.register("incoming", pa.table(columns))
+    try:
+        names = ", ".join(columns)
+        con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM incoming")
+    finally:
+        con.unregister("incoming")

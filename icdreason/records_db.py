@@ -75,14 +75,9 @@ MIGRATIONS: list[tuple[str, Callable]] = [("0001_runs", _m0001_runs), ("0002_pre
 
 
 def _migrate(con) -> None:
-    con.execute("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)")
-    done = {r[0] for r in con.execute("SELECT name FROM _migrations").fetchall()}
-    for name, fn in MIGRATIONS:
-        if name not in done:
-            con.execute("BEGIN")
-            fn(con)
-            con.execute("INSERT INTO _migrations VALUES (?, ?)", [name, datetime.now(timezone.utc)])
-            con.execute("COMMIT")
+    from .migrations import migrate
+
+    migrate(con, MIGRATIONS)
 
 
 def _connect(path: Path, read_only: bool = False):

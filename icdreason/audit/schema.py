@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 import duckdb
 
+from .. import migrations
+
 Migration = tuple[str, Callable[[duckdb.DuckDBPyConnection], None]]
 
 
@@ -83,33 +85,15 @@ MIGRATIONS: list[Migration] = [
 
 
 def applied(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Names of the migrations a database has recorded (empty for a new file)."""
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = '_migrations'"
-    ).fetchone()[0]
-    if not exists:
-        return []
-    return [row[0] for row in con.execute("SELECT name FROM _migrations ORDER BY name").fetchall()]
+    """Names of the migrations a database has recorded (empty when it has no ``_migrations`` table)."""
+    return migrations.applied(con)
 
 
 def pending(con: duckdb.DuckDBPyConnection) -> list[Migration]:
     """Migrations this database lacks, in order."""
-    done = set(applied(con))
-    return [m for m in MIGRATIONS if m[0] not in done]
+    return migrations.pending(con, MIGRATIONS)
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Apply every pending migration, each in its own transaction; returns the names applied."""
-    con.execute("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)")
-    names = []
-    for name, apply in pending(con):
-        con.execute("BEGIN TRANSACTION")
-        try:
-            apply(con)
-            con.execute("INSERT INTO _migrations VALUES (?, now())", [name])
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
-        names.append(name)
-    return names
+    return migrations.migrate(con, MIGRATIONS)

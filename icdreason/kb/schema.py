@@ -11,6 +11,8 @@ from collections.abc import Callable
 
 import duckdb
 
+from .. import migrations
+
 #: Bumped when the layout of the tables filled by ``kb build`` changes incompatibly.
 SCHEMA_VERSION = 1
 
@@ -139,32 +141,14 @@ def register(name: str, apply: Callable[[duckdb.DuckDBPyConnection], None]) -> N
 
 def applied(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Names of the migrations a database has recorded (empty when it has no ``_migrations`` table)."""
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = '_migrations'"
-    ).fetchone()[0]
-    if not exists:
-        return []
-    return [row[0] for row in con.execute("SELECT name FROM _migrations ORDER BY name").fetchall()]
+    return migrations.applied(con)
 
 
 def pending(con: duckdb.DuckDBPyConnection) -> list[Migration]:
     """Migrations this database lacks, in order."""
-    done = set(applied(con))
-    return [m for m in MIGRATIONS if m[0] not in done]
+    return migrations.pending(con, MIGRATIONS)
 
 
 def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Apply every pending migration, each in its own transaction; returns the names applied."""
-    con.execute("CREATE TABLE IF NOT EXISTS _migrations (name VARCHAR PRIMARY KEY, applied_at TIMESTAMP)")
-    names = []
-    for name, apply in pending(con):
-        con.execute("BEGIN TRANSACTION")
-        try:
-            apply(con)
-            con.execute("INSERT INTO _migrations VALUES (?, now())", [name])
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
-        names.append(name)
-    return names
+    return migrations.migrate(con, MIGRATIONS)

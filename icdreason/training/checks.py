@@ -6,17 +6,28 @@ can be turned into notes for ``--dry-run`` on a machine other than the one that 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
 
-from ..errors import DependencyError, InputError, UsageError
+from ..errors import DependencyError, IcdreasonError, InputError, UsageError
+from .common import check_output_dir
+
+if TYPE_CHECKING:
+    from .grpo_config import GrpoConfig
+    from .sft_config import SftConfig
 
 __all__ = [
     "check_gpus",
     "check_judge",
+    "check_loggers",
     "check_model",
+    "check_run_inputs",
     "cuda_device_count",
+    "has_package",
+    "machine_check",
     "train_dir",
 ]
 
@@ -33,6 +44,40 @@ def cuda_device_count() -> int:
         return torch.cuda.device_count() if torch.cuda.is_available() else 0
     except Exception:  # a broken driver counts as no GPU
         return 0
+
+
+def has_package(package: str) -> bool:
+    """Whether ``package`` is importable here (found without importing it)."""
+    return importlib.util.find_spec(package) is not None
+
+
+def check_run_inputs(cfg: SftConfig | GrpoConfig, check_parquet: Callable[..., Any], *, eval_file: Path | None,
+                     eval_flag: str) -> None:
+    """What every plan checks first: the training (and evaluation) Parquet, the model, the output folder.
+
+    ``cfg.model`` becomes the checked model (a resolved directory or the hub id).
+    """
+    check_parquet(cfg.train_file, flag="--train")
+    if eval_file is not None:
+        check_parquet(eval_file, flag=eval_flag)
+    cfg.model = check_model(cfg.model)
+    check_output_dir(cfg.output_dir, resume_from=cfg.resume_from, overwrite=cfg.overwrite)
+
+
+def machine_check(check: Callable[[], None], notes: list[str], *, dry_run: bool) -> None:
+    """Run a check about this machine (packages, devices): its error stops a run, and becomes a note in a dry run."""
+    try:
+        check()
+    except IcdreasonError as exc:
+        if not dry_run:
+            raise
+        notes.append(f"not runnable on this machine: {exc}")
+
+
+def check_loggers(report_to: list[str]) -> None:
+    """A logger named in ``report_to`` must be installed (TensorBoard comes with transformers)."""
+    if "wandb" in report_to and not has_package("wandb"):
+        raise DependencyError("report_to wandb needs the wandb package: pip install wandb (or --report-to tensorboard)")
 
 
 def check_model(model: str) -> str:

@@ -1,26 +1,35 @@
-"""What the trl runs (SFT and GRPO) share: output-folder rules, resume points, loggers, the final save."""
+"""What the trl runs (SFT and GRPO) share: output-folder rules, resume points, loggers, the tokenizer, the
+trainer arguments both take alike, the training loop around the trainer and the final save."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import re
+import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from ..errors import InputError, UsageError
 from .export import SUMMARY_FILE, TrainSummary, finalize_model_dir
+
+if TYPE_CHECKING:
+    from .grpo_config import GrpoConfig
+    from .sft_config import SftConfig
 
 __all__ = [
     "CHECKPOINTS",
     "LOGS",
     "check_output_dir",
     "last_logged",
+    "load_tokenizer",
     "resolve_resume",
     "save_final_model",
     "summary_from_trainer",
     "tensorboard_dir",
     "tensorboard_env",
+    "train_and_save",
+    "trainer_args",
 ]
 
 CHECKPOINTS = "checkpoints"  # trainer checkpoints inside the output folder
@@ -144,3 +153,52 @@ def summary_from_trainer(trainer, *, command: str, output_dir: Path, base_model:
         resumed_from=resumed_from,
         metrics=last_logged(history),
     )
+
+
+def load_tokenizer(model: str):
+    """The model's tokenizer, padding with the end-of-sequence token where it names no padding token."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def trainer_args(cfg: SftConfig | GrpoConfig) -> dict[str, Any]:
+    """The trl trainer arguments that SFT and GRPO take from their configs alike (checkpoints, logging, device)."""
+    return dict(
+        output_dir=str(Path(cfg.output_dir) / CHECKPOINTS),
+        num_train_epochs=cfg.epochs,
+        learning_rate=cfg.learning_rate,
+        warmup_steps=cfg.warmup_steps,
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps",
+        seed=cfg.seed,
+        report_to=[r for r in cfg.report_to if r != "none"] or "none",
+        run_name=cfg.run_name,
+        use_cpu=(cfg.gpus or 0) == 0,
+        disable_tqdm=True,
+    )
+
+
+def train_and_save(cfg: SftConfig | GrpoConfig, tokenizer, build_trainer: Callable[[], Any], *, command: str,
+                   train_rows: int, lora: bool = False) -> TrainSummary:
+    """Build the trainer and train it (from ``cfg.resume_from``, TensorBoard writing to ``logs/``), then save the
+    final model with the tokenizer's own padding side and, on rank 0, the run's summary; returns the summary."""
+    out = Path(cfg.output_dir)
+    padding_side = tokenizer.padding_side  # trl pads on the right for training; the saved model keeps the original
+    resume = resolve_resume(out, cfg.resume_from)
+    with tensorboard_env(out, cfg.report_to):
+        trainer = build_trainer()
+        started = time.monotonic()
+        trainer.train(resume_from_checkpoint=resume)
+        seconds = time.monotonic() - started
+    tokenizer.padding_side = padding_side
+    save_final_model(trainer, out, tokenizer, lora=lora, base_model=cfg.model)
+    summary = summary_from_trainer(trainer, command=command, output_dir=out, base_model=cfg.model,
+                                   train_rows=train_rows, seconds=seconds, resumed_from=resume,
+                                   report_to=cfg.report_to)
+    if trainer.is_world_process_zero():
+        summary.save(out)
+    return summary

@@ -67,6 +67,18 @@ def _require(schema, path: Path, column: str, ok: bool, shape: str, fix: str) ->
         raise InputError(f"{path}: column {column!r} must be {shape}, found {schema.field(column).type}: {fix}")
 
 
+def _require_messages(schema, path: Path, column: str, shape: str, fix: str) -> None:
+    _require(schema, path, column, column in schema.names and _is_messages(schema.field(column).type), shape, fix)
+
+
+def _read_rows(pf, path: Path, columns: list[str]):
+    """The given columns of a Parquet file that must hold rows."""
+    table = pf.read(columns=columns)
+    if table.num_rows == 0:
+        raise InputError(f"{path} has no rows")
+    return table
+
+
 def check_sft_parquet(path: Path | None, *, flag: str = "--train") -> DataCheck:
     """Check an SFT file: a ``messages`` column of role/content lists, each ending with a non-empty assistant turn."""
     import pyarrow.compute as pc
@@ -74,11 +86,8 @@ def check_sft_parquet(path: Path | None, *, flag: str = "--train") -> DataCheck:
     path, pf = _read_schema(path, "SFT training", flag)
     schema = pf.schema_arrow
     fix = "write it with `icdreason distill` or `icdreason data prepare --sft`"
-    _require(schema, path, "messages", "messages" in schema.names and _is_messages(schema.field("messages").type),
-             "a list of {role, content} messages", fix)
-    table = pf.read(columns=["messages"])
-    if table.num_rows == 0:
-        raise InputError(f"{path} has no rows")
+    _require_messages(schema, path, "messages", "a list of {role, content} messages", fix)
+    table = _read_rows(pf, path, ["messages"])
     messages = table.column("messages")
     ids = pf.read(columns=["id"]).column("id").to_pylist() if "id" in schema.names else None
     lengths = pc.list_value_length(messages).to_pylist()
@@ -117,8 +126,7 @@ def check_rl_parquet(path: Path | None, *, flag: str = "--train") -> DataCheck:
     path, pf = _read_schema(path, "RL training", flag)
     schema = pf.schema_arrow
     fix = "write it with `icdreason data prepare` (verl's layout)"
-    _require(schema, path, "prompt", "prompt" in schema.names and _is_messages(schema.field("prompt").type),
-             "a list of {role, content} chat messages", fix)
+    _require_messages(schema, path, "prompt", "a list of {role, content} chat messages", fix)
     rm_type = schema.field("reward_model").type if "reward_model" in schema.names else None
     _require(schema, path, "reward_model",
              rm_type is not None and pa.types.is_struct(rm_type) and rm_type.get_field_index("ground_truth") >= 0,
@@ -128,9 +136,7 @@ def check_rl_parquet(path: Path | None, *, flag: str = "--train") -> DataCheck:
     if "extra_info" in schema.names and not pa.types.is_struct(schema.field("extra_info").type):
         raise InputError(f"{path}: column 'extra_info' must be a struct (id, note, …), found "
                          f"{schema.field('extra_info').type}: {fix}")
-    table = pf.read(columns=["prompt", "reward_model"])
-    if table.num_rows == 0:
-        raise InputError(f"{path} has no rows")
+    table = _read_rows(pf, path, ["prompt", "reward_model"])
     golds = pc.struct_field(table.column("reward_model").combine_chunks(), "ground_truth").to_pylist()
     missing = sum(1 for g in golds if g is None or not str(g).strip())
     if missing:

@@ -10,30 +10,19 @@ Prompts longer than ``max_prompt_length`` tokens are left out, as verl's ``data.
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-import time
 from pathlib import Path
 
-from ..errors import DependencyError, IcdreasonError, InputError, UsageError
-from .checks import check_gpus, check_model, cuda_device_count
-from .common import (
-    CHECKPOINTS,
-    check_output_dir,
-    resolve_resume,
-    save_final_model,
-    summary_from_trainer,
-    tensorboard_env,
-)
+from ..errors import InputError, UsageError
+from .checks import check_gpus, check_loggers, check_run_inputs, cuda_device_count, machine_check
+from .common import load_tokenizer, resolve_resume, train_and_save, trainer_args
 from .data import check_rl_parquet, load_rl_dataset
-from .export import TrainSummary, read_summary
+from .export import TrainSummary
 from .grpo_config import GrpoConfig
-from .launch import LaunchPlan
+from .launch import CONFIG_FILE, LaunchPlan, launch_trl
 from .rewarding import REWARD_FILE, check_reward_setup, write_reward_config
 
 __all__ = ["CONFIG_FILE", "plan_trl_grpo", "run_trl_grpo", "trl_batches"]
-
-CONFIG_FILE = "train_config.yaml"
 
 
 def trl_batches(cfg: GrpoConfig) -> tuple[int, int]:
@@ -50,11 +39,7 @@ def trl_batches(cfg: GrpoConfig) -> tuple[int, int]:
 def plan_trl_grpo(cfg: GrpoConfig, *, dry_run: bool = False) -> LaunchPlan:
     """Check a trl GRPO run. It runs in this process (``python -m icdreason.training.grpo_trl`` is the equivalent
     command), or as that command restricted to the first GPU when several are visible."""
-    check_rl_parquet(cfg.train_file, flag="--train")
-    if cfg.val_file is not None:
-        check_rl_parquet(cfg.val_file, flag="--val")
-    cfg.model = check_model(cfg.model)
-    check_output_dir(cfg.output_dir, resume_from=cfg.resume_from, overwrite=cfg.overwrite)
+    check_run_inputs(cfg, check_rl_parquet, eval_file=cfg.val_file, eval_flag="--val")
     if cfg.resume_from and cfg.resume_from != "latest":
         resolve_resume(cfg.output_dir, cfg.resume_from)
     if cfg.verl_overrides:
@@ -63,14 +48,8 @@ def plan_trl_grpo(cfg: GrpoConfig, *, dry_run: bool = False) -> LaunchPlan:
         raise UsageError("the trl backend of train grpo runs one process: pass --gpus 1 (or use --backend verl)")
     trl_batches(cfg)
     _, notes = check_reward_setup(cfg, dry_run=dry_run)
-    try:
-        check_gpus(cfg.gpus or 0, what="train grpo")
-    except IcdreasonError as exc:
-        if not dry_run:
-            raise
-        notes.append(f"not runnable on this machine: {exc}")
-    if "wandb" in cfg.report_to and importlib.util.find_spec("wandb") is None:
-        raise DependencyError("report_to wandb needs the wandb package: pip install wandb (or --report-to tensorboard)")
+    machine_check(lambda: check_gpus(cfg.gpus or 0, what="train grpo"), notes, dry_run=dry_run)
+    check_loggers(cfg.report_to)
     config_path = Path(cfg.output_dir).resolve() / CONFIG_FILE
     argv = [sys.executable, "-m", "icdreason.training.grpo_trl", "--config", str(config_path)]
     # One process on one device: with several GPUs visible, a child process sees only the first one.
@@ -80,45 +59,25 @@ def plan_trl_grpo(cfg: GrpoConfig, *, dry_run: bool = False) -> LaunchPlan:
 
 def run_trl_grpo(cfg: GrpoConfig, *, progress=None) -> TrainSummary:
     """Check, train, save the model and the summary."""
-    plan = plan_trl_grpo(cfg)
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    cfg.save(out / CONFIG_FILE)
-    started = time.monotonic()
-    if plan.in_process:
-        summary = train_grpo_worker(cfg, progress=progress)
-    else:
-        if progress:
-            progress(f"launch: {plan.shell()}")
-        plan.run()
-        summary = read_summary(out)
-    summary.wall_seconds = round(time.monotonic() - started, 2)
-    summary.save(out)
-    return summary
+    return launch_trl(plan_trl_grpo(cfg), cfg, train_grpo_worker, progress=progress, announce_in_process=False)
 
 
 def train_grpo_worker(cfg: GrpoConfig, *, progress=None) -> TrainSummary:
     """The GRPO training itself."""
     import torch
-    from transformers import AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
     from ..rewards import reward_functions
 
-    out = Path(cfg.output_dir)
     reward_cfg, _ = check_reward_setup(cfg, dry_run=False)
-    write_reward_config(reward_cfg, out / REWARD_FILE)
-    tokenizer = AutoTokenizer.from_pretrained(cfg.model)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    padding_side = tokenizer.padding_side
+    write_reward_config(reward_cfg, Path(cfg.output_dir) / REWARD_FILE)
+    tokenizer = load_tokenizer(cfg.model)
     train = _fit_prompts(load_rl_dataset(Path(cfg.train_file), max_samples=cfg.max_samples), tokenizer,
                          cfg.max_prompt_length, progress)
     per_device, accumulation = trl_batches(cfg)
     cpu = (cfg.gpus or 0) == 0
     args = GRPOConfig(
-        output_dir=str(out / CHECKPOINTS),
-        num_train_epochs=cfg.epochs,
+        **trainer_args(cfg),
         max_steps=cfg.max_steps or -1,
         per_device_train_batch_size=per_device,
         gradient_accumulation_steps=accumulation,
@@ -127,42 +86,25 @@ def train_grpo_worker(cfg: GrpoConfig, *, progress=None) -> TrainSummary:
         temperature=cfg.temperature,
         top_k=0 if cfg.top_k < 0 else cfg.top_k,
         top_p=cfg.top_p,
-        learning_rate=cfg.learning_rate,
         lr_scheduler_type="constant_with_warmup",
-        warmup_steps=cfg.warmup_steps,
         beta=cfg.kl_coef if cfg.use_kl_loss else 0.0,
         entropy_coef=cfg.entropy_coeff,
         gradient_checkpointing=cfg.gradient_checkpointing and not cpu,
         bf16=not cpu,
-        logging_steps=cfg.logging_steps,
-        save_strategy="steps",
         save_steps=cfg.save_freq,
-        seed=cfg.seed,
-        report_to=[r for r in cfg.report_to if r != "none"] or "none",
-        run_name=cfg.run_name,
-        use_cpu=cpu,
         model_init_kwargs={"dtype": torch.float32 if cpu else torch.bfloat16},
-        disable_tqdm=True,
     )
     funcs = reward_functions(reward_cfg, components=cfg.rewards)
-    resume = resolve_resume(out, cfg.resume_from)
-    with tensorboard_env(out, cfg.report_to):
+
+    def build_trainer():
         trainer = GRPOTrainer(model=cfg.model, reward_funcs=funcs, args=args, train_dataset=train,
                               processing_class=tokenizer)
         if progress:
             progress(f"GRPO on {len(train):,} prompts: {cfg.rollout_n} responses each, rewards "
                      f"{'+'.join(cfg.rewards)}, micro batch {per_device} x {accumulation} accumulation")
-        started = time.monotonic()
-        trainer.train(resume_from_checkpoint=resume)
-        seconds = time.monotonic() - started
-    tokenizer.padding_side = padding_side
-    save_final_model(trainer, out, tokenizer, lora=False, base_model=cfg.model)
-    summary = summary_from_trainer(trainer, command="grpo", output_dir=out, base_model=cfg.model,
-                                   train_rows=len(train), seconds=seconds, resumed_from=resume,
-                                   report_to=cfg.report_to)
-    if trainer.is_world_process_zero():
-        summary.save(out)
-    return summary
+        return trainer
+
+    return train_and_save(cfg, tokenizer, build_trainer, command="grpo", train_rows=len(train))
 
 
 def _fit_prompts(dataset, tokenizer, max_prompt_length: int, progress):

@@ -14,19 +14,18 @@ import sys
 import time
 from pathlib import Path
 
-from ..errors import DependencyError, IcdreasonError, InputError, UsageError
-from .checks import check_gpus, check_model, cuda_device_count, train_dir
-from .common import CHECKPOINTS, LOGS, check_output_dir
+from ..errors import DependencyError, InputError, UsageError
+from .checks import check_gpus, check_run_inputs, cuda_device_count, has_package, machine_check, train_dir
+from .common import CHECKPOINTS, LOGS
 from .data import check_rl_parquet
 from .export import TrainSummary, finalize_model_dir
 from .grpo_config import GrpoConfig
-from .launch import LaunchPlan
+from .launch import CONFIG_FILE, LaunchPlan
 from .rewarding import REWARD_FILE, check_reward_setup, write_reward_config
 from .verl_config import check_overrides, composed_config, flat_keys, verl_version
 
 __all__ = ["CONFIG_FILE", "export_verl_model", "plan_verl", "run_verl", "verl_overrides"]
 
-CONFIG_FILE = "train_config.yaml"
 _GLOBAL_STEP = re.compile(r"^global_step_(\d+)$")
 
 
@@ -110,11 +109,7 @@ def verl_overrides(cfg: GrpoConfig, *, reward_file: Path, config: dict | None = 
 
 def plan_verl(cfg: GrpoConfig, *, dry_run: bool = False) -> LaunchPlan:
     """Check everything a verl run needs and build its command. ``dry_run`` turns device facts into notes."""
-    check_rl_parquet(cfg.train_file, flag="--train")
-    if cfg.val_file is not None:
-        check_rl_parquet(cfg.val_file, flag="--val")
-    cfg.model = check_model(cfg.model)
-    check_output_dir(cfg.output_dir, resume_from=cfg.resume_from, overwrite=cfg.overwrite)
+    check_run_inputs(cfg, check_rl_parquet, eval_file=cfg.val_file, eval_flag="--val")
     if cfg.resume_from and cfg.resume_from != "latest" and not _GLOBAL_STEP.match(Path(cfg.resume_from).name):
         raise InputError(f"--resume-from {cfg.resume_from}: verl resumes from a global_step_N folder or 'latest'")
     _, notes = check_reward_setup(cfg, dry_run=dry_run)
@@ -122,12 +117,7 @@ def plan_verl(cfg: GrpoConfig, *, dry_run: bool = False) -> LaunchPlan:
     out = Path(cfg.output_dir).resolve()
     overrides = verl_overrides(cfg, reward_file=out / REWARD_FILE, config=config)
     check_overrides(overrides, config)
-    try:
-        _check_devices(cfg)
-    except IcdreasonError as exc:
-        if not dry_run:
-            raise
-        notes.append(f"not runnable on this machine: {exc}")
+    machine_check(lambda: _check_devices(cfg), notes, dry_run=dry_run)
     env = {}
     if "tensorboard" in cfg.report_to:
         env["TENSORBOARD_DIR"] = str(out / LOGS)
@@ -137,14 +127,12 @@ def plan_verl(cfg: GrpoConfig, *, dry_run: bool = False) -> LaunchPlan:
 
 
 def _check_devices(cfg: GrpoConfig) -> None:
-    import importlib.util
-
     if cuda_device_count() == 0:
         raise DependencyError("the verl backend needs CUDA GPUs and none are visible: run on a GPU node, or use "
                               "--backend trl for a single-machine (CPU) run")
     if cfg.nnodes == 1:
         check_gpus(cfg.gpus or 0, what="train grpo")
-    missing = [m for m in ("ray", "hydra", "vllm") if importlib.util.find_spec(m) is None]
+    missing = [m for m in ("ray", "hydra", "vllm") if not has_package(m)]
     if missing:
         raise DependencyError(f"verl's dependencies are missing here ({', '.join(missing)}): use verl's container "
                               f"image or `pip install verl[vllm]` in the environment that trains (docs/training.md)")

@@ -46,6 +46,7 @@ class ScriptedOptions(EngineOptions):
     responses: dict = field(default_factory=dict, metadata={"help": "note id -> list of response texts"})
     fail: list = field(default_factory=list, metadata={"help": "note ids whose generation raises"})
     echo_code: str = field(default="I10", metadata={"help": "code of the echo answer"})
+    extra: dict = field(default_factory=dict, metadata={"help": "note id -> Generation.extra (finish_reasons, …)"})
 
 
 class ScriptedEngine(Engine):
@@ -62,7 +63,7 @@ class ScriptedEngine(Engine):
             if texts is None:  # a model that repeats the note inside its reasoning
                 texts = [f"{p.note}</think><diagnosis>{self.options.echo_code}</diagnosis>"] * params.n
             out.append(Generation(texts=list(texts), tokens_in=len(p.note.split()), tokens_out=7 * len(texts),
-                                  seconds=0.001))
+                                  seconds=0.001, extra=dict(self.options.extra.get(p.note_id, {}))))
         return out
 
 

@@ -21,9 +21,10 @@ def kb(retriever_kb):
         yield base
 
 
-def _run(kb, tmp_path, responses, *, n=1, notes=None, settings=None, fail=(), **kwargs):
+def _run(kb, tmp_path, responses, *, n=1, notes=None, settings=None, fail=(), extra=None, **kwargs):
     notes = notes or [Note(i, f"Chief Complaint: note {i}", f"{i}.txt") for i in responses]
-    engine = ScriptedEngine("scripted-model", ScriptedOptions(responses=responses, fail=list(fail)), kb)
+    options = ScriptedOptions(responses=responses, fail=list(fail), extra=extra or {})
+    engine = ScriptedEngine("scripted-model", options, kb)
     out = tmp_path / "p.jsonl"
     summary = run_predict(notes, engine=engine, kb=kb, out=str(out), params=sampling_for(n),
                           settings=settings or PredictSettings(batch_size=4), **kwargs)
@@ -85,6 +86,18 @@ def test_self_consistency_over_samples(kb, tmp_path):
                           {"code": "I21.9", "support": 0.1667}]
     assert "format_failed_in_1_of_6_samples" in r["flags"]
     assert r["raw"] == samples and r["parameters"]["n"] == 6 and r["parameters"]["temperature"] == 0.9
+
+
+def test_engine_reports_become_flags(kb, tmp_path):
+    cut = "The troponin is rising and the ECG shows ST depressions in the lateral leads, so the"
+    records, _ = _run(kb, tmp_path, {"cut": [cut], "two": [GOOD, cut], "dropped": [GOOD]}, extra={
+        "cut": {"finish_reasons": ["length"]},
+        "two": {"finish_reasons": ["stop", "length"]},
+        "dropped": {"finish_reasons": ["stop"], "prefill": "drop"},
+    })
+    assert "output_truncated" in records["cut"]["flags"] and records["cut"]["status"] == "no_output"
+    assert "output_truncated_in_1_of_2_samples" in records["two"]["flags"]
+    assert records["dropped"]["flags"] == ["prefill_dropped"] and records["dropped"]["code"] == "I21.4"
 
 
 def test_an_engine_failure_on_one_note_does_not_stop_the_batch(kb, tmp_path):

@@ -141,6 +141,7 @@ def _record(note: Note, prompt: Prompt | None, flags: list[str], gen: Generation
         return rec
     rec.tokens_in, rec.tokens_out, rec.seconds = gen.tokens_in, gen.tokens_out, round(gen.seconds, 4)
     rec.error = gen.error
+    rec.flags.extend(_generation_flags(gen))
     if settings.keep_raw:
         rec.raw = list(gen.texts)
     if not gen.texts:
@@ -178,6 +179,19 @@ def _record(note: Note, prompt: Prompt | None, flags: list[str], gen: Generation
         for key, value in enrichment.get(rec.code).items():
             setattr(rec, key, value)
     return rec
+
+
+def _generation_flags(gen: Generation) -> list[str]:
+    """Flags from what the engine reported: answers cut at --max-new-tokens, a prefill the server could not take."""
+    extra = gen.extra or {}
+    flags = []
+    reasons = list(extra.get("finish_reasons") or [])
+    cut = sum(1 for reason in reasons if reason == "length")
+    if cut:
+        flags.append("output_truncated" if len(reasons) == 1 else f"output_truncated_in_{cut}_of_{len(reasons)}_samples")
+    if extra.get("prefill") == "drop":
+        flags.append("prefill_dropped")
+    return flags
 
 
 class _Enrichment:

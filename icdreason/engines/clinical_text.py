@@ -71,9 +71,13 @@ def _stem(word: str) -> str:
     return word
 
 
+#: "type 2", "stage 3", "grade 1": the number is part of the term ("type2"), so that type 1 and type 2 diabetes differ.
+_NUMBERED = re.compile(r"\b(type|stage|grade|class)\s+(\d)\b")
+
+
 def terms(text: str) -> list[str]:
     """Normalised, stop-word-free terms of a text, in order."""
-    return [_stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+    return [_stem(w) for w in _WORD.findall(_NUMBERED.sub(r"\1\2", text.lower())) if w not in STOPWORDS]
 
 
 def normalise_terms(text: str) -> str:

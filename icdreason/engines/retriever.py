@@ -9,7 +9,8 @@ candidates with their scores travel in ``Generation.extra["candidates"]``.
 
 Index scope: billable codes, without chapter XX (external causes are never the first-listed diagnosis), without the
 history and status codes Z77-Z99 (family or personal history, allergy status, long-term drug use, absent organs,
-implants: never the reason for an admission) and without 7th-character codes for subsequent encounters or sequelae
+implants: never the reason for an admission), without the weeks-of-gestation codes Z3A (additional codes only) and
+without 7th-character codes for subsequent encounters or sequelae
 (an admission is an initial encounter).
 """
 
@@ -41,7 +42,7 @@ SECTION_WEIGHTS: dict[str, float] = {
     "exam": 0.7, "results": 0.7, "past_history": 0.25, "social_history": 0.1,
     "family_history": 0.0, "medications": 0.0, "allergies": 0.0,
 }
-_INDEX_VERSION = "retriever:5"
+_INDEX_VERSION = "retriever:7"
 
 #: Words stated as a diagnosis (after "consistent with", "admitted for", "suspected" … up to the end of the clause,
 #: at most 10 words) count this much more than the rest of their sentence.
@@ -64,6 +65,20 @@ CONTEXT_PRIOR = 0.2
 #: Symptom and sign codes (chapter XVIII, R00-R99) are not coded first when a related definitive diagnosis is
 #: established (Official Guidelines, Section II.A): their scores are multiplied by this prior.
 SYMPTOM_CHAPTER_PRIOR = 0.8
+#: Re-ranking of the best RERANK_DEPTH candidates (see ``_rerank``).
+RERANK_DEPTH = 60
+#: Symptom-like codes outside chapter XVIII: pain in joint, limb or back, muscle weakness (Guidelines I.B.4-5).
+SYMPTOM_LIKE = ("M25.5", "M54.2", "M54.5", "M54.6", "M54.9", "M79.6", "M79.1", "M62.81")
+#: A symptom code scores this much less again when a definitive (non-symptom) diagnosis among the candidates is
+#: matched by the note's diagnostic statements (Guidelines II.A, I.B.4-5).
+SYMPTOM_DEFINITIVE_PRIOR = 0.5
+#: A "with X" qualifier whose words the note never states positively (or negates) is not documented: factor.
+UNSUPPORTED_QUALIFIER_PRIOR = 0.85
+#: Weight of description coverage in the re-ranking (0: off).
+COVERAGE_WEIGHT = 0.25
+#: Words of a description that say nothing about the condition (they do not count towards coverage).
+NEUTRAL_WORDS = frozenset(terms("unspecified other specified organism species site type initial encounter "
+                                "closed part unsp nos classified elsewhere"))
 
 
 @dataclass
@@ -93,6 +108,22 @@ class RetrieverIndex:
         self.vocab: dict[str, int] = index.retriever.vocab_dict
         self.prior = np.array([SYMPTOM_CHAPTER_PRIOR if c.startswith("R") else 1.0 for c in self.codes])
         self.gated = {p: np.array([c.startswith(p) for c in self.codes]) for p in CONTEXT_GATES}
+        self.symptom = np.array([c.startswith("R") or dotted(c).startswith(SYMPTOM_LIKE) for c in self.codes])
+        self._parsed: dict[int, tuple[frozenset[str], list[frozenset[str]]]] = {}
+
+    def parsed(self, doc: int) -> tuple[frozenset[str], list[frozenset[str]]]:
+        """A code's description: its content terms and the terms of each "with …" qualifier (cached)."""
+        got = self._parsed.get(doc)
+        if got is None:
+            desc = self.description(self.codes[doc]).lower()
+            content = frozenset(t for t in terms(desc) if t not in NEUTRAL_WORDS)
+            quals = []
+            for m in re.finditer(r"\bwith\b(?!out)([^,;]*?)(?=,|;|\bwithout\b|\bwith\b|$)", desc):
+                q = frozenset(t for t in terms(m.group(1)) if t not in NEUTRAL_WORDS)
+                if q:
+                    quals.append(q)
+            got = self._parsed[doc] = (content, quals)
+        return got
 
     def description(self, code: str) -> str:
         ci = self._code_index
@@ -148,7 +179,7 @@ class RetrieverIndex:
                 LEFT JOIN codes p ON p.code = c.parent AND p.kind IN ('category', 'subcategory')
                 LEFT JOIN notes n ON n.code = c.code AND n.kind = 'inclusion_term'
                 {symptom_sql}
-                WHERE c.billable AND c.chapter <> 20 AND c.category < 'Z77'
+                WHERE c.billable AND c.chapter <> 20 AND c.category < 'Z77' AND c.category <> 'Z3A'
                   AND NOT (length(c.code_nodot) = 7 AND regexp_matches(right(c.code_nodot, 1), '[D-Z]'))
                 GROUP BY c.code, c.code_nodot, c.description, p.description ORDER BY c.code_nodot"""
         ).fetchall()
@@ -241,10 +272,14 @@ class RetrieverEngine(Engine):
 
     # -- analysis ------------------------------------------------------------------------------------------------
     def _query(self, note: str) -> tuple[dict[str, float], list[tuple[str, float, str, list[str]]], list[str]]:
-        """Term weights, the kept sentences (section, weight, text, terms) and the negated mentions of a note."""
+        """Term weights, the kept sentences (section, weight, text, terms) and the negated mentions of a note.
+
+        Also sets ``self._stated``: the terms the chief complaint, present illness or assessment state as a diagnosis
+        (after a diagnostic cue; every term of an assessment sentence)."""
         counts: dict[str, list[float]] = {}
         kept: list[tuple[str, float, str, list[str]]] = []
         negated: list[str] = []
+        diagnostic: set[str] = set()
         for sec in sections(note):
             weight = SECTION_WEIGHTS.get(sec.kind, 0.5)
             if weight <= 0:
@@ -260,11 +295,48 @@ class RetrieverEngine(Engine):
                 if not found:
                     continue
                 stated = _stated_terms(text)
+                if weight >= 2.0:
+                    diagnostic |= set(found) if sec.kind == "assessment" else stated
                 kept.append((sec.kind, weight * (DIAGNOSTIC_CUE_BOOST if stated else 1.0), sentence, found))
                 for t in found:
                     counts.setdefault(t, []).append(weight * DIAGNOSTIC_CUE_BOOST if t in stated else weight)
         weights = {t: max(ws) * (1.0 + 0.5 * np.log(len(ws))) for t, ws in counts.items()}
+        self._stated = diagnostic
         return weights, kept, negated
+
+    def _rerank(self, top: list[int], scores: np.ndarray, weights: dict[str, float]) -> None:
+        """Re-score the best candidates in place by what their descriptions say (description words only):
+
+        - coverage: the share of the description's content words found in the note, ``(1-w) + w x share``
+          (w = COVERAGE_WEIGHT), so that one rare word does not carry a code whose other words are absent (when the
+          note speaks of a pregnancy or a newborn, every word of that context counts as found);
+        - a "with X" qualifier whose words the note never states (or negates) is not documented: x
+          UNSUPPORTED_QUALIFIER_PRIOR each (the "without X" variant wins);
+        - a symptom code (R00-R99, SYMPTOM_LIKE) x SYMPTOM_DEFINITIVE_PRIOR when another candidate, not a symptom,
+          matches a word of the note's diagnostic statements that no symptom candidate has (Guidelines II.A).
+        """
+        index = self.index
+        present = set(weights)
+        for context in CONTEXT_GATES.values():  # "32 weeks gestation" covers "pregnancy" and "trimester" too
+            if context & present:
+                present |= context
+        parsed = {i: index.parsed(i) for i in top}
+        symptom_words: set[str] = set()
+        for i in top:
+            if index.symptom[i]:
+                symptom_words |= parsed[i][0]
+        definitive = any(not index.symptom[i] and (parsed[i][0] & self._stated) - symptom_words for i in top)
+        for i in top:
+            content, quals = parsed[i]
+            factor = 1.0
+            if content:
+                factor *= (1.0 - COVERAGE_WEIGHT) + COVERAGE_WEIGHT * len(content & present) / len(content)
+            for q in quals:
+                if not q & present:
+                    factor *= UNSUPPORTED_QUALIFIER_PRIOR
+            if definitive and index.symptom[i]:
+                factor *= SYMPTOM_DEFINITIVE_PRIOR
+            scores[i] *= factor
 
     def analyze(self, note: str) -> dict[str, Any]:
         """Candidates (code, score), evidence and negated mentions for one note."""
@@ -275,6 +347,12 @@ class RetrieverEngine(Engine):
             if not context & weights.keys():
                 scores[index.gated[prefix]] *= CONTEXT_PRIOR
         hit = np.flatnonzero(scores)  # only codes sharing a term with the note (a small share of all codes)
+        depth = min(max(RERANK_DEPTH, self.options.candidates), len(hit))
+        if depth:
+            pool = hit[np.argpartition(-scores[hit], depth - 1)[:depth]]
+            scores = scores.copy()
+            self._rerank([int(i) for i in pool], scores, weights)
+            hit = pool
         k = min(self.options.candidates, len(hit))
         top = hit[np.argpartition(-scores[hit], k - 1)[:k]] if k else hit
         top = sorted((int(i) for i in top), key=lambda i: (-scores[i], index.codes[i]))

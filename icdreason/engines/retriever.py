@@ -147,20 +147,15 @@ class RetrieverIndex:
 
         stamp = cls._stamp(kb, symptoms)
         cache = kb.path.with_name(kb.path.name + (".retriever" if symptoms else ".retriever-nosym"))
-        index = None
-        try:
-            index = LexicalIndex.load(cache, stamp)
-        except Exception:  # a damaged cache is rebuilt, never fatal
-            index = None
-        if index is None:
-            if progress:
-                progress("Building the retriever index over billable codes (one time, a few seconds) …")
+
+        def documents() -> tuple[list[str], list[str]]:
             docs = cls._documents(kb, symptoms)
-            index = LexicalIndex.build([d[0] for d in docs], [d[2] for d in docs])
-            try:
-                index.save(cache, stamp)
-            except OSError:
-                pass  # read-only location: keep the index in memory only
+            return [d[0] for d in docs], [d[2] for d in docs]
+
+        index = LexicalIndex.cached(
+            cache, stamp, documents, progress=progress,
+            message="Building the retriever index over billable codes (one time, a few seconds) …",
+        )
         return cls(index, kb)
 
     @staticmethod

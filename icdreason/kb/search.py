@@ -98,6 +98,28 @@ class LexicalIndex:
         retriever = bm25s.BM25.load(str(directory), show_progress=False, mmap=False)
         return cls(meta["ids"], retriever)
 
+    @classmethod
+    def cached(cls, directory: Path, stamp: str, documents, *, progress=None,
+               message: str = "Building the search index (one time) …") -> LexicalIndex:
+        """Load the index saved in ``directory`` with this ``stamp``, or build it from ``documents()`` (a callable
+        returning ``(ids, texts)``) and save it. A damaged cache is rebuilt; a read-only location keeps the index in
+        memory only."""
+        try:
+            index = cls.load(directory, stamp)
+        except Exception:  # a damaged cache is rebuilt, never fatal
+            index = None
+        if index is not None:
+            return index
+        if progress:
+            progress(message)
+        ids, texts = documents()
+        index = cls.build(ids, texts)
+        try:
+            index.save(directory, stamp)
+        except OSError:
+            pass
+        return index
+
     def query(self, text: str, k: int = 10) -> list[tuple[str, float]]:
         """Top-k (id, score) pairs for a free-text query; empty when no query term is in the vocabulary."""
         import bm25s
@@ -151,17 +173,7 @@ class CodeSearch:
         texts = {r[0]: r[1] for r in rows}
         stamp = kb.meta.get("build_id", "") + ":codes:1"
         cache = kb.path.with_name(kb.path.name + ".search")
-        index = None
-        try:
-            index = LexicalIndex.load(cache, stamp)
-        except Exception:  # a damaged cache is rebuilt, never fatal
-            index = None
-        if index is None:
-            index = LexicalIndex.build(ids, [texts[i] for i in ids])
-            try:
-                index.save(cache, stamp)
-            except OSError:
-                pass  # read-only location: keep the index in memory only
+        index = LexicalIndex.cached(cache, stamp, lambda: (ids, [texts[i] for i in ids]))
         return cls(kb, index, texts)
 
     def search(self, text: str, k: int = 10) -> list[SearchHit]:

@@ -1,7 +1,14 @@
 """Engine names -> ``"module:Class"``, imported only when an engine is used; and the automatic choice.
 
-Built-in engines register exactly like a third-party one would: one line in :data:`ENGINES` (or
-:func:`register` at run time). Nothing heavy is imported here.
+Engines are found through the ``icdreason.engines`` entry-point group, so a third-party package adds one without
+editing icdreason::
+
+    [project.entry-points."icdreason.engines"]
+    mine = "my_pkg.engine:MyEngine"
+
+The built-in engines are listed in icdreason's own ``pyproject.toml`` the same way. :func:`register` adds one at run
+time (tests, notebooks). Nothing heavy is imported here: the table is read on first use, the engine module only when
+that engine is chosen.
 """
 
 from __future__ import annotations
@@ -9,6 +16,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+from collections.abc import Iterator, MutableMapping
 from typing import TYPE_CHECKING
 
 from ..errors import DependencyError, UsageError
@@ -16,14 +24,51 @@ from ..errors import DependencyError, UsageError
 if TYPE_CHECKING:
     from .base import Engine
 
-__all__ = ["ENGINES", "register", "engine_class", "choose_engine", "available_engines"]
+__all__ = ["ENGINES", "ENTRY_POINT_GROUP", "register", "engine_class", "choose_engine", "available_engines"]
 
-ENGINES: dict[str, str] = {
-    "retriever": "icdreason.engines.retriever:RetrieverEngine",
-    "transformers": "icdreason.engines.hf:TransformersEngine",
-    "openai": "icdreason.engines.openai_engine:OpenAIEngine",
-    "vllm": "icdreason.engines.vllm_engine:VllmEngine",
-}
+#: The entry-point group engines register in.
+ENTRY_POINT_GROUP = "icdreason.engines"
+
+
+class _EngineTable(MutableMapping[str, str]):
+    """Engine name -> ``"module:Class"``: the entry points of :data:`ENTRY_POINT_GROUP`, read on first use, plus
+    whatever :func:`register` added. The first distribution to claim a name keeps it."""
+
+    def __init__(self) -> None:
+        self._table: dict[str, str] | None = None
+
+    def _load(self) -> dict[str, str]:
+        if self._table is None:
+            from importlib.metadata import entry_points
+
+            table: dict[str, str] = {}
+            for ep in entry_points(group=ENTRY_POINT_GROUP):
+                table.setdefault(ep.name, ep.value)
+            self._table = table
+        return self._table
+
+    def __getitem__(self, name: str) -> str:
+        return self._load()[name]
+
+    def __setitem__(self, name: str, target: str) -> None:
+        self._load()[name] = target
+
+    def __delitem__(self, name: str) -> None:
+        del self._load()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def reload(self) -> None:
+        """Forget the table (the next use reads the entry points again)."""
+        self._table = None
+
+
+#: Every engine known here: ``{"retriever": "icdreason.engines.retriever:RetrieverEngine", ...}``.
+ENGINES = _EngineTable()
 
 #: Python packages each engine needs, for a one-line message when one is missing.
 REQUIREMENTS: dict[str, tuple[tuple[str, str], ...]] = {
@@ -44,14 +89,19 @@ def register(name: str, target: str) -> None:
 
 
 def available_engines() -> list[str]:
-    return list(ENGINES)
+    """Names of the registered engines, sorted."""
+    return sorted(ENGINES)
 
 
 def engine_class(name: str) -> type[Engine]:
     """Import and return the engine class registered under ``name``."""
     target = ENGINES.get(name)
     if target is None:
-        raise UsageError(f"unknown engine {name!r}: choose one of {', '.join(ENGINES)}")
+        if not ENGINES:
+            raise DependencyError(f"no engine is registered: the icdreason package's metadata (entry points of "
+                                  f"{ENTRY_POINT_GROUP!r}) is missing; install it with `pip install .` or "
+                                  f"`pip install -e .` from the checkout")
+        raise UsageError(f"unknown engine {name!r}: choose one of {', '.join(available_engines())}")
     for package, hint in REQUIREMENTS.get(name, ()):
         if importlib.util.find_spec(package) is None:
             raise DependencyError(f"the {name} engine needs the Python package {package!r}: {hint}")
@@ -88,7 +138,7 @@ def choose_engine(engine: str | None, *, model: str | None, base_urls: list[str]
     vllm and CUDA are available, else transformers."""
     if engine:
         if engine not in ENGINES:
-            raise UsageError(f"unknown engine {engine!r}: choose one of {', '.join(ENGINES)}")
+            raise UsageError(f"unknown engine {engine!r}: choose one of {', '.join(available_engines())}")
         return engine
     if base_urls:
         return "openai"

@@ -47,6 +47,8 @@ GOLD_FIELDS = ("gold", "gold_code", "ground_truth", "target", "label", "reward_m
 
 @dataclass
 class ScoredFile:
+    """The rows that were scored, their reward breakdowns (same order), and why other rows were left out."""
+
     rows: list[dict[str, Any]]
     results: list[RewardBreakdown]
     skipped: list[str]  # why rows were left out (no response / no gold)

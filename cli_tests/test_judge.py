@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import duckdb
 import pytest
 
-from icdreason.judge import CHOICES, JudgeClient, JudgeItem, parse_judge_answer
+from icdreason.rewards.judge import CHOICES, JudgeClient, JudgeItem, parse_judge_answer
 from icdreason.rewards import RewardConfig, score_batch
 
 TRACE = "Crushing chest pain for two hours, troponin rising, ST depression in V4-V6: a non-ST elevation infarction."

@@ -198,10 +198,10 @@ def test_ablation_flags_and_the_judge(runner, model_dir, rl_file, tmp_path):
 def test_reward_fn_loads_by_path_and_reads_the_run_reward_settings(tmp_path):
     """What verl's workers do: import train/reward_fn.py from its path, call compute_score with reward_kwargs."""
     from icdreason.training import GrpoConfig
-    from icdreason.training.rewarding import reward_config_for, write_reward_config
+    from icdreason.rewards.report import reward_config_for_run, write_reward_config
 
     cfg = GrpoConfig(backend="trl", rewards=["format", "outcome"])
-    settings = write_reward_config(reward_config_for(cfg), tmp_path / "reward.yaml")
+    settings = write_reward_config(reward_config_for_run(**cfg.reward_options()), tmp_path / "reward.yaml")
     spec = importlib.util.spec_from_file_location("custom_reward", train_dir() / "reward_fn.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -56,7 +56,7 @@ def score(
 
     from rich.table import Table
 
-    from ..reward_report import score_file, summarize
+    from ..rewards.report import score_file, summarize
 
     cfg = _config(config_file, settings or [], components, judge_url, judge_model)
     scored = score_file(file, config=cfg, gold_file=gold, response_field=response_field, gold_field=gold_field)

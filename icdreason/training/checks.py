@@ -1,4 +1,4 @@
-"""Checks that run before any training work: the model, the devices, the judge, the repository's ``train/`` folder.
+"""Checks that run before any training work: the model, the devices, the repository's ``train/`` folder.
 
 Each failed check raises one :class:`~icdreason.errors.IcdreasonError` whose message names the fix. Device checks
 can be turned into notes for ``--dry-run`` on a machine other than the one that will train.
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "check_gpus",
-    "check_judge",
     "check_loggers",
     "check_model",
     "check_run_inputs",
@@ -115,23 +114,6 @@ def check_gpus(requested: int, *, what: str = "this run") -> None:
         )
     if requested > present:
         raise UsageError(f"{what} asks for {requested} GPUs but CUDA shows {present}: pass --gpus {present} or fewer")
-
-
-def check_judge(url: str | None, model: str | None, *, timeout: float = 10.0) -> None:
-    """The judge endpoint must answer (any HTTP status counts as reachable) before training starts."""
-    if not url or not model:
-        raise UsageError("the judge reward needs --judge-url and --judge-model (or drop it: --no-judge)")
-    import httpx
-
-    probe = url.rstrip("/") + "/models"
-    try:
-        httpx.get(probe, timeout=timeout)
-    except httpx.HTTPError as exc:
-        reason = type(exc).__name__
-        raise DependencyError(
-            f"judge at {url} is unreachable ({reason}): start the judge server or fix --judge-url, "
-            f"or train without it (--no-judge)"
-        ) from None
 
 
 def train_dir() -> Path:

@@ -15,7 +15,7 @@ def plan_grpo(cfg: GrpoConfig, *, dry_run: bool = False) -> tuple[LaunchPlan, di
     """Check a run and build its launch; the dict holds what a dry run shows besides the config."""
     from dataclasses import asdict
 
-    from .rewarding import reward_config_for
+    from ..rewards.report import reward_config_for_run
 
     if cfg.backend == "verl":
         from .grpo_verl import describe_override_sources, plan_verl
@@ -29,7 +29,7 @@ def plan_grpo(cfg: GrpoConfig, *, dry_run: bool = False) -> tuple[LaunchPlan, di
         per_device, accumulation = trl_batches(cfg)
         extra = {"trl": {"per_device_train_batch_size": per_device, "gradient_accumulation_steps": accumulation,
                          "num_generations": cfg.rollout_n}}
-    reward = asdict(reward_config_for(cfg))
+    reward = asdict(reward_config_for_run(**cfg.reward_options()))
     reward["components"] = list(reward["components"])
     return plan, {"reward": reward, **extra}
 

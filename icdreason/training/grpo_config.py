@@ -4,17 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import UsageError
+from ..rewards.config import COMPONENTS, DEFAULT_COMPONENTS
 from .config_base import RunConfig, option
 
-__all__ = ["BACKENDS", "GrpoConfig", "REWARD_COMPONENTS"]
+__all__ = ["BACKENDS", "GrpoConfig"]
 
 BACKENDS = ("verl", "trl")
-#: Reward components `--reward` accepts (icdreason.rewards.COMPONENTS, repeated here to keep imports light).
-REWARD_COMPONENTS = ("format", "outcome", "length", "trace", "judge")
-#: The rewards' default components (icdreason.rewards.RewardConfig.components).
-DEFAULT_REWARDS = ["format", "outcome", "length", "trace"]
 
 
 @dataclass
@@ -31,7 +29,7 @@ class GrpoConfig(RunConfig):
                                    "steps).")
     output_dir: Path = option(Path("runs/grpo"), "Where the final model, checkpoints/, logs/ and the summary go.")
     # -- rewards -------------------------------------------------------------------------------------------------
-    rewards: list[str] = option(list(DEFAULT_REWARDS), "Reward components summed into the score: format, outcome, "
+    rewards: list[str] = option(list(DEFAULT_COMPONENTS), "Reward components summed into the score: format, outcome, "
                                 "length, trace, judge (comma list; the paper's full setup adds judge).")
     reward_config: Path | None = option(None, "YAML of further reward settings (icdreason.rewards.RewardConfig "
                                         "fields: match_weight, length_malus, …).")
@@ -103,10 +101,10 @@ class GrpoConfig(RunConfig):
                 present = cuda_device_count() if present is None else present
                 self.gpus = 1 if present else 0
         self.rewards = [r.strip().lower() for r in self.rewards if r.strip()]
-        unknown = [r for r in self.rewards if r not in REWARD_COMPONENTS]
+        unknown = [r for r in self.rewards if r not in COMPONENTS]
         if unknown:
             raise UsageError(f"unknown reward component(s): {', '.join(unknown)} "
-                             f"(choose from {', '.join(REWARD_COMPONENTS)})")
+                             f"(choose from {', '.join(COMPONENTS)})")
         if not self.rewards:
             raise UsageError("no reward component left: keep at least one of format, outcome, length, trace, judge")
         self.rewards = list(dict.fromkeys(self.rewards))
@@ -129,6 +127,11 @@ class GrpoConfig(RunConfig):
         self.rewards = [r for r in self.rewards if r not in dropped]
         if not self.rewards:
             raise UsageError("no reward component left after the ablation flags: keep at least one")
+
+    def reward_options(self) -> dict[str, Any]:
+        """This run's reward options, as :mod:`icdreason.rewards.report`'s run helpers take them."""
+        return {"components": list(self.rewards), "reward_config": self.reward_config, "judge_url": self.judge_url,
+                "judge_model": self.judge_model, "judge_api_key_env": self.judge_key_env}
 
     def _check_numbers(self) -> None:
         positive = ("train_batch_size", "ppo_mini_batch_size", "micro_batch_size_per_gpu", "epochs",

@@ -14,13 +14,13 @@ import sys
 from pathlib import Path
 
 from ..errors import InputError, UsageError
+from ..rewards.report import REWARD_FILE, check_reward_setup, write_reward_config
 from .checks import check_gpus, check_loggers, check_run_inputs, cuda_device_count, machine_check
 from .common import load_tokenizer, resolve_resume, train_and_save, trainer_args
 from .data import check_rl_parquet, load_rl_dataset
 from .export import TrainSummary
 from .grpo_config import GrpoConfig
 from .launch import CONFIG_FILE, LaunchPlan, launch_trl
-from .rewarding import REWARD_FILE, check_reward_setup, write_reward_config
 
 __all__ = ["CONFIG_FILE", "plan_trl_grpo", "run_trl_grpo", "trl_batches"]
 
@@ -47,7 +47,7 @@ def plan_trl_grpo(cfg: GrpoConfig, *, dry_run: bool = False) -> LaunchPlan:
     if cfg.gpus and cfg.gpus > 1:
         raise UsageError("the trl backend of train grpo runs one process: pass --gpus 1 (or use --backend verl)")
     trl_batches(cfg)
-    _, notes = check_reward_setup(cfg, dry_run=dry_run)
+    _, notes = check_reward_setup(**cfg.reward_options(), dry_run=dry_run)
     machine_check(lambda: check_gpus(cfg.gpus or 0, what="train grpo"), notes, dry_run=dry_run)
     check_loggers(cfg.report_to)
     config_path = Path(cfg.output_dir).resolve() / CONFIG_FILE
@@ -69,7 +69,7 @@ def train_grpo_worker(cfg: GrpoConfig, *, progress=None) -> TrainSummary:
 
     from ..rewards import reward_functions
 
-    reward_cfg, _ = check_reward_setup(cfg, dry_run=False)
+    reward_cfg, _ = check_reward_setup(**cfg.reward_options(), dry_run=False)
     write_reward_config(reward_cfg, Path(cfg.output_dir) / REWARD_FILE)
     tokenizer = load_tokenizer(cfg.model)
     train = _fit_prompts(load_rl_dataset(Path(cfg.train_file), max_samples=cfg.max_samples), tokenizer,

@@ -15,13 +15,13 @@ import time
 from pathlib import Path
 
 from ..errors import DependencyError, InputError, UsageError
+from ..rewards.report import REWARD_FILE, check_reward_setup, write_reward_config
 from .checks import check_gpus, check_run_inputs, cuda_device_count, has_package, machine_check, train_dir
 from .common import CHECKPOINTS, LOGS
 from .data import check_rl_parquet
 from .export import TrainSummary, finalize_model_dir
 from .grpo_config import GrpoConfig
 from .launch import CONFIG_FILE, LaunchPlan
-from .rewarding import REWARD_FILE, check_reward_setup, write_reward_config
 from .verl_config import check_overrides, composed_config, flat_keys, verl_version
 
 __all__ = ["CONFIG_FILE", "export_verl_model", "plan_verl", "run_verl", "verl_overrides"]
@@ -112,7 +112,7 @@ def plan_verl(cfg: GrpoConfig, *, dry_run: bool = False) -> LaunchPlan:
     check_run_inputs(cfg, check_rl_parquet, eval_file=cfg.val_file, eval_flag="--val")
     if cfg.resume_from and cfg.resume_from != "latest" and not _GLOBAL_STEP.match(Path(cfg.resume_from).name):
         raise InputError(f"--resume-from {cfg.resume_from}: verl resumes from a global_step_N folder or 'latest'")
-    _, notes = check_reward_setup(cfg, dry_run=dry_run)
+    _, notes = check_reward_setup(**cfg.reward_options(), dry_run=dry_run)
     config = composed_config()
     out = Path(cfg.output_dir).resolve()
     overrides = verl_overrides(cfg, reward_file=out / REWARD_FILE, config=config)
@@ -141,7 +141,7 @@ def _check_devices(cfg: GrpoConfig) -> None:
 def run_verl(cfg: GrpoConfig, *, progress=None) -> TrainSummary:
     """Check, write the resolved configs, run verl, export the final model and write the summary."""
     plan = plan_verl(cfg)
-    reward_cfg, _ = check_reward_setup(cfg, dry_run=False)
+    reward_cfg, _ = check_reward_setup(**cfg.reward_options(), dry_run=False)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg.save(out / CONFIG_FILE)

@@ -1,4 +1,6 @@
-"""Score a file of responses with the reward (``icdreason reward score``): check a reward setup before booking a GPU.
+"""Reward reports and the reward settings of a training run.
+
+**Scoring a file** (``icdreason reward score``): check a reward setup before booking a GPU.
 
 Rows come from JSONL, CSV, Parquet or a DuckDB prediction log (:func:`icdreason.records.read_predictions`). The
 response is the first of ``response``, ``completion``, ``solution_str``, ``output``, ``text`` or ``raw`` (the first
@@ -6,20 +8,38 @@ raw sample of ``icdreason predict --keep-raw``); the gold code the first of ``go
 ``ground_truth``, ``target``, ``label`` or ``reward_model.ground_truth`` (never ``code``: in a prediction
 record that is the predicted code) — or, with a gold file, the code of the
 row with the same ``id``.
+
+**The reward settings of a GRPO run** (:func:`reward_config_for_run`, :func:`check_reward_setup`,
+:func:`write_reward_config`): both trainers score with the same code. trl calls
+:func:`icdreason.rewards.reward_functions` (one function per component, each logged as ``rewards/<name>/mean``);
+verl loads ``train/reward_fn.py`` by path, whose ``compute_score`` reads the settings file written here (passed as
+``reward_kwargs.config``). ``icdreason.training`` calls these with its run options; nothing here imports it.
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
-from .rewards import COMPONENTS, RewardBreakdown, RewardConfig, score_batch
+from ..errors import IcdreasonError, InputError, UsageError
+from .config import COMPONENTS, RewardConfig
+from .scoring import RewardBreakdown, score_batch
 
-__all__ = ["RESPONSE_FIELDS", "GOLD_FIELDS", "ScoredFile", "score_file", "summarize"]
+__all__ = [
+    "GOLD_FIELDS",
+    "RESPONSE_FIELDS",
+    "REWARD_FILE",
+    "ScoredFile",
+    "check_reward_setup",
+    "reward_config_for_run",
+    "score_file",
+    "summarize",
+    "write_reward_config",
+]
 
 RESPONSE_FIELDS = ("response", "completion", "solution_str", "output", "text", "raw")
 GOLD_FIELDS = ("gold", "gold_code", "ground_truth", "target", "label", "reward_model")
@@ -27,6 +47,8 @@ GOLD_FIELDS = ("gold", "gold_code", "ground_truth", "target", "label", "reward_m
 
 @dataclass
 class ScoredFile:
+    """The rows that were scored, their reward breakdowns (same order), and why other rows were left out."""
+
     rows: list[dict[str, Any]]
     results: list[RewardBreakdown]
     skipped: list[str]  # why rows were left out (no response / no gold)
@@ -46,7 +68,7 @@ def _pick(row: dict[str, Any], fields: Sequence[str]) -> Any:
 
 
 def _gold_map(path: Path) -> dict[str, str]:
-    from .records import read_predictions
+    from ..records import read_predictions
 
     out = {}
     for row in read_predictions(path):
@@ -64,7 +86,7 @@ def _gold_map(path: Path) -> dict[str, str]:
 def score_file(path: str | Path, *, config: RewardConfig | None = None, gold_file: str | Path | None = None,
                response_field: str | None = None, gold_field: str | None = None) -> ScoredFile:
     """Score every row of a file; rows without a response or a gold code are reported, not fatal."""
-    from .records import read_predictions
+    from ..records import read_predictions
 
     rows = read_predictions(path)
     golds_by_id = _gold_map(Path(gold_file)) if gold_file else None
@@ -100,3 +122,61 @@ def summarize(results: Sequence[RewardBreakdown], components: Sequence[str] = CO
         table.append({"component": name, "mean": statistics.fmean(values), "min": min(values), "max": max(values),
                       "nonzero": sum(1 for v in values if v != 0) / len(values)})
     return table
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The reward settings of a training run
+
+REWARD_FILE = "reward.yaml"  # the resolved reward settings, in a run's output folder
+
+
+def reward_config_for_run(components: Sequence[str], *, reward_config: str | os.PathLike[str] | None = None,
+                          judge_url: str | None = None, judge_model: str | None = None,
+                          judge_api_key_env: str = "ICDREASON_JUDGE_API_KEY") -> RewardConfig:
+    """A run's reward config: defaults, then the ``reward_config`` YAML, then the run's components and judge options."""
+    base = RewardConfig.from_yaml(reward_config) if reward_config else RewardConfig(components=())
+    values: dict[str, Any] = {"components": list(components), "judge_api_key_env": judge_api_key_env}
+    if judge_url:
+        values["judge_url"] = judge_url
+    if judge_model:
+        values["judge_model"] = judge_model
+    return RewardConfig.from_dict(values, base=base)
+
+
+def check_reward_setup(components: Sequence[str], *, dry_run: bool, reward_config: str | os.PathLike[str] | None = None,
+                       judge_url: str | None = None, judge_model: str | None = None,
+                       judge_api_key_env: str = "ICDREASON_JUDGE_API_KEY") -> tuple[RewardConfig, list[str]]:
+    """Build a run's reward config and probe the judge when it is used. Returns (config, notes for a dry run).
+
+    In a dry run an unreachable judge is a note; otherwise it stops the run before any training work.
+    """
+    from .judge import check_judge
+
+    notes: list[str] = []
+    if "judge" in components and not (judge_url and judge_model):
+        raise UsageError("the judge reward needs --judge-url and --judge-model (or train without it: --no-judge)")
+    reward_cfg = reward_config_for_run(components, reward_config=reward_config, judge_url=judge_url,
+                                       judge_model=judge_model, judge_api_key_env=judge_api_key_env)
+    if "judge" in components:
+        try:
+            check_judge(judge_url, judge_model)
+        except IcdreasonError as exc:
+            if not dry_run:
+                raise
+            notes.append(f"judge check: {exc}")
+    return reward_cfg, notes
+
+
+def write_reward_config(reward_cfg: RewardConfig, path: Path) -> Path:
+    """Write the resolved reward settings as YAML (what verl's workers read through ``reward_kwargs.config``)."""
+    import dataclasses
+
+    import yaml
+
+    data = dataclasses.asdict(reward_cfg)
+    data["components"] = list(data["components"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    tmp.replace(path)
+    return path

@@ -9,7 +9,8 @@ decoding is asked for where the server supports it (vLLM ``structured_outputs``/
 A training step never fails because of the judge: a timeout, a refused connection, an HTTP error or an answer that
 is not exactly ``{"score": 1..5}`` gives ``None`` (the reward then uses the neutral score) and is counted in
 :attr:`JudgeClient.stats`. Scores are cached in SQLite, keyed by (note hash, trace hash, code, judge model).
-The API key is read from an environment variable and never printed or stored.
+The API key is read from an environment variable and never printed or stored. :func:`check_judge` probes the
+endpoint before a training run starts.
 """
 
 from __future__ import annotations
@@ -27,11 +28,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .codes import dotted, normalize
+from ..codes import dotted, normalize
+from ..errors import DependencyError, UsageError
 
-__all__ = ["JudgeClient", "JudgeItem", "JudgeStats", "judge_for_config", "parse_judge_answer", "CHOICES"]
+__all__ = [
+    "CHOICES",
+    "JudgeClient",
+    "JudgeItem",
+    "JudgeStats",
+    "check_judge",
+    "judge_for_config",
+    "parse_judge_answer",
+]
 
-log = logging.getLogger("icdreason.judge")
+log = logging.getLogger("icdreason.judge")  # the name users filter on; kept when the module moved into rewards/
 
 #: The only answers accepted (also the guided-choice list sent to vLLM).
 CHOICES = [json.dumps({"score": n}) for n in range(1, 6)]
@@ -191,7 +201,7 @@ class JudgeClient:
         if cache is not None and str(cache).lower() in ("off", "none", "false", "0"):
             return None
         if cache is None:
-            from .config import home_dir
+            from ..config import home_dir
 
             cache = home_dir() / "judge_cache.sqlite"
         return _Cache(Path(cache).expanduser())
@@ -206,7 +216,7 @@ class JudgeClient:
         kb = self._knowledge_base()
         if kb is not None:
             try:
-                from .kb.enrich import enrichment_for
+                from ..kb.enrich import enrichment_for
 
                 ctx["description"] = kb.description(dotted(code)) or ctx["description"]
                 extra = enrichment_for(kb, dotted(code))
@@ -220,7 +230,7 @@ class JudgeClient:
     def _knowledge_base(self):
         if self._kb is None and not self._kb_failed:
             try:
-                from .kb import KnowledgeBase
+                from ..kb import KnowledgeBase
 
                 self._kb = KnowledgeBase.open(self._kb_path)
             except Exception as exc:
@@ -361,3 +371,20 @@ def judge_for_config(config: Any) -> JudgeClient:
                                  guided=config.judge_guided, cache=config.judge_cache)
             _CLIENTS[key] = client
     return client
+
+
+def check_judge(url: str | None, model: str | None, *, timeout: float = 10.0) -> None:
+    """The judge endpoint must answer (any HTTP status counts as reachable) before training starts."""
+    if not url or not model:
+        raise UsageError("the judge reward needs --judge-url and --judge-model (or drop it: --no-judge)")
+    import httpx
+
+    probe = url.rstrip("/") + "/models"
+    try:
+        httpx.get(probe, timeout=timeout)
+    except httpx.HTTPError as exc:
+        reason = type(exc).__name__
+        raise DependencyError(
+            f"judge at {url} is unreachable ({reason}): start the judge server or fix --judge-url, "
+            f"or train without it (--no-judge)"
+        ) from None

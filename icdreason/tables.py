@@ -23,6 +23,7 @@ import io
 import itertools
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -30,8 +31,8 @@ from typing import Any, TextIO
 
 from .errors import InputError, UsageError
 
-__all__ = ["FORMATS", "Rows", "table_format", "read_rows", "iter_rows", "iter_batches", "pick_column",
-           "duckdb_rows"]
+__all__ = ["FORMATS", "CODE_COLUMNS", "Rows", "table_format", "read_rows", "iter_rows", "iter_batches", "pick_column",
+           "read_codes_file", "duckdb_rows"]
 
 #: File extension -> table format.
 FORMATS: dict[str, str] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv",
@@ -339,23 +340,36 @@ def iter_rows(path: str | os.PathLike[str], **options: Any) -> Iterator[dict]:
 
 def read_rows(path: str | os.PathLike[str], *, fmt: str | None = None, table: str | None = None,
               data: bytes | None = None, source: str | None = None, columnar: bool = False, errors: str = "strict",
-              torn_tail: bool = False, bad_lines: str = "raise", delimiters: str | None = None) -> Rows:
+              torn_tail: bool = False, bad_lines: str = "raise", delimiters: str | None = None,
+              required: str | None = None) -> Rows:
     """Read a whole table into :class:`Rows`.
 
     ``data`` holds the file's bytes when they come from stdin (``source`` names them in messages). ``columnar``
     reads CSV/TSV with Arrow (fast; no line numbers). ``errors="replace"`` reads text that is not UTF-8 with
     replacement characters instead of failing. ``bad_lines="keep"`` turns a JSONL line that is not a JSON object
     into a row ``{"__error": why}`` instead of failing. ``delimiters`` (e.g. ``",;\\t"``) lets a CSV file use any of
-    them: the one that splits the header into the most fields wins.
+    them: the one that splits the header into the most fields wins. ``required`` (what the rows should hold)
+    makes an empty file or a table without rows an error.
     """
     p = Path(path).expanduser()
     source = source or str(p)
     if data is None:
         _check_file(p)
-    kind = table_format(p, fmt)
+    if required and (p.stat().st_size if data is None else len(data)) == 0:
+        raise InputError(f"{source} is empty: expected {required}")
+    rows = _read(p, table_format(p, fmt), source=source, table=table, data=data, columnar=columnar, errors=errors,
+                 torn_tail=torn_tail, bad_lines=bad_lines, delimiters=delimiters)
+    if required and len(rows) == 0:
+        raise InputError(f"{source} has no rows: expected {required}")
+    return rows
+
+
+def _read(p: Path, kind: str, *, source: str, table: str | None, data: bytes | None, columnar: bool, errors: str,
+          torn_tail: bool, bad_lines: str, delimiters: str | None) -> Rows:
     if kind == "parquet":
+        parquet = _parquet_file(p)
         try:
-            return Rows(source, arrow=_parquet_file(p).read())
+            return Rows(source, arrow=parquet.read())
         except Exception as exc:  # pyarrow raises several types for a damaged file
             raise InputError(f"{source} is not a readable Parquet file ({str(exc).splitlines()[0]})") from None
     if kind == "duckdb":
@@ -402,6 +416,35 @@ def _arrow_csv(path: Path, delimiter: str):
     except pa.ArrowInvalid as exc:
         what = "TSV" if delimiter == "\t" else "CSV"
         raise InputError(f"{path} is not a readable {what} file: {str(exc).splitlines()[0]}") from None
+
+
+# -- lists of codes ----------------------------------------------------------------------------------------------
+#: Usual names of a column of codes in a table given to ``validate --file`` or ``scrape symptoms --codes``.
+CODE_COLUMNS = ("code", "codes", "icd_code", "icd10")
+_CODE_SEPARATORS = re.compile(r"[\s,;]+")
+
+
+def read_codes_file(path: str | os.PathLike[str], column: str | None = None) -> list[str]:
+    """The codes listed in a file, in order.
+
+    A table (.jsonl, .csv, .tsv, .parquet, .duckdb; any file when ``column`` is given, read as CSV) gives one code
+    per row from ``column``, else from a column named code, codes, icd_code or icd10, else from its only column.
+    Any other file is text: codes separated by whitespace, commas or semicolons, ``#`` starting a comment.
+    """
+    p = Path(path).expanduser()
+    _check_file(p)
+    is_table = p.suffix.lower() in FORMATS
+    if is_table or column:
+        rows = read_rows(p, fmt=None if is_table else "csv")
+        candidates = rows.columns if len(rows.columns) == 1 else CODE_COLUMNS
+        name = pick_column(rows.columns, column, candidates, source=str(p), what="code", option="--column")
+        return ["" if v is None else str(v) for v in rows.get(name)]
+    with _text(p, None, "strict", None) as fh:
+        try:
+            text = fh.read()
+        except UnicodeDecodeError:
+            raise _not_utf8(str(p)) from None
+    return [code for line in text.splitlines() for code in _CODE_SEPARATORS.split(line.split("#", 1)[0]) if code]
 
 
 # -- DuckDB ------------------------------------------------------------------------------------------------------

@@ -103,6 +103,18 @@ def test_a_log_of_the_previous_schema_is_written_and_read(tmp_path):
     assert [r["id"] for r in read_predictions(path, run_id="run-2")] == ["new1", "new2"]
 
 
+def test_a_batch_is_read_back_in_the_order_it_was_written(tmp_path):
+    db = PredictionDB(tmp_path / "log.duckdb")
+    db.start_run("run-1", {"engine": "retriever", "uses_llm": False})
+    ids = [f"n{i:02d}" for i in range(40)][::-1]  # not sorted, so no index can hand them back in order by chance
+    db.write_batch([_record(i) for i in ids] + [_record(ids[0], error="a second copy")])
+    db.write_batch([_record("n00"), _record("late")])  # n00 is already there: only "late" is added
+    db.close()
+    rows = read_predictions(tmp_path / "log.duckdb")
+    assert [r["id"] for r in rows] == [*ids, "late"]
+    assert rows[0]["error"] is None  # the first copy of an id in a batch is the one kept
+
+
 def test_a_log_missing_the_predictions_migration_gets_it_on_open(tmp_path):
     path = tmp_path / "half.duckdb"
     con = duckdb.connect(str(path))

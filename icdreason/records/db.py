@@ -152,19 +152,27 @@ class PredictionDB:
 
         now = datetime.now(timezone.utc)
         columns: dict[str, list] = {name: [] for name in FIELDS}
-        for r in records:
+        first: dict[str, Record] = {}
+        for r in records:  # an id twice in one batch: the first one is kept
+            first.setdefault(r.id, r)
+        unique = list(first.values())
+        for r in unique:
             d = dataclasses.asdict(r)
             for name in FIELDS:
                 value = d[name]
                 columns[name].append(json.dumps(value, ensure_ascii=False) if COLUMNS[name].is_json
                                      and value is not None else value)
         batch = pa.table({**{k: pa.array(v, type=_incoming_type(k)) for k, v in columns.items()},
-                          "written_at": pa.array([now] * len(records), type=pa.timestamp("us", tz="UTC"))})
+                          "written_at": pa.array([now] * len(unique), type=pa.timestamp("us", tz="UTC")),
+                          "_position": pa.array(range(len(unique)), type=pa.int64())})
         names = ", ".join([*FIELDS, "written_at"])
         self.con.register("_incoming", batch)
         self.con.execute("BEGIN")
         try:
-            self.con.execute(f"INSERT OR IGNORE INTO predictions ({names}) SELECT {names} FROM _incoming")
+            # Not INSERT OR IGNORE: DuckDB does not keep the batch's order through it, and readers rely on that order.
+            self.con.execute(f"INSERT INTO predictions ({names}) SELECT {names} FROM _incoming AS i WHERE NOT EXISTS "
+                             "(SELECT 1 FROM predictions AS p WHERE p.run_id = i.run_id AND p.id = i.id) "
+                             "ORDER BY i._position")
             self.con.execute("COMMIT")
         except Exception:
             self.con.execute("ROLLBACK")

@@ -20,8 +20,9 @@ _STYLE = {"billable": "green", "header": "yellow", "unknown": "red", "malformed"
 
 def validate(
     codes: Annotated[Optional[list[str]], typer.Argument(help="Codes to check (dotted or not, any case).")] = None,
-    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="Read codes from a file: one per line, or a "
-                                                 "CSV/TSV/JSONL column (--column).")] = None,
+    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="Read codes from a file: text (one or more "
+                                                 "per line, # comments), or a column of a CSV/TSV/JSONL/Parquet "
+                                                 "table (--column; default code, or the only column).")] = None,
     column: Annotated[Optional[str], typer.Option("--column", help="Column or field holding the codes.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="Output format: table, jsonl or csv.")] = "table",
     suggestions: Annotated[int, typer.Option("--suggestions", min=0, max=50,

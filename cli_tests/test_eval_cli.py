@@ -105,7 +105,7 @@ def test_runs_side_by_side_in_every_format(runner, files, tmp_path):
     better = [(i, "I21.4" if i == "n2" else c, ok, s, e, conf) for i, c, ok, s, e, conf in PREDICTIONS]
     csv_file = write_predictions(tmp_path / "better.csv", better)
     parquet = write_predictions(tmp_path / "same.parquet")
-    from icdreason.records_db import PredictionDB
+    from icdreason.records import PredictionDB
 
     db = PredictionDB(tmp_path / "log.duckdb")
     for run_id, rows in (("r1", PREDICTIONS), ("r2", better)):

@@ -17,7 +17,6 @@ from that log at the end of each run.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import re
@@ -31,6 +30,7 @@ from typing import Any
 from .codes import dotted, normalize
 from .engines.base import Engine, Prompt, SamplingParams
 from .errors import InputError, UsageError
+from .tables import iter_rows
 
 __all__ = ["DistillOptions", "DistillResult", "distill", "teacher_prompt", "read_examples", "check_trace",
            "TEACHER_SYSTEM"]
@@ -112,18 +112,9 @@ def read_examples(path: Path, *, split: str | None = None) -> Iterator[dict[str,
     path = Path(path).expanduser()
     if not path.is_file():
         raise InputError(f"distillation data not found: {path} (the RL Parquet of `icdreason data prepare`)")
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        rows: Iterator[dict[str, Any]] = (r for b in pq.ParquetFile(path).iter_batches(batch_size=512)
-                                          for r in b.to_pylist())
-    elif suffix in (".jsonl", ".ndjson"):
-        rows = (json.loads(line) for line in path.open(encoding="utf-8") if line.strip())
-    elif suffix == ".csv":
-        rows = csv.DictReader(path.open(encoding="utf-8", newline=""))
-    else:
+    if path.suffix.lower() not in (".parquet", ".jsonl", ".ndjson", ".csv"):
         raise InputError(f"{path}: expected .parquet, .jsonl or .csv")
+    rows = iter_rows(path, batch_size=512)
     seen = 0
     for i, row in enumerate(rows):
         ex = _example(row, i)

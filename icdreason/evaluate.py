@@ -22,7 +22,9 @@ from typing import Any
 from .errors import InputError
 from .evaluation.bootstrap import bootstrap_intervals
 from .evaluation.breakdowns import by_field, frequency_thirds, per_chapter, validation_counts
-from .evaluation.inputs import PRED_COLUMNS, Gold, join, load_gold, read_labels, read_rows, resolve_column
+from .evaluation.inputs import PRED_COLUMNS, Gold, join, load_gold, read_labels, read_rows
+from .gold import GOLD_ID_COLUMNS
+from .tables import pick_column
 from .evaluation.metrics import LEVELS, NIL, LabelSpace, LevelScores, encode, score_level
 
 __all__ = ["LEVELS", "NIL", "LabelSpace", "LevelScores", "Report", "RunResult", "evaluate_codes", "evaluate_files"]
@@ -213,11 +215,12 @@ def evaluate_files(
 
 def _evaluate_run(name: str, path: Path, rows, g: Gold, space: LabelSpace, *, id_column, pred_column, by, bins,
                   bootstrap, seed, duplicates) -> RunResult:
-    id_col = resolve_column(rows, id_column, ("id", "extra_info.id", "hadm_id", "note_id"),
-                            what="predictions id", option="--id-column")
-    pred_col = resolve_column(rows, pred_column, PRED_COLUMNS, what="predicted code", option="--pred-column")
+    id_col = pick_column(rows.columns, id_column, GOLD_ID_COLUMNS, source=rows.source, what="predictions id",
+                         option="--id-column")
+    pred_col = pick_column(rows.columns, pred_column, PRED_COLUMNS, source=rows.source, what="predicted code",
+                           option="--pred-column")
     for f in by:
-        resolve_column(rows, f, (), what="--by", option="--by")
+        pick_column(rows.columns, f, (), source=rows.source, what="--by", option="--by")
     joined = join(g, rows.get(id_col), rows.get(pred_col), path=path, duplicates=duplicates)
     encoded = encode(g.codes, joined.codes, space)
     levels = {level: score_level(encoded[level]) for level in LEVELS}

@@ -1,6 +1,6 @@
 """Schemas as ordered, named migrations, recorded in a ``_migrations`` table of the database they built.
 
-The knowledge base (``kb/schema.py``), the prediction log (``records_db.py``) and the audit store
+The knowledge base (``kb/schema.py``), the prediction log (``records/db.py``) and the audit store
 (``audit/schema.py``) each keep their own list of migrations and apply it with these functions.
 """
 

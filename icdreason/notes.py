@@ -7,10 +7,7 @@ exist, a table without the text column, duplicate ids) are errors, raised before
 
 from __future__ import annotations
 
-import csv
 import glob
-import io
-import json
 import os
 import re
 import sys
@@ -20,6 +17,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .errors import InputError, UsageError
+from .tables import pick_column, read_rows
 
 __all__ = ["Note", "Section", "read_notes", "decode_text", "sections", "truncate_middle", "TABLE_SUFFIXES"]
 
@@ -104,68 +102,27 @@ def _cell(value) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
-def _table_rows(path: Path, data: bytes | None = None, kind: str | None = None) -> tuple[list[str], list[dict]]:
-    """(column names, rows) of a JSONL, CSV or Parquet table. Unparseable JSONL lines become rows with ``__error``."""
-    kind = kind or path.suffix.lower()
-    if kind == ".parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            table = pq.read_table(path)
-        except Exception as exc:  # pyarrow raises several types for damaged files
-            raise InputError(f"{path} is not a readable Parquet file ({str(exc).splitlines()[0]})") from None
-        return table.column_names, table.to_pylist()
-    if data is None:
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
-    text = data.decode("utf-8-sig", errors="replace")
-    if kind == ".csv":
-        csv.field_size_limit(sys.maxsize)
-        reader = csv.DictReader(io.StringIO(text))
-        return list(reader.fieldnames or []), list(reader)
-    rows: list[dict] = []
-    columns: dict[str, None] = {}
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            if not isinstance(row, dict):
-                raise ValueError("not an object")
-        except ValueError as exc:
-            rows.append({"__error": f"line {n} is not a JSON object ({exc})", "__line": n})
-            continue
-        row["__line"] = n
-        columns.update(dict.fromkeys(k for k in row if not k.startswith("__")))
-        rows.append(row)
-    return list(columns), rows
-
-
 def _table_notes(path: Path, id_column: str | None, text_column: str | None, *, data: bytes | None = None,
                  kind: str | None = None, label: str | None = None) -> list[Note]:
     label = label or str(path)
-    columns, rows = _table_rows(path, data, kind)
-    text_col = text_column or next((c for c in ("text", "note", "note_text") if c in columns), None)
-    if text_col is None or (columns and text_col not in columns):
-        raise UsageError(f"{label} has no text column {text_col or ''!r}: choose one with --text-column "
-                         f"(columns: {', '.join(columns) or 'none'})")
-    id_col = id_column or next((c for c in ("id", "note_id", "hadm_id") if c in columns), None)
-    if id_column and id_column not in columns:
-        raise UsageError(f"{label} has no id column {id_column!r}: choose one with --id-column "
-                         f"(columns: {', '.join(columns)})")
+    rows = read_rows(path, fmt=kind, data=data, source=label, errors="replace", bad_lines="keep")
+    columns = [c for c in rows.columns if c != "__error"]
+    text_col = id_col = None
+    if columns or not len(rows):  # a table whose every line is unreadable has no columns to check
+        text_col = pick_column(columns, text_column, ("text", "note", "note_text"), source=label, what="text",
+                               option="--text-column")
+        id_col = pick_column(columns, id_column, ("id", "note_id", "hadm_id"), source=label, what="id",
+                             option="--id-column", required=False)
     stem = Path(label).stem
-    header_lines = 1 if (kind or path.suffix.lower()) == ".csv" else 0
     notes = []
     for i, row in enumerate(rows, 1):
-        where = f"{label}:{row.get('__line', i + header_lines)}"
+        where = f"{label}:{rows.lines[i - 1] if rows.lines else i}"
         if "__error" in row:
-            notes.append(Note(f"{stem}:{row['__line']}", "", where, ["unreadable"], row["__error"]))
+            notes.append(Note(f"{stem}:{rows.lines[i - 1]}", "", where, ["unreadable"], row["__error"]))
             continue
         raw_id = _cell(row.get(id_col)) if id_col else None
         note_id = raw_id.strip() if raw_id and raw_id.strip() else f"{stem}:{i}"
-        value = _cell(row.get(text_col))
+        value = _cell(row.get(text_col)) if text_col else None
         if value is None or not value.strip():
             notes.append(Note(note_id, "", where, ["empty_note"], "empty note"))
             continue
@@ -192,7 +149,7 @@ def read_notes(inputs: list[str], *, id_column: str | None = None, text_column: 
         if arg == "-":
             data = (stdin or sys.stdin.buffer).read()
             if text_column:
-                notes.extend(_table_notes(Path("stdin.jsonl"), id_column, text_column, data=data, kind=".jsonl",
+                notes.extend(_table_notes(Path("stdin.jsonl"), id_column, text_column, data=data, kind="jsonl",
                                           label="stdin"))
             else:
                 text, flags, problem = decode_text(data)

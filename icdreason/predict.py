@@ -334,7 +334,7 @@ def run_predict(notes: list[Note], *, engine: Engine, kb, out: str | None = None
     summary: Summary | None = None
     try:
         if db_path:
-            from .records_db import PredictionDB
+            from .records import PredictionDB
 
             db = PredictionDB(db_path)
         if run_id is None and resume:

@@ -8,8 +8,6 @@ row is reported with its line number and why, and nothing is half-written.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..codes import normalize
 from ..errors import InputError
+from ..tables import read_rows as read_table
 from .pending import CSV_COLUMNS
 from .store import REJECT_REASONS, AuditDatabaseError, AuditStore, Case, Decision, now
 
@@ -64,35 +63,18 @@ def reason_key(text: str) -> str | None:
 
 
 def read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
-    """(line number, row) for each data row of a CSV file; headers are matched case-insensitively."""
-    if not path.exists():
-        raise InputError(f"file not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise InputError(f"{path} is not UTF-8 text: save the spreadsheet as CSV UTF-8") from None
-    first = text.split("\n", 1)[0]
-    try:
-        dialect = csv.Sniffer().sniff(first, delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.reader(io.StringIO(text), dialect)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise InputError(f"{path} is empty: expected a header row with {', '.join(CSV_COLUMNS[:3])}") from None
-    names = [_HEADER_ALIASES.get(h.strip().lower().replace(" ", "_"), h.strip().lower().replace(" ", "_"))
-             for h in header]
-    missing = [c for c in ("case_id", "reviewer", "decision") if c not in names]
+    """(line number, row) for each data row of a CSV file (comma, semicolon or tab separated, as spreadsheets save
+    them); headers are matched case-insensitively."""
+    rows = read_table(path, fmt="csv", delimiters=",;\t")
+    names = {c: _HEADER_ALIASES.get(c.strip().lower().replace(" ", "_"), c.strip().lower().replace(" ", "_"))
+             for c in rows.columns}
+    if not names:
+        raise InputError(f"{path} is empty: expected a header row with {', '.join(CSV_COLUMNS[:3])}")
+    missing = [c for c in ("case_id", "reviewer", "decision") if c not in names.values()]
     if missing:
-        raise InputError(f"{path} lacks the column(s) {', '.join(missing)} (columns found: {', '.join(header)}); "
+        raise InputError(f"{path} lacks the column(s) {', '.join(missing)} (columns found: {', '.join(names)}); "
                          f"expected {', '.join(CSV_COLUMNS)}")
-    rows = []
-    for values in reader:
-        if not any(v.strip() for v in values):
-            continue
-        rows.append((reader.line_num, {n: (values[i].strip() if i < len(values) else "") for i, n in enumerate(names)}))
-    return rows
+    return [(line, {names[k]: (v or "").strip() for k, v in row.items()}) for line, row in zip(rows.lines, rows)]
 
 
 def _check(row: dict[str, str], case: Case | None, kb: KnowledgeBase, reviewers: set[str]) -> Decision | str:

@@ -11,53 +11,18 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from ..errors import InputError, UsageError
+from ..errors import UsageError
+from ..tables import read_codes_file
 from .common import KbOption, console, open_kb
 
 _STYLE = {"billable": "green", "header": "yellow", "unknown": "red", "malformed": "red"}
 
 
-def read_codes_file(path: Path, column: str | None) -> list[str]:
-    """Codes from a text file (one per line) or from one column of a CSV/TSV/JSONL file."""
-    if not path.exists():
-        raise InputError(f"file not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise InputError(f"{path} is not UTF-8 text: give a text, CSV, TSV or JSONL file of codes") from None
-    suffix = path.suffix.lower()
-    if suffix == ".jsonl":
-        if not column:
-            raise UsageError(f"{path} is JSONL: name the field holding the codes with --column")
-        codes = []
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                raise InputError(f"{path}:{n} is not valid JSON") from None
-            if column not in row:
-                raise InputError(f"{path}:{n} has no field {column!r}")
-            codes.append("" if row[column] is None else str(row[column]))
-        return codes
-    if suffix in (".csv", ".tsv") or column:
-        dialect = "excel-tab" if suffix == ".tsv" else "excel"
-        reader = csv.DictReader(io.StringIO(text), dialect=dialect)
-        fields = reader.fieldnames or []
-        name = column or (fields[0] if len(fields) == 1 else None)
-        if name is None:
-            raise UsageError(f"{path} has columns {', '.join(fields)}: choose one with --column")
-        if name not in fields:
-            raise InputError(f"{path} has no column {name!r} (columns: {', '.join(fields) or 'none'})")
-        return [row[name] or "" for row in reader]
-    return [line for line in text.splitlines() if line.strip()]
-
-
 def validate(
     codes: Annotated[Optional[list[str]], typer.Argument(help="Codes to check (dotted or not, any case).")] = None,
-    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="Read codes from a file: one per line, or a "
-                                                 "CSV/TSV/JSONL column (--column).")] = None,
+    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="Read codes from a file: text (one or more "
+                                                 "per line, # comments), or a column of a CSV/TSV/JSONL/Parquet "
+                                                 "table (--column; default code, or the only column).")] = None,
     column: Annotated[Optional[str], typer.Option("--column", help="Column or field holding the codes.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="Output format: table, jsonl or csv.")] = "table",
     suggestions: Annotated[int, typer.Option("--suggestions", min=0, max=50,

@@ -67,29 +67,14 @@ def _pick(row: dict[str, Any], fields: Sequence[str]) -> Any:
     return None
 
 
-def _gold_map(path: Path) -> dict[str, str]:
-    from ..records import read_predictions
-
-    out = {}
-    for row in read_predictions(path):
-        info = row.get("extra_info") if isinstance(row.get("extra_info"), dict) else {}
-        key = row.get("id", info.get("id"))
-        gold = _pick(row, (*GOLD_FIELDS, "code"))  # in a gold file, `code` is the gold code
-        if key is not None and gold:
-            out[str(key)] = str(gold)
-    if not out:
-        raise InputError(f"{path}: no rows with an id and a gold code (columns id + gold/code/ground_truth, or the "
-                         "RL Parquet of `icdreason data prepare`)")
-    return out
-
-
 def score_file(path: str | Path, *, config: RewardConfig | None = None, gold_file: str | Path | None = None,
                response_field: str | None = None, gold_field: str | None = None) -> ScoredFile:
     """Score every row of a file; rows without a response or a gold code are reported, not fatal."""
+    from ..gold import gold_codes
     from ..records import read_predictions
 
     rows = read_predictions(path)
-    golds_by_id = _gold_map(Path(gold_file)) if gold_file else None
+    golds_by_id = gold_codes(gold_file) if gold_file else None
     r_fields = (response_field,) if response_field else RESPONSE_FIELDS
     g_fields = (gold_field,) if gold_field else GOLD_FIELDS
     kept, responses, golds, notes, skipped = [], [], [], [], []

@@ -8,7 +8,6 @@ page is written in its own transaction, so an interrupted run loses nothing. Tra
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -18,6 +17,7 @@ from pathlib import Path
 from ..codes import dotted, normalize
 from ..errors import InputError, UsageError
 from ..kb.store import KnowledgeBase
+from ..tables import read_codes_file  # noqa: F401  (re-exported: one rule for scrape --codes and validate --file)
 from .http import FetchOptions, FetchResult, PoliteFetcher
 from .sources import Description, Parsed, SymptomSource
 
@@ -54,18 +54,6 @@ class ScrapeSummary:
 
 
 # -- choosing codes -------------------------------------------------------------------------------------------------
-def read_codes_file(path: Path) -> list[str]:
-    """Codes from a text file: one or more per line (comma/space separated), ``#`` starts a comment."""
-    try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise InputError(f"cannot read codes file {path} ({exc.strerror}): pass an existing text file") from None
-    codes = []
-    for line in text.splitlines():
-        codes += [tok for tok in re.split(r"[\s,;]+", line.split("#", 1)[0]) if tok]
-    return codes
-
-
 def select_codes(kb: KnowledgeBase, *, codes: Iterable[str] | None = None, chapter: int | None = None,
                  all_codes: bool = False, max_chars: int = 5) -> tuple[list[str], list[str]]:
     """(dotted codes to scrape, inputs that are not codes of the knowledge base).

@@ -1,8 +1,10 @@
 """The DuckDB prediction log (``--db FILE``): a ``runs`` table and a ``predictions`` table keyed by run id.
 
-The schema comes from ordered, named migrations recorded in ``_migrations`` (applied on every open). Each batch is
-inserted in one transaction, so a killed process leaves whole batches only; ``--resume`` skips the ids the run
-already has.
+The schema comes from ordered, named migrations recorded in ``_migrations`` and applied on every open
+(:func:`icdreason.db.open_db`). A released migration is frozen: it lists its columns literally, so a later change to
+:class:`Record` is a new migration (``ALTER TABLE predictions ADD COLUMN ...``) and old files keep working. Inserts name
+their columns for the same reason. Each batch is inserted in one transaction, so a killed process leaves whole
+batches only; ``--resume`` skips the ids the run already has.
 """
 
 from __future__ import annotations
@@ -14,15 +16,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError, UsageError
-from .records import FIELDS, JSON_FIELDS, Record
+from ..db import Store, connect, open_db
+from ..errors import InputError
+from ..tables import duckdb_rows
+from .record import COLUMNS, FIELDS, Record
 
-__all__ = ["PredictionDB", "read_db_predictions", "MIGRATIONS"]
-
-_SQL_TYPES = {
-    "uses_llm": "BOOLEAN", "format_ok": "BOOLEAN", "chapter": "INTEGER", "tokens_in": "BIGINT",
-    "tokens_out": "BIGINT", "seconds": "DOUBLE",
-}
+__all__ = ["PredictionDB", "read_db_predictions", "MIGRATIONS", "STORE"]
 
 
 def _m0001_runs(con) -> None:
@@ -57,40 +56,50 @@ def _m0001_runs(con) -> None:
 
 
 def _m0002_predictions(con) -> None:
-    cols = ",\n".join(
-        f"{name} {'JSON' if name in JSON_FIELDS else _SQL_TYPES.get(name, 'VARCHAR')}" for name in FIELDS
+    con.execute(
+        """
+        CREATE TABLE predictions (
+            id VARCHAR,
+            source VARCHAR,
+            run_id VARCHAR,
+            engine VARCHAR,
+            model VARCHAR,
+            uses_llm BOOLEAN,
+            parameters JSON,
+            note VARCHAR,
+            trace VARCHAR,
+            code_raw VARCHAR,
+            code VARCHAR,
+            format_ok BOOLEAN,
+            parse_note VARCHAR,
+            status VARCHAR,
+            description VARCHAR,
+            chapter INTEGER,
+            category VARCHAR,
+            suggestions JSON,
+            confidence JSON,
+            top_k JSON,
+            symptoms VARCHAR,
+            symptoms_from VARCHAR,
+            guideline VARCHAR,
+            guideline_section VARCHAR,
+            tokens_in BIGINT,
+            tokens_out BIGINT,
+            seconds DOUBLE,
+            flags JSON,
+            error VARCHAR,
+            raw JSON,
+            written_at TIMESTAMP,
+            PRIMARY KEY (run_id, id)
+        );
+        """
     )
-    con.execute(f"CREATE TABLE predictions ({cols}, written_at TIMESTAMP, PRIMARY KEY (run_id, id))")
 
 
-def _arrow_type(name: str):
-    import pyarrow as pa
-
-    types = {"uses_llm": pa.bool_(), "format_ok": pa.bool_(), "chapter": pa.int32(), "tokens_in": pa.int64(),
-             "tokens_out": pa.int64(), "seconds": pa.float64()}
-    return types.get(name, pa.string())
-
-
+#: The prediction log's schema. Released migrations are frozen: add new ones at the end, never edit these.
 MIGRATIONS: list[tuple[str, Callable]] = [("0001_runs", _m0001_runs), ("0002_predictions", _m0002_predictions)]
-
-
-def _migrate(con) -> None:
-    from .migrations import migrate
-
-    migrate(con, MIGRATIONS)
-
-
-def _connect(path: Path, read_only: bool = False):
-    import duckdb
-
-    try:
-        return duckdb.connect(str(path), read_only=read_only)
-    except duckdb.Error as exc:
-        first = str(exc).splitlines()[0]
-        if "lock" in first.lower():
-            raise UsageError(f"{path} is in use by another process ({first}): wait for it or use another --db"
-                             ) from None
-        raise InputError(f"{path} is not a DuckDB file this tool can open ({first}): choose another --db") from None
+STORE = Store("prediction log", MIGRATIONS, InputError, fix="choose another --db",
+              lock_fix="wait for it or use another --db")
 
 
 class PredictionDB:
@@ -99,8 +108,7 @@ class PredictionDB:
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path).expanduser()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = _connect(self.path)
-        _migrate(self.con)
+        self.con = open_db(self.path, STORE)
 
     def latest_run(self) -> str | None:
         rows = self.con.execute("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1").fetchall()
@@ -112,7 +120,7 @@ class PredictionDB:
     def records(self, run_id: str, ids: set[str]) -> list[Record]:
         """The stored records of a run with the given ids (to copy them into another output)."""
         rows = [r for r in read_db_predictions(self.path, run_id=run_id, con=self.con) if r["id"] in ids]
-        return [Record(**r) for r in rows]
+        return [Record(**{k: v for k, v in r.items() if k in COLUMNS}) for r in rows]
 
     def done_ids(self, run_id: str) -> set[str]:
         return {r[0] for r in self.con.execute("SELECT id FROM predictions WHERE run_id = ?", [run_id]).fetchall()}
@@ -138,22 +146,33 @@ class PredictionDB:
         """Insert a batch in one transaction (ids the run already has are left as they are)."""
         if not records:
             return
+        import dataclasses
+
         import pyarrow as pa
 
         now = datetime.now(timezone.utc)
         columns: dict[str, list] = {name: [] for name in FIELDS}
-        for r in records:
-            d = dataclasses_row(r)
+        first: dict[str, Record] = {}
+        for r in records:  # an id twice in one batch: the first one is kept
+            first.setdefault(r.id, r)
+        unique = list(first.values())
+        for r in unique:
+            d = dataclasses.asdict(r)
             for name in FIELDS:
                 value = d[name]
-                columns[name].append(json.dumps(value, ensure_ascii=False) if name in JSON_FIELDS
+                columns[name].append(json.dumps(value, ensure_ascii=False) if COLUMNS[name].is_json
                                      and value is not None else value)
-        batch = pa.table({**{k: pa.array(v, type=_arrow_type(k)) for k, v in columns.items()},
-                          "written_at": pa.array([now] * len(records), type=pa.timestamp("us", tz="UTC"))})
+        batch = pa.table({**{k: pa.array(v, type=_incoming_type(k)) for k, v in columns.items()},
+                          "written_at": pa.array([now] * len(unique), type=pa.timestamp("us", tz="UTC")),
+                          "_position": pa.array(range(len(unique)), type=pa.int64())})
+        names = ", ".join([*FIELDS, "written_at"])
         self.con.register("_incoming", batch)
         self.con.execute("BEGIN")
         try:
-            self.con.execute("INSERT OR IGNORE INTO predictions SELECT * FROM _incoming")
+            # Not INSERT OR IGNORE: DuckDB does not keep the batch's order through it, and readers rely on that order.
+            self.con.execute(f"INSERT INTO predictions ({names}) SELECT {names} FROM _incoming AS i WHERE NOT EXISTS "
+                             "(SELECT 1 FROM predictions AS p WHERE p.run_id = i.run_id AND p.id = i.id) "
+                             "ORDER BY i._position")
             self.con.execute("COMMIT")
         except Exception:
             self.con.execute("ROLLBACK")
@@ -175,37 +194,39 @@ class PredictionDB:
         self.con.close()
 
 
-def dataclasses_row(record: Record) -> dict[str, Any]:
-    import dataclasses
+def _incoming_type(name: str):
+    """The Arrow type of a column in an inserted batch: JSON columns travel as text."""
+    import pyarrow as pa
 
-    return dataclasses.asdict(record)
+    column = COLUMNS[name]
+    return pa.string() if column.is_json else column.arrow_type()
 
 
-def read_db_predictions(path: Path, *, run_id: str | None = None, con=None) -> list[dict[str, Any]]:
-    """Rows of the ``predictions`` table (one run or all), JSON columns decoded, in insertion order."""
+def read_db_predictions(path: str | os.PathLike[str], *, run_id: str | None = None,
+                        con=None) -> list[dict[str, Any]]:
+    """Rows of the ``predictions`` table (one run or all), JSON columns decoded, in insertion order.
+
+    Any DuckDB file with a ``predictions`` table is read as it is (read-only, no migrations applied).
+    """
+    p = Path(path)
     own = con is None
-    con = con or _connect(path, read_only=True)
+    con = con or connect(p, STORE, read_only=True)
     try:
         tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if "predictions" not in tables:
-            raise InputError(f"{path} has no predictions table: is it a --db file written by `icdreason predict`?")
+            raise InputError(f"{p} has no predictions table: is it a --db file written by `icdreason predict`?")
         sql = "SELECT * EXCLUDE (written_at) FROM predictions"
         params: list[Any] = []
         if run_id is not None:
             sql += " WHERE run_id = ?"
             params.append(run_id)
-        cur = con.execute(sql + " ORDER BY written_at, rowid", params)
-        names = [d[0] for d in cur.description]
         out = []
-        for row in cur.fetchall():
-            d = dict(zip(names, row))
-            for key in JSON_FIELDS & d.keys():
-                if isinstance(d[key], str):
-                    d[key] = json.loads(d[key])
-            for optional in ("note", "raw"):
-                if d.get(optional) is None:
-                    d.pop(optional, None)
-            out.append(d)
+        for batch in duckdb_rows(con, sql + " ORDER BY written_at, rowid", params):
+            for row in batch:
+                for optional in ("note", "raw"):
+                    if row.get(optional) is None:
+                        row.pop(optional, None)
+                out.append(row)
         return out
     finally:
         if own:

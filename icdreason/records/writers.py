@@ -1,4 +1,4 @@
-"""The prediction record (one per note), its writers (JSONL, CSV, Parquet) and :func:`read_predictions`.
+"""Writers of prediction records: JSONL, CSV and Parquet files, stdout, or nothing; :func:`open_writer` picks one.
 
 Writers are resumable and crash-safe:
 
@@ -8,84 +8,31 @@ Writers are resumable and crash-safe:
   (``.NAME.journal.jsonl``, appended like JSONL) and the output file itself is rewritten atomically (temporary file +
   ``os.replace``) at checkpoints and at the end; the journal is removed once the final file is in place.
 
-The DuckDB log (``--db``) lives in :mod:`icdreason.records_db`.
+The DuckDB log (``--db``) is :class:`icdreason.records.db.PredictionDB`.
 """
 
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import os
 import secrets
 import sys
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from .errors import InputError, UsageError
+from ..errors import UsageError
+from ..tables import iter_rows
+from .readers import read_predictions
+from .record import COLUMNS, FIELDS, Record
 
-__all__ = ["Record", "FIELDS", "JSON_FIELDS", "FORMATS", "new_run_id", "format_for", "open_writer",
-           "read_predictions", "RecordWriter"]
+__all__ = ["FORMATS", "RecordWriter", "JsonlWriter", "StreamWriter", "NullWriter", "TableWriter", "new_run_id",
+           "format_for", "open_writer"]
 
-
-@dataclass
-class Record:
-    """One prediction: what the engine said about one note, checked against the code table."""
-
-    id: str
-    source: str
-    run_id: str
-    engine: str
-    model: str | None
-    uses_llm: bool
-    parameters: dict[str, Any] = field(default_factory=dict)
-    note: str | None = None  # the note text given to the engine; omitted with --no-note
-    trace: str = ""
-    code_raw: str | None = None
-    code: str | None = None  # dotted, normalised
-    format_ok: bool = False  # the paper's format check
-    parse_note: str | None = None  # how the tolerant fallback found the code, when the format did not hold
-    status: str = "no_output"  # billable | header | unknown | malformed | no_output
-    description: str | None = None
-    chapter: int | None = None
-    category: str | None = None
-    suggestions: list[str] = field(default_factory=list)
-    confidence: dict[str, float] = field(default_factory=lambda: {"code": 0.0, "category": 0.0, "chapter": 0.0})
-    top_k: list[dict[str, Any]] = field(default_factory=list)  # [{"code", "support"}]
-    symptoms: str | None = None
-    symptoms_from: str | None = None
-    guideline: str | None = None
-    guideline_section: str | None = None
-    tokens_in: int = 0
-    tokens_out: int = 0
-    seconds: float = 0.0
-    flags: list[str] = field(default_factory=list)
-    error: str | None = None
-    raw: list[str] | None = None  # raw model output, only with --keep-raw
-
-    def to_dict(self) -> dict[str, Any]:
-        """The record as a plain dict; ``note`` and ``raw`` are left out when they are None."""
-        out = dataclasses.asdict(self)
-        for optional in ("note", "raw"):
-            if out[optional] is None:
-                del out[optional]
-        return out
-
-
-FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Record))
-#: Fields holding lists or dicts: JSON text in CSV files, JSON columns in DuckDB.
-JSON_FIELDS = frozenset({"parameters", "suggestions", "confidence", "top_k", "flags", "raw"})
-_BOOL_FIELDS = frozenset({"uses_llm", "format_ok"})
-_INT_FIELDS = frozenset({"chapter", "tokens_in", "tokens_out"})
-_FLOAT_FIELDS = frozenset({"seconds"})
 FORMATS = ("jsonl", "csv", "parquet")
-# What an empty CSV cell reads back as (CSV cannot tell None from "").
-_CSV_EMPTY: dict[str, Any] = {"trace": "", "note": "", "suggestions": [], "top_k": [], "flags": [],
-                              "parameters": {}, "confidence": {}}
 
 
 def new_run_id() -> str:
@@ -107,76 +54,6 @@ def format_for(path: str | os.PathLike[str], explicit: str | None = None) -> str
     if suffix in (".duckdb", ".db"):
         raise UsageError(f"{path}: DuckDB output goes through --db FILE, not --out")
     raise UsageError(f"cannot tell the format of {path} from its extension: use .jsonl, .csv or .parquet, or --format")
-
-
-# -- reading -----------------------------------------------------------------------------------------------------
-def _decode_row(row: dict[str, Any]) -> dict[str, Any]:
-    """Turn a CSV row (all strings) back into typed values."""
-    out: dict[str, Any] = {}
-    for key, value in row.items():
-        if value is None or value == "":
-            out[key] = _CSV_EMPTY.get(key)
-            if isinstance(out[key], (list, dict)):
-                out[key] = type(out[key])()
-            continue
-        if key in JSON_FIELDS:
-            out[key] = json.loads(value)
-        elif key in _BOOL_FIELDS:
-            out[key] = value.strip().lower() in ("true", "1")
-        elif key in _INT_FIELDS:
-            out[key] = int(float(value))
-        elif key in _FLOAT_FIELDS:
-            out[key] = float(value)
-        else:
-            out[key] = value
-    return out
-
-
-def _read_jsonl_text(text: str, path: Path) -> list[dict[str, Any]]:
-    rows = []
-    lines = text.split("\n")
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            if n == len(lines):  # a torn last line from a killed writer: not a record
-                break
-            raise InputError(f"{path}:{n} is not valid JSON: is this a predictions file?") from None
-    return rows
-
-
-def read_predictions(path: str | os.PathLike[str], *, run_id: str | None = None) -> list[dict[str, Any]]:
-    """Read prediction records from a JSONL, CSV, Parquet or DuckDB (``predictions`` table) file, in written order.
-
-    Lists and dicts come back decoded in every format. ``run_id`` keeps one run (useful for DuckDB logs).
-    """
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"predictions file not found: {p}")
-    suffix = p.suffix.lower()
-    if suffix in (".duckdb", ".db"):
-        from .records_db import read_db_predictions
-
-        return read_db_predictions(p, run_id=run_id)
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        rows = pq.read_table(p).to_pylist()
-        rows = [{k: (json.loads(v) if k in ("parameters",) and isinstance(v, str) else v) for k, v in r.items()}
-                for r in rows]
-        for r in rows:
-            if r.get("raw") is None:
-                r.pop("raw", None)
-    elif suffix == ".csv":
-        with open(p, newline="", encoding="utf-8") as fh:
-            rows = [_decode_row(r) for r in csv.DictReader(fh)]
-    else:
-        rows = _read_jsonl_text(p.read_text(encoding="utf-8"), p)
-    if run_id is not None:
-        rows = [r for r in rows if r.get("run_id") == run_id]
-    return rows
 
 
 # -- writing -----------------------------------------------------------------------------------------------------
@@ -225,7 +102,7 @@ class JsonlWriter(RecordWriter):
         path.parent.mkdir(parents=True, exist_ok=True)
         if resume and path.exists():
             self._repair_tail()
-            for row in _read_jsonl_text(path.read_text(encoding="utf-8"), path):
+            for row in iter_rows(path, fmt="jsonl", torn_tail=True):
                 if "id" in row:
                     self.done_ids.add(str(row["id"]))
                     self.existing_run_id = row.get("run_id", self.existing_run_id)
@@ -279,14 +156,7 @@ class NullWriter(RecordWriter):
 def _parquet_schema(columns: tuple[str, ...]):
     import pyarrow as pa
 
-    types = {
-        "parameters": pa.string(), "uses_llm": pa.bool_(), "format_ok": pa.bool_(), "chapter": pa.int32(),
-        "suggestions": pa.list_(pa.string()), "flags": pa.list_(pa.string()), "raw": pa.list_(pa.string()),
-        "confidence": pa.struct([("code", pa.float64()), ("category", pa.float64()), ("chapter", pa.float64())]),
-        "top_k": pa.list_(pa.struct([("code", pa.string()), ("support", pa.float64())])),
-        "tokens_in": pa.int64(), "tokens_out": pa.int64(), "seconds": pa.float64(),
-    }
-    return pa.schema([(c, types.get(c, pa.string())) for c in columns])
+    return pa.schema([(c, COLUMNS[c].arrow_type()) for c in columns])
 
 
 def _write_table_file(path: Path, fmt: str, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
@@ -307,8 +177,9 @@ def _write_table_file(path: Path, fmt: str, rows: list[dict[str, Any]], columns:
         shaped = []
         for row in rows:
             r = {c: row.get(c) for c in columns}
-            if "parameters" in r:
-                r["parameters"] = json.dumps(r["parameters"] or {}, ensure_ascii=False)
+            for c in columns:
+                if COLUMNS[c].kind == "json":  # dicts of any shape are JSON text in Parquet
+                    r[c] = json.dumps(r[c] or {}, ensure_ascii=False)
             if "top_k" in r:
                 r["top_k"] = [{"code": t.get("code"), "support": t.get("support")} for t in r["top_k"] or []]
             shaped.append(r)
@@ -318,7 +189,7 @@ def _write_table_file(path: Path, fmt: str, rows: list[dict[str, Any]], columns:
 
 
 def _csv_cell(column: str, value: Any) -> Any:
-    if column in JSON_FIELDS:
+    if COLUMNS[column].is_json:
         return "" if value is None else json.dumps(value, ensure_ascii=False)
     if value is None:
         return ""
@@ -371,7 +242,7 @@ class TableWriter(RecordWriter):
     def _materialise(self) -> None:
         start = time.monotonic()
         self.journal._fh.flush()
-        rows = _read_jsonl_text(self.journal_path.read_text(encoding="utf-8"), self.journal_path)
+        rows = list(iter_rows(self.journal_path, fmt="jsonl", torn_tail=True))
         _write_table_file(self.path, self.fmt, rows, self.columns)
         self._checkpoint_cost = time.monotonic() - start
         self._last_checkpoint = time.monotonic()

@@ -1,0 +1,51 @@
+"""Reading prediction records back from any output format: :func:`read_predictions`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from ..tables import FORMATS, iter_batches
+from .record import COLUMNS
+
+__all__ = ["read_predictions"]
+
+
+def _from_csv(row: dict[str, Any]) -> dict[str, Any]:
+    """A CSV row (all text) with its record columns typed; other columns stay text (None when empty)."""
+    return {k: (COLUMNS[k].from_csv(v) if k in COLUMNS else v or None) for k, v in row.items()}
+
+
+def _from_parquet(row: dict[str, Any]) -> dict[str, Any]:
+    """A Parquet row with its dict columns (kept as JSON text in Parquet) decoded and a missing ``raw`` left out."""
+    for name, value in row.items():
+        if isinstance(value, str) and name in COLUMNS and COLUMNS[name].kind == "json":
+            row[name] = COLUMNS[name].from_csv(value)
+    if row.get("raw", 0) is None:
+        del row["raw"]
+    return row
+
+
+def read_predictions(path: str | os.PathLike[str], *, run_id: str | None = None) -> list[dict[str, Any]]:
+    """Read prediction records from a JSONL, CSV, Parquet or DuckDB (``predictions`` table) file, in written order.
+
+    Lists and dicts come back decoded in every format; a torn last JSONL line (a killed writer) is left out.
+    ``run_id`` keeps one run (useful for DuckDB logs).
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"predictions file not found: {p}")
+    kind = FORMATS.get(p.suffix.lower(), "jsonl")  # what format_for writes for any other name
+    if kind == "duckdb":
+        from .db import read_db_predictions
+
+        return read_db_predictions(p, run_id=run_id)
+    decode = {"csv": _from_csv, "tsv": _from_csv, "parquet": _from_parquet}.get(kind)
+    rows = []
+    for batch in iter_batches(p, fmt=kind, torn_tail=True):
+        rows += [decode(r) for r in batch] if decode else batch
+    if run_id is not None:
+        rows = [r for r in rows if r.get("run_id") == run_id]
+    return rows

@@ -1,0 +1,155 @@
+"""The prediction record (one per note) and the one table of its column types.
+
+:data:`COLUMNS` is derived once from the :class:`Record` fields: each field's kind (from its annotation, or its
+``kind`` metadata where the annotation does not say enough) gives the Arrow type of the Parquet column, the DuckDB
+type of a newly added column, and how a CSV cell decodes. Writers and readers of every format use it; nothing else
+keeps a list of types.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Record", "FIELDS", "JSON_FIELDS", "COLUMNS", "ColumnType"]
+
+
+def _kind(name: str) -> dict[str, str]:
+    return {"kind": name}
+
+
+@dataclass
+class Record:
+    """One prediction: what the engine said about one note, checked against the code table."""
+
+    id: str
+    source: str
+    run_id: str
+    engine: str
+    model: str | None
+    uses_llm: bool
+    parameters: dict[str, Any] = field(default_factory=dict)
+    # the note text given to the engine; omitted with --no-note. In a CSV an empty cell is an empty note.
+    note: str | None = field(default=None, metadata={"csv_empty": ""})
+    trace: str = ""
+    code_raw: str | None = None
+    code: str | None = None  # dotted, normalised
+    format_ok: bool = False  # the paper's format check
+    parse_note: str | None = None  # how the tolerant fallback found the code, when the format did not hold
+    status: str = "no_output"  # billable | header | unknown | malformed | no_output
+    description: str | None = None
+    chapter: int | None = field(default=None, metadata=_kind("int32"))
+    category: str | None = None
+    suggestions: list[str] = field(default_factory=list)
+    confidence: dict[str, float] = field(default_factory=lambda: {"code": 0.0, "category": 0.0, "chapter": 0.0},
+                                         metadata=_kind("confidence"))
+    top_k: list[dict[str, Any]] = field(default_factory=list, metadata=_kind("top_k"))  # [{"code", "support"}]
+    symptoms: str | None = None
+    symptoms_from: str | None = None
+    guideline: str | None = None
+    guideline_section: str | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    seconds: float = 0.0
+    flags: list[str] = field(default_factory=list)
+    error: str | None = None
+    raw: list[str] | None = None  # raw model output, only with --keep-raw
+
+    def to_dict(self) -> dict[str, Any]:
+        """The record as a plain dict; ``note`` and ``raw`` are left out when they are None."""
+        out = dataclasses.asdict(self)
+        for optional in ("note", "raw"):
+            if out[optional] is None:
+                del out[optional]
+        return out
+
+
+def _bool_cell(text: str) -> bool:
+    return text.strip().lower() in ("true", "1")
+
+
+def _int_cell(text: str) -> int:
+    return int(float(text))
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How one kind of value is stored: Arrow type (built lazily: pyarrow is imported only when writing Parquet or
+    DuckDB), DuckDB type, and the decoding of a CSV cell."""
+
+    arrow: Callable[[Any], Any]  # pyarrow module -> DataType
+    sql: str
+    from_csv: Callable[[str], Any]
+    json: bool = False  # lists and dicts: JSON text in CSV cells and in DuckDB JSON columns
+
+
+_FLOAT_STRUCT = ("code", "category", "chapter")
+KINDS: dict[str, Kind] = {
+    "text": Kind(lambda pa: pa.string(), "VARCHAR", str),
+    "bool": Kind(lambda pa: pa.bool_(), "BOOLEAN", _bool_cell),
+    "int32": Kind(lambda pa: pa.int32(), "INTEGER", _int_cell),
+    "int64": Kind(lambda pa: pa.int64(), "BIGINT", _int_cell),
+    "float64": Kind(lambda pa: pa.float64(), "DOUBLE", float),
+    # a dict of any shape: JSON text in Parquet too
+    "json": Kind(lambda pa: pa.string(), "JSON", json.loads, json=True),
+    "strings": Kind(lambda pa: pa.list_(pa.string()), "JSON", json.loads, json=True),
+    "confidence": Kind(lambda pa: pa.struct([(k, pa.float64()) for k in _FLOAT_STRUCT]), "JSON", json.loads,
+                       json=True),
+    "top_k": Kind(lambda pa: pa.list_(pa.struct([("code", pa.string()), ("support", pa.float64())])), "JSON",
+                  json.loads, json=True),
+}
+#: The kind of a field by its annotation (``X | None`` is stored like ``X``); other fields name their kind.
+_BY_ANNOTATION = {"str": "text", "bool": "bool", "int": "int64", "float": "float64", "list[str]": "strings",
+                  "dict[str, Any]": "json"}
+
+
+@dataclass(frozen=True)
+class ColumnType:
+    """One record column: its kind and what an empty CSV cell reads back as (CSV cannot tell None from "")."""
+
+    name: str
+    kind: str
+    csv_empty: Any
+
+    @property
+    def sql(self) -> str:
+        return KINDS[self.kind].sql
+
+    @property
+    def is_json(self) -> bool:
+        return KINDS[self.kind].json
+
+    def arrow_type(self):
+        """The Arrow type of this column in Parquet files and in the batches inserted into DuckDB."""
+        import pyarrow as pa
+
+        return KINDS[self.kind].arrow(pa)
+
+    def from_csv(self, cell: str | None) -> Any:
+        """A CSV cell (always text) as the typed value."""
+        if cell is None or cell == "":
+            empty = self.csv_empty
+            return type(empty)() if isinstance(empty, (list, dict)) else empty
+        return KINDS[self.kind].from_csv(cell)
+
+
+def _column_type(f: dataclasses.Field) -> ColumnType:
+    annotation = str(f.type).removesuffix(" | None")
+    kind = f.metadata.get("kind") or _BY_ANNOTATION[annotation]
+    if "csv_empty" in f.metadata:
+        empty = f.metadata["csv_empty"]
+    elif f.default_factory is not dataclasses.MISSING:
+        empty = type(f.default_factory())()  # an empty list or dict
+    else:  # an empty cell is no value (not the default), except for text that defaults to ""
+        empty = "" if f.default == "" else None
+    return ColumnType(f.name, kind, empty)
+
+
+#: Every record column in order, with its type: the one place types are kept.
+COLUMNS: dict[str, ColumnType] = {f.name: _column_type(f) for f in dataclasses.fields(Record)}
+FIELDS: tuple[str, ...] = tuple(COLUMNS)
+#: Fields holding lists or dicts: JSON text in CSV files, JSON columns in DuckDB.
+JSON_FIELDS = frozenset(name for name, col in COLUMNS.items() if col.is_json)

@@ -1,0 +1,34 @@
+"""Reading tables: the rows of a JSONL, CSV/TSV, Parquet or DuckDB file, and choosing a column by name.
+
+Every input that is a table (notes, predictions, gold codes, codes to validate, audit decisions, distillation
+examples) is read here, so the formats, the CSV dialect and the error messages are the same everywhere:
+
+- **JSONL** (``.jsonl``, ``.ndjson``, ``.json``; a ``.json`` file holding one array works too): one JSON object per
+  line. ``torn_tail=True`` ignores an unterminated last line that is not JSON: what a killed writer leaves behind.
+- **CSV/TSV** (``.csv``; ``.tsv``, ``.tab``): the csv module's standard dialect (RFC 4180: fields in double quotes
+  may hold delimiters and line breaks, a quote inside them is doubled), a UTF-8 byte-order mark allowed, every cell
+  text. ``columnar=True`` reads the same dialect with Arrow's parser, which is much faster on millions of rows.
+- **Parquet**: read by record batches; nested (struct) fields are columns named with dots (``extra_info.id``).
+- **DuckDB** (``.duckdb``, ``.db``): the ``predictions`` table, or the one named; JSON columns come back decoded.
+
+:func:`iter_batches` streams rows in batches (Parquet and DuckDB never load whole); :func:`read_rows` returns a
+:class:`Rows` table; :func:`pick_column` picks a column from a flag's value or a list of usual names, with one
+error message for every command.
+"""
+
+from .formats import duckdb_rows
+from .read import CODE_COLUMNS, FORMATS, iter_batches, iter_rows, read_codes_file, read_rows, table_format
+from .rows import Rows, pick_column
+
+__all__ = [
+    "CODE_COLUMNS",
+    "FORMATS",
+    "Rows",
+    "duckdb_rows",
+    "iter_batches",
+    "iter_rows",
+    "pick_column",
+    "read_codes_file",
+    "read_rows",
+    "table_format",
+]

@@ -91,11 +91,11 @@ def main() -> None:
         rows.append(("KB open (connect + schema check)", f"{open_s * 1000:.0f} ms", "< 300 ms"))
 
         with KnowledgeBase.open(path) as kb:
-            index_s = timed(lambda: CodeIndex.from_kb(kb), args.repeat)
+            index_s = timed(lambda: CodeIndex.from_db(kb.con), args.repeat)
             rows.append(("code index load (first validation)", f"{index_s * 1000:.0f} ms", ""))
             codes = mixed_codes(kb, args.codes)
 
-            index = CodeIndex.from_kb(kb)
+            index = CodeIndex.from_db(kb.con)
 
             def fresh_index_and_input():
                 _fresh(index)

@@ -84,6 +84,32 @@ def test_a_kb_without_rows_or_tables_gives_nones(kb, built_kb, tmp_path):
     assert enrichment_for(KnowledgeBase(old, duckdb.connect(str(old), read_only=True)), "I21.4") == empty
 
 
+def test_reads_through_a_kb_see_its_own_writes(kb_file, tmp_path):
+    from icdreason.kb import KnowledgeBase
+    from icdreason.kb.enrich import enrichment_for
+    from icdreason.kb.scraped import ScrapeLogEntry, SymptomRow
+    from icdreason.scrape import parse_pdf, store_sections
+
+    heart = SymptomRow("I21.4", "medlineplus", "I21.4", "exact", "en", "Heart Attack",
+                       "A heart attack happens when blood flow stops.", None, 200, "h")
+    with KnowledgeBase.open(kb_file, read_only=False) as base:
+        assert enrichment_for(base, "I21.41")["symptoms"] is None and base.chapter_guidelines(9) == []
+        assert not base.has_rows("symptoms") and base.symptom_codes("medlineplus") == set()
+        base.record_scrape([heart], [ScrapeLogEntry("medlineplus", "I21.4", None, "stored", "exact", 200),
+                                     ScrapeLogEntry("medlineplus", "J45", None, "not_found", "http_404", 404)])
+        assert base.has_rows("symptoms") and base.symptom_codes("medlineplus") == {"I21.4"}
+        assert base.logged_codes("medlineplus", ["stored", "not_found"]) == {"I21.4", "J45"}
+        assert enrichment_for(base, "I21.41")["symptoms_from"] == "I21.4"
+        with pytest.raises(duckdb.Error):  # a failed write leaves nothing behind
+            base.record_scrape([heart._replace(code="E11", text=None)])
+        assert base.symptom_codes("medlineplus") == {"I21.4"}
+        store_sections(base, parse_pdf(build_guidelines_pdf(tmp_path / "g.pdf")), "g.pdf")
+        assert base.chapter_guidelines(9)[0].id == "I.C.9"
+        assert enrichment_for(base, "I21.4")["guideline_section"] == "I.C.9.d"
+        assert store_sections(base, [], "nothing") == 0
+        assert base.chapter_guidelines(9) == [] and not base.has_rows("guidelines")
+
+
 def test_kb_lookup_shows_symptoms_and_guideline(runner, enriched_kb):
     from icdreason.cli import app
 

@@ -175,3 +175,46 @@ def test_search_finds_what_coders_type(kb):
     hits = kb.search("lumbar disc radiculopathy", k=5)
     assert hits[0].code == "M51.16"
     assert all(h.billable for h in hits)
+
+
+def test_a_file_of_another_kind_is_not_taken_for_a_knowledge_base(tmp_path):
+    from icdreason.audit.store import AuditStore
+
+    audit = tmp_path / "audit.duckdb"
+    AuditStore.open(audit)
+    with pytest.raises(KnowledgeBaseError, match="is an icdreason audit database, not a knowledge base: .*--force"):
+        KnowledgeBase.open(audit)
+    empty = tmp_path / "empty.duckdb"
+    duckdb.connect(str(empty)).close()
+    with pytest.raises(KnowledgeBaseError, match="empty.duckdb is not an icdreason knowledge base: .*--force"):
+        KnowledgeBase.open(empty)
+    other = tmp_path / "other.duckdb"
+    con = duckdb.connect(str(other))
+    con.execute("CREATE TABLE t (x INTEGER)")
+    con.close()
+    with pytest.raises(KnowledgeBaseError, match="is a DuckDB file but not an icdreason knowledge base"):
+        KnowledgeBase.open(other)
+
+
+def test_opening_an_older_file_adds_the_tables_it_lacks(kb_file):
+    con = duckdb.connect(str(kb_file))
+    con.execute("DROP TABLE guidelines; DELETE FROM _migrations WHERE name = '0004_guidelines'")
+    con.close()
+    with KnowledgeBase.open(kb_file) as base:  # read-only: reopened for writing once to add the table
+        assert "guidelines" in base.tables() and not base.has_rows("guidelines")
+        assert base.info()["migrations"][-1] == "0004_guidelines"
+
+
+def test_duckdb_errors_become_one_line_messages(tmp_path):
+    from icdreason.db import explain
+    from icdreason.kb.store import KB_STORE
+
+    path = tmp_path / "kb.duckdb"
+    locked = explain(path, KB_STORE, duckdb.IOException(
+        f'IO Error: Could not set lock on file "{path}": Conflicting lock is held in /usr/bin/python3 (PID 4242) '
+        "by user ann. See also https://duckdb.org/docs/stable/connect/concurrency"))
+    assert str(locked) == f"knowledge base {path} is locked by another process (PID 4242): wait for it to finish"
+    corrupt = explain(path, KB_STORE, duckdb.IOException("Corrupt database file: block 12 has a wrong checksum"),
+                      opening=True)
+    assert str(corrupt) == (f"{path} is not a DuckDB file this tool can open (Corrupt database file: block 12 has a "
+                            "wrong checksum): run `icdreason kb build --force` to rebuild it")

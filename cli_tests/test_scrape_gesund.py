@@ -151,6 +151,21 @@ def test_choosing_codes_is_required_and_exclusive(runner, kb_file, tmp_path):
     assert result.exit_code == 2 and "exactly one of --codes FILE, --chapter N or --all" in result.stderr
     result = runner.invoke(app, ["scrape", "symptoms", "--source", "nhs", "--all"])
     assert result.exit_code == 2 and "unknown source 'nhs'" in result.stderr
+    assert "choose one of gesund, medlineplus" in result.stderr
+
+
+def test_sources_are_found_by_name(monkeypatch):
+    from icdreason.errors import UsageError
+    from icdreason.scrape import get_source, source_names
+    from icdreason.scrape.registry import SOURCES, register
+
+    assert source_names() == ["gesund", "medlineplus"]
+    assert type(get_source("medlineplus")).__name__ == "MedlinePlusConnect"
+    monkeypatch.setitem(SOURCES, "gesund-mirror", "icdreason.scrape.gesund:GesundBund")
+    mirror = get_source("gesund-mirror", "http://127.0.0.1:8080/")
+    assert (mirror.name, mirror.url_for("J45")) == ("gesund", "http://127.0.0.1:8080/icd-code-suche/j45")
+    with pytest.raises(UsageError, match="'module:Class'"):
+        register("nhs", "nhs_source")
 
 
 def test_gm_page_keys_and_mapping():

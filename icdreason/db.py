@@ -3,12 +3,16 @@
 One function, :func:`open_db`, does what each store needs when it opens its file: connect (waiting for another
 process's lock when asked to), turn DuckDB's errors into one-line messages that name the fix, check that the file is
 the kind of store expected (by the first migration it recorded, so a prediction log is never taken for a knowledge
-base), and apply the migrations the file lacks. :func:`identify` says which store a file is.
+base), run the store's own check (:attr:`Store.check`: the knowledge base's schema version), and apply the
+migrations the file lacks. :func:`connect` is the first step alone (the audit store opens a short-lived connection per
+decision); :func:`explain` turns a DuckDB error raised later into the same one-line messages; :func:`identify` says
+which store a file is.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,7 +25,7 @@ from .errors import IcdreasonError
 if TYPE_CHECKING:
     import duckdb
 
-__all__ = ["Store", "connect", "identify", "open_db", "STORE_MARKERS"]
+__all__ = ["Store", "connect", "explain", "identify", "open_db", "STORE_MARKERS"]
 
 #: The first migration of each store: what a file records identifies the store that made it (names are frozen).
 STORE_MARKERS: dict[str, str] = {
@@ -40,6 +44,9 @@ class Store:
     error: type[IcdreasonError]
     fix: str  # what to do when the file cannot be used, e.g. "choose another --db"
     lock_fix: str = "wait for it to finish"  # what to do when another process holds the lock
+    #: The store's own test of a file of its kind, run before migrations (e.g. the knowledge base's schema version);
+    #: it raises ``error`` when the file cannot be used.
+    check: Callable[[duckdb.DuckDBPyConnection, Path], None] | None = None
 
     @property
     def marker(self) -> str:
@@ -66,6 +73,31 @@ def _holder(text: str) -> str:
     return " (" + text[text.index("PID"):].split(")")[0].strip() + ")"
 
 
+_LOCK = re.compile(r"\block\b")  # DuckDB's "Could not set lock on file" ("block" in other errors is no lock)
+
+
+def _is_lock_error(text: str) -> bool:
+    return _LOCK.search(text.lower()) is not None
+
+
+def explain(path: str | os.PathLike[str], store: Store, exc: BaseException, *, lock_wait: float = 0.0,
+            opening: bool = False) -> IcdreasonError:
+    """``store.error`` with a one-line message for a DuckDB error on ``path``: locked, not writable, not a DuckDB
+    file (when ``opening``), or cannot be used."""
+    text = str(exc)
+    low = text.lower()
+    if _is_lock_error(text):
+        waited = f" for more than {lock_wait:g} s" if lock_wait > 0 else ""
+        return store.error(f"{store.name} {path} is locked by another process{_holder(text)}{waited}: "
+                           f"{store.lock_fix}")
+    if "read-only" in low or "read only" in low or "permission" in low:
+        return store.error(f"{store.name} {path} cannot be written ({_first_line(text)}): make it writable "
+                           f"or {store.fix}")
+    if opening:
+        return store.error(f"{path} is not a DuckDB file this tool can open ({_first_line(text)}): {store.fix}")
+    return store.error(f"{store.name} {path} cannot be used ({_first_line(text)}): {store.fix}")
+
+
 def connect(path: str | os.PathLike[str], store: Store, *, read_only: bool = False,
             lock_wait: float = 0.0) -> duckdb.DuckDBPyConnection:
     """Connect to ``path``, waiting up to ``lock_wait`` seconds for another process's lock; errors become
@@ -83,21 +115,11 @@ def connect(path: str | os.PathLike[str], store: Store, *, read_only: bool = Fal
         try:
             return duckdb.connect(str(p), read_only=read_only)
         except duckdb.Error as exc:
-            text = str(exc)
-            low = text.lower()
-            if "lock" in low:
-                if time.monotonic() < deadline:
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.5)
-                    continue
-                waited = f" for more than {lock_wait:g} s" if lock_wait > 0 else ""
-                raise store.error(f"{store.name} {p} is locked by another process{_holder(text)}{waited}: "
-                                  f"{store.lock_fix}") from None
-            if "read-only" in low or "read only" in low or "permission" in low:
-                raise store.error(f"{store.name} {p} cannot be written ({_first_line(text)}): make it writable "
-                                  f"or {store.fix}") from None
-            raise store.error(f"{p} is not a DuckDB file this tool can open ({_first_line(text)}): {store.fix}"
-                              ) from None
+            if _is_lock_error(str(exc)) and time.monotonic() < deadline:
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+                continue
+            raise explain(p, store, exc, lock_wait=lock_wait, opening=True) from None
 
 
 def _check_kind(con: duckdb.DuckDBPyConnection, path: Path, store: Store) -> list[str]:
@@ -126,6 +148,8 @@ def open_db(path: str | os.PathLike[str], store: Store, *, read_only: bool = Fal
     con = connect(p, store, read_only=read_only, lock_wait=lock_wait)
     try:
         _check_kind(con, p, store)
+        if store.check is not None:
+            store.check(con, p)
         todo = migrations.pending(con, store.resolved_migrations())
         if todo and read_only:
             con.close()
@@ -142,7 +166,7 @@ def open_db(path: str | os.PathLike[str], store: Store, *, read_only: bool = Fal
             migrations.migrate(con, store.resolved_migrations())
     except duckdb.Error as exc:
         con.close()
-        raise store.error(f"{store.name} {p} cannot be used ({_first_line(str(exc))}): {store.fix}") from None
+        raise explain(p, store, exc, lock_wait=lock_wait) from None
     except BaseException:
         con.close()
         raise

@@ -199,11 +199,7 @@ class _Enrichment:
 
     def __init__(self, kb):
         self.kb = kb
-        tables = {r[0] for r in kb.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        self.available = any(
-            table in tables and kb.con.execute(f"SELECT count(*) > 0 FROM {table}").fetchall()[0][0]
-            for table in ("symptoms", "guidelines")
-        )
+        self.available = kb.has_rows("symptoms") or kb.has_rows("guidelines")
         self.memo: dict[str, dict] = {}
 
     def get(self, code: str) -> dict:

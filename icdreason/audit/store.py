@@ -1,8 +1,9 @@
 """The audit database: the sampled cases and every reviewer's decisions, one DuckDB file.
 
-Each decision is committed the moment it is made. The store opens a short-lived connection per operation (retrying
-while another reviewer's process holds the write lock), so several reviewers can audit the same file at once; a
-database that stays locked or is read-only raises :class:`AuditDatabaseError` and the caller keeps the decision.
+Each decision is committed the moment it is made. The store opens a short-lived connection per operation
+(:func:`icdreason.db.connect`, retrying while another reviewer's process holds the write lock), so several reviewers
+can audit the same file at once; a database that stays locked or is read-only raises :class:`AuditDatabaseError` and
+the caller keeps the decision.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,6 +20,7 @@ from typing import Any
 
 import duckdb
 
+from ..db import Store, connect, explain, open_db
 from ..errors import IcdreasonError
 from . import schema
 
@@ -110,6 +111,11 @@ _DECISION_COLUMNS = ("reviewer", "case_id", "decision", "expert_code", "blind_co
                      "seconds", "decided_at", "source", "predictions_sha256", "id")
 
 
+#: How :func:`~icdreason.db.open_db` opens an audit database.
+AUDIT_STORE = Store("audit database", schema.MIGRATIONS, AuditDatabaseError, fix="use another --db",
+                    lock_fix="close the other session or wait, then retry")
+
+
 def lock_timeout() -> float:
     """Seconds to wait for another process's write lock (``ICDREASON_AUDIT_LOCK_TIMEOUT``, default 10)."""
     try:
@@ -141,67 +147,33 @@ class AuditStore:
                 f"no audit database at {store.path}: start one with `icdreason audit start PREDICTIONS "
                 f"--reviewer NAME --db {store.path}`"
             )
-        if store.path.exists():
-            with store.connect(read_only=True) as con:
-                names = schema.applied(con)
-                if not names and con.execute("SELECT count(*) FROM information_schema.tables").fetchone()[0]:
-                    raise AuditDatabaseError(
-                        f"{store.path} is a DuckDB file but not an audit database: use another --db"
-                    )
-                if not schema.pending(con):
-                    return store
-        with store.connect() as con:
-            schema.migrate(con)
+        exists = store.path.exists()
+        if not exists:
+            store._check_writable()
+        open_db(store.path, AUDIT_STORE, read_only=exists, lock_wait=store.timeout).close()
         return store
 
     # -- connections ---------------------------------------------------------------------------------------------
-    @contextmanager
-    def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        """A short-lived connection; waits up to ``timeout`` seconds for another process's lock."""
+    def _check_writable(self) -> None:
         if not self.path.parent.exists():
             raise AuditDatabaseError(f"folder {self.path.parent} does not exist: create it or choose another --db")
-        if not read_only and not _writable(self.path):
+        if not _writable(self.path):
             raise AuditDatabaseError(
                 f"audit database {self.path} is read-only: make it writable (chmod u+w) or copy it and use --db COPY"
             )
-        deadline = time.monotonic() + self.timeout
-        delay = 0.05
-        while True:
-            try:
-                con = duckdb.connect(str(self.path), read_only=read_only)
-                break
-            except duckdb.IOException as exc:
-                text = str(exc)
-                if "lock" in text.lower() and time.monotonic() < deadline:
-                    time.sleep(delay)
-                    delay = min(delay * 2, 0.5)
-                    continue
-                raise self._explain(text) from None
-            except duckdb.Error as exc:
-                raise self._explain(str(exc)) from None
+
+    @contextmanager
+    def connect(self, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A short-lived connection; waits up to ``timeout`` seconds for another process's lock."""
+        if not read_only:
+            self._check_writable()
+        con = connect(self.path, AUDIT_STORE, read_only=read_only, lock_wait=self.timeout)
         try:
             yield con
         except duckdb.Error as exc:
-            raise self._explain(str(exc)) from None
+            raise explain(self.path, AUDIT_STORE, exc, lock_wait=self.timeout) from None
         finally:
             con.close()
-
-    def _explain(self, text: str) -> AuditDatabaseError:
-        first = text.splitlines()[0] if text else "unknown error"
-        low = text.lower()
-        if "lock" in low:
-            holder = ""
-            if "PID" in text:
-                holder = " (" + text[text.index("PID"):].split(")")[0] + ")"
-            return AuditDatabaseError(
-                f"audit database {self.path} is locked by another process{holder} for more than {self.timeout:g} s: "
-                "close the other session or wait, then retry"
-            )
-        if "read-only" in low or "read only" in low or "permission" in low:
-            return AuditDatabaseError(
-                f"audit database {self.path} cannot be written ({first}): make it writable or use another --db"
-            )
-        return AuditDatabaseError(f"audit database {self.path} cannot be used ({first}): use another --db")
 
     # -- the audit and its cases ---------------------------------------------------------------------------------
     def info(self) -> AuditInfo | None:

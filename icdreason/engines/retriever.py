@@ -95,6 +95,15 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _in_scope(code_nodot: str, chapter: int) -> bool:
+    """Whether a billable code is indexed: not chapter XX, not Z77-Z99 or Z3A, not a 7th character for a
+    subsequent encounter or sequela (D-Z)."""
+    category = code_nodot[:3]
+    if chapter == 20 or category >= "Z77" or category == "Z3A":
+        return False
+    return not (len(code_nodot) == 7 and "D" <= code_nodot[-1] <= "Z")
+
+
 class RetrieverIndex:
     """BM25 over billable codes (a :class:`~icdreason.kb.search.LexicalIndex`), cached next to the knowledge base."""
 
@@ -132,13 +141,10 @@ class RetrieverIndex:
 
     @staticmethod
     def _stamp(kb, symptoms: bool) -> str:
-        tables = {r[0] for r in kb.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        extra = ""
-        if symptoms and "symptoms" in tables:
-            count, latest = kb.con.execute(
-                "SELECT count(*), max(fetched_at)::VARCHAR FROM symptoms WHERE language = 'en'").fetchall()[0]
-            extra = f":{count}:{latest}"
-        return f"{kb.meta.get('build_id', '')}:{_INDEX_VERSION}:{int(symptoms)}{extra}"
+        """The cache stamp: the KB build, the index version and, with symptoms, the English descriptions' state."""
+        version = kb.symptoms_stamp("en") if symptoms else None
+        extra = f":{version}" if version is not None else ""
+        return f"{kb.build_id}:{_INDEX_VERSION}:{int(symptoms)}{extra}"
 
     @classmethod
     def for_kb(cls, kb, *, symptoms: bool = True, progress=None) -> RetrieverIndex:
@@ -160,29 +166,17 @@ class RetrieverIndex:
 
     @staticmethod
     def _documents(kb, symptoms: bool) -> list[tuple[str, str, str]]:
-        """(code, description, normalised document text) of every indexed billable code."""
-        tables = {r[0] for r in kb.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        symptom_sql = ""
-        if symptoms and "symptoms" in tables:
-            symptom_sql = """LEFT JOIN (SELECT code, first(text ORDER BY source) AS text FROM symptoms
-                                        WHERE language = 'en' GROUP BY code) s ON s.code = c.code"""
-        rows = kb.con.execute(
-            f"""SELECT c.code, c.description, coalesce(p.description, ''),
-                       coalesce(string_agg(n.text, ' ; ' ORDER BY n.seq), ''),
-                       {'coalesce(any_value(s.text), ' + "''" + ')' if symptom_sql else "''"}
-                FROM codes c
-                LEFT JOIN codes p ON p.code = c.parent AND p.kind IN ('category', 'subcategory')
-                LEFT JOIN notes n ON n.code = c.code AND n.kind = 'inclusion_term'
-                {symptom_sql}
-                WHERE c.billable AND c.chapter <> 20 AND c.category < 'Z77' AND c.category <> 'Z3A'
-                  AND NOT (length(c.code_nodot) = 7 AND regexp_matches(right(c.code_nodot, 1), '[D-Z]'))
-                GROUP BY c.code, c.code_nodot, c.description, p.description ORDER BY c.code_nodot"""
-        ).fetchall()
+        """(code, description, normalised document text) of every indexed billable code (see the module docstring
+        for the scope)."""
+        ci = kb.index
+        scope = [code for code, billable, chapter in zip(ci.nodot, ci.billable, ci.chapters)
+                 if billable and _in_scope(code, chapter)]
         docs = []
-        for code, desc, parent, inclusion, symptom in rows:
-            symptom_words = " ".join(symptom.split()[:80]) if symptom else ""
-            text = normalise_terms(f"{desc} ; {desc} ; {inclusion} ; {parent} ; {symptom_words}")
-            docs.append((code, desc, text or "unspecified"))
+        for doc in kb.billable_documents(scope, symptom_language="en" if symptoms else None):
+            symptom_words = " ".join(doc.symptoms.split()[:80]) if doc.symptoms else ""
+            text = normalise_terms(f"{doc.description} ; {doc.description} ; {doc.inclusion_terms} ; "
+                                   f"{doc.parent_description} ; {symptom_words}")
+            docs.append((doc.code, doc.description, text or "unspecified"))
         return docs
 
     def score(self, weights: dict[str, float]) -> np.ndarray:

@@ -13,7 +13,6 @@ here works on a knowledge base without those tables or rows: it then returns ``N
 from __future__ import annotations
 
 import re
-import weakref
 from dataclasses import dataclass
 
 from ..codes import chapter_of, dotted, is_well_formed, normalize
@@ -62,26 +61,6 @@ class GuidelineSection:
         return f"{self.id} {self.title}".strip()
 
 
-# -- table presence, cached per open knowledge base -----------------------------------------------------------------
-_TABLES: weakref.WeakKeyDictionary[KnowledgeBase, frozenset[str]] = weakref.WeakKeyDictionary()
-_CHAPTER_SECTIONS: weakref.WeakKeyDictionary[KnowledgeBase, dict[int, list[tuple]]] = weakref.WeakKeyDictionary()
-
-
-def _tables(kb: KnowledgeBase) -> frozenset[str]:
-    cached = _TABLES.get(kb)
-    if cached is None:
-        rows = kb.con.execute("SELECT table_name FROM information_schema.tables").fetchall()
-        cached = frozenset(r[0] for r in rows)
-        _TABLES[kb] = cached
-    return cached
-
-
-def forget(kb: KnowledgeBase) -> None:
-    """Drop what this module cached about ``kb`` (call after writing symptoms or guidelines through it)."""
-    _TABLES.pop(kb, None)
-    _CHAPTER_SECTIONS.pop(kb, None)
-
-
 def _prefixes(code: str) -> list[str]:
     """The undotted code and every ancestor down to its category, longest first (the ICD-10-CM hierarchy)."""
     if not is_well_formed(code):
@@ -97,26 +76,18 @@ def symptoms(kb: KnowledgeBase, code: str, *, sources: tuple[str, ...] | None = 
     ``sources`` restricts and orders the sources (default :data:`DEFAULT_SOURCES`, then any other source); the most
     specific code wins over the preferred source.
     """
-    if not code or "symptoms" not in _tables(kb):
+    if not code:
         return None
     keys = _prefixes(code)
     if not keys:
         return None
-    order = tuple(sources) if sources else DEFAULT_SOURCES
-    rank = " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(order) if re.fullmatch(r"[\w.-]+", s))
-    where = f"AND source IN ({', '.join('?' * len(sources))})" if sources else ""
-    row = kb.con.execute(
-        f"""SELECT code_nodot, source, language, title, text, url, mapping FROM symptoms
-            WHERE code_nodot IN ({', '.join('?' * len(keys))}) {where}
-            ORDER BY length(code_nodot) DESC, CASE source {rank or "WHEN '' THEN 0"} ELSE 999 END, source LIMIT 1""",
-        [*keys, *(sources or ())],
-    ).fetchone()
+    row = kb.nearest_symptom(keys, sources=tuple(sources) if sources else None,
+                             preference=tuple(sources) if sources else DEFAULT_SOURCES)
     if row is None:
         return None
-    from_nodot, source, language, title, text, url, mapping = row
     return SymptomDescription(
-        code=dotted(keys[0]), from_code=dotted(from_nodot), source=source, language=language, title=title,
-        text=text, url=url, mapping=mapping,
+        code=dotted(keys[0]), from_code=dotted(row.code_nodot), source=row.source, language=row.language,
+        title=row.title, text=row.text, url=row.url, mapping=row.mapping,
     )
 
 
@@ -137,17 +108,6 @@ def _stem(word: str) -> str:
 def keywords(text: str) -> set[str]:
     """Lower-case content words of a text, crudely stemmed, without stop words."""
     return {_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 2}
-
-
-def _chapter_sections(kb: KnowledgeBase, chapter: int) -> list[tuple]:
-    cache = _CHAPTER_SECTIONS.setdefault(kb, {})
-    if chapter not in cache:
-        cache[chapter] = kb.con.execute(
-            "SELECT id, title, chapter, level, text, page_start, page_end FROM guidelines "
-            "WHERE chapter = ? ORDER BY seq",
-            [chapter],
-        ).fetchall()
-    return cache[chapter]
 
 
 def _code_terms(kb: KnowledgeBase, code: str) -> tuple[int | None, set[str], set[str]]:
@@ -172,21 +132,21 @@ def guideline(kb: KnowledgeBase, code: str) -> list[GuidelineSection]:
     words so that long sections do not win by size alone. Ties keep document order; the chapter's own introduction
     comes after every subsection that matched.
     """
-    if not code or not is_well_formed(code) or "guidelines" not in _tables(kb):
+    if not code or not is_well_formed(code) or not kb.has_rows("guidelines"):
         return []
     chapter, own, above = _code_terms(kb, code)
     if chapter is None:
         return []
-    rows = _chapter_sections(kb, chapter)
     scored = []
-    for position, (sid, title, ch, level, text, p0, p1) in enumerate(rows):
-        title_words, body_words = keywords(title), keywords(text)
+    for position, row in enumerate(kb.chapter_guidelines(chapter)):
+        title_words, body_words = keywords(row.title), keywords(row.text)
         hits = 3 * len(own & title_words) + len(own & body_words)
         hits += 0.5 * (3 * len(above & title_words) + len(above & body_words))
-        length = max(1.0, len(text.split()) / 100)
+        length = max(1.0, len(row.text.split()) / 100)
         score = round(hits / length**0.5, 4)
-        rank = 0.0 if level <= 2 else -score  # the chapter's introduction never outranks a matching subsection
-        scored.append((rank, position, GuidelineSection(sid, title, ch, level, text, p0, p1, score)))
+        rank = 0.0 if row.level <= 2 else -score  # the chapter's introduction never outranks a matching subsection
+        scored.append((rank, position, GuidelineSection(row.id, row.title, row.chapter, row.level, row.text,
+                                                        row.page_start, row.page_end, score)))
     scored.sort(key=lambda item: (item[0], item[1]))
     return [section for *_, section in scored]
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from .store import KnowledgeBase
+    import duckdb
 
 # Abbreviations coders type that the tabular descriptions spell out.
 QUERY_EXPANSIONS = {
@@ -156,14 +156,15 @@ class SearchHit:
 class CodeSearch:
     """``kb search``: BM25 over each code's description and inclusion terms, billable codes ranked first."""
 
-    def __init__(self, kb: KnowledgeBase, index: LexicalIndex, texts: dict[str, str]):
-        self.kb = kb
+    def __init__(self, con: duckdb.DuckDBPyConnection, index: LexicalIndex, texts: dict[str, str]):
+        self.con = con
         self.index = index
         self.texts = texts
 
     @classmethod
-    def for_kb(cls, kb: KnowledgeBase) -> CodeSearch:
-        rows = kb.con.execute(
+    def from_db(cls, con: duckdb.DuckDBPyConnection, path: Path) -> CodeSearch:
+        """The search over the knowledge base open on ``con``; its index is cached next to the file at ``path``."""
+        rows = con.execute(
             """SELECT c.code, c.description || coalesce(' ; ' || string_agg(n.text, ' ; ' ORDER BY n.seq), '')
                FROM codes c LEFT JOIN notes n ON n.code = c.code AND n.kind = 'inclusion_term'
                WHERE c.kind IN ('category', 'subcategory', 'code')
@@ -171,10 +172,11 @@ class CodeSearch:
         ).fetchall()
         ids = [r[0] for r in rows]
         texts = {r[0]: r[1] for r in rows}
-        stamp = kb.meta.get("build_id", "") + ":codes:1"
-        cache = kb.path.with_name(kb.path.name + ".search")
+        build_id = con.execute("SELECT value FROM meta WHERE key = 'build_id'").fetchone()
+        stamp = (build_id[0] if build_id else "") + ":codes:1"
+        cache = path.with_name(path.name + ".search")
         index = LexicalIndex.cached(cache, stamp, lambda: (ids, [texts[i] for i in ids]))
-        return cls(kb, index, texts)
+        return cls(con, index, texts)
 
     def search(self, text: str, k: int = 10) -> list[SearchHit]:
         hits = self.index.query(expand_query(text), k=max(k * 5, 50))
@@ -184,7 +186,7 @@ class CodeSearch:
         placeholders = ", ".join("?" for _ in codes)
         info = {
             code: (desc, billable)
-            for code, desc, billable in self.kb.con.execute(
+            for code, desc, billable in self.con.execute(
                 f"SELECT code, description, billable FROM codes WHERE code IN ({placeholders}) "
                 "AND kind IN ('category', 'subcategory', 'code')",
                 codes,

@@ -1,10 +1,14 @@
-"""Open the knowledge base and answer questions about codes: lookup, hierarchy, notes, validation, search."""
+"""Open the knowledge base and answer questions about codes: lookup, hierarchy, notes, validation, search.
+
+:class:`KnowledgeBase` is the only code that runs SQL on the knowledge-base file (with the modules of this package):
+other packages call its methods. Reads it keeps in memory are dropped when a write through it changes their tables.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
-from functools import cached_property
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -12,13 +16,17 @@ import duckdb
 
 from .. import config
 from ..codes import normalize, normalize_with_notes
+from ..db import Store, open_db
 from ..errors import KnowledgeBaseError
 from . import schema
 from .build import build_kb
+from .scraped import ScrapedTables
 
 if TYPE_CHECKING:
     from .search import CodeSearch, SearchHit
     from .validation import CodeIndex, Validation
+
+_REBUILD = "run `icdreason kb build --force` to rebuild it"
 
 
 class CodeInfo(NamedTuple):
@@ -38,6 +46,16 @@ class CodeInfo(NamedTuple):
 
 
 _CODE_FIELDS = "code, code_nodot, description, kind, billable, placeholder, parent, category, block, chapter, depth"
+
+
+class CodeDocument(NamedTuple):
+    """What a search index over billable codes reads about one code (:meth:`KnowledgeBase.billable_documents`)."""
+
+    code: str
+    description: str
+    parent_description: str     # the description of the category or subcategory above it ('' when none)
+    inclusion_terms: str        # its inclusion terms joined by ' ; ' in tabular order
+    symptoms: str               # a stored symptom description in the language asked for ('' when none)
 
 
 class _Rows:
@@ -78,15 +96,33 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-class KnowledgeBase:
-    """A read-only view of the ICD-10-CM knowledge base (one DuckDB file).
+def _check_schema(con: duckdb.DuckDBPyConnection, kb_file: Path) -> None:
+    """Refuse a file without the code tables, or with code tables of another layout (:data:`schema.SCHEMA_VERSION`)."""
+    if "0001_core_tables" not in schema.applied(con):
+        raise KnowledgeBaseError(f"{kb_file} is not an icdreason knowledge base: {_REBUILD}")
+    row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    version = int(row[0]) if row else 0
+    if version != schema.SCHEMA_VERSION:
+        raise KnowledgeBaseError(
+            f"knowledge base {kb_file} has schema version {version}, this icdreason needs {schema.SCHEMA_VERSION}: "
+            f"{_REBUILD}"
+        )
+
+
+#: How :func:`~icdreason.db.open_db` opens the knowledge base (the list of migrations is read at open time).
+KB_STORE = Store("knowledge base", schema.MIGRATIONS, KnowledgeBaseError, fix=_REBUILD,
+                 lock_fix="wait for it to finish", check=_check_schema)
+
+
+class KnowledgeBase(ScrapedTables):
+    """A view of the ICD-10-CM knowledge base (one DuckDB file), read-only unless opened for writing.
 
     Use :meth:`open`; it builds the file on first use when it is missing. The object is a context manager.
     """
 
     def __init__(self, path: Path, con: duckdb.DuckDBPyConnection):
+        super().__init__(con)
         self.path = path
-        self.con = con
 
     # -- opening -------------------------------------------------------------------------------------------------
     @classmethod
@@ -95,7 +131,8 @@ class KnowledgeBase:
         """Open the knowledge base at ``path`` (``--kb`` / ``ICDREASON_KB`` / the home default).
 
         A missing file is built from the bundled release (with a progress message) unless ``build_if_missing`` is
-        False. A corrupt file or one of an older schema raises :class:`KnowledgeBaseError` naming the fix.
+        False. A corrupt file, a locked one or one of an older schema raises :class:`KnowledgeBaseError` naming the
+        fix; tables added since the file was built are added to it.
         """
         kb_file = config.kb_path(path)
         if not kb_file.exists():
@@ -103,65 +140,7 @@ class KnowledgeBase:
                 raise KnowledgeBaseError(f"knowledge base not found at {kb_file}: run `icdreason kb build`")
             progress(f"No knowledge base at {kb_file}: building it from the bundled ICD-10-CM release (one time) …")
             build_kb(kb_file, progress=progress)
-        con = cls._connect(kb_file, read_only=read_only)
-        try:
-            cls._check(con, kb_file)
-            if schema.pending(con):
-                con = cls._upgrade(con, kb_file, read_only)
-        except Exception:
-            con.close()
-            raise
-        return cls(kb_file, con)
-
-    @staticmethod
-    def _connect(kb_file: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
-        try:
-            return duckdb.connect(str(kb_file), read_only=read_only)
-        except duckdb.IOException as exc:
-            text = str(exc)
-            if "lock" in text.lower():
-                raise KnowledgeBaseError(
-                    f"knowledge base {kb_file} is locked by another process writing to it: wait for it to finish"
-                ) from None
-            raise KnowledgeBaseError(
-                f"knowledge base {kb_file} is not a readable DuckDB file ({text.splitlines()[0]}): "
-                "run `icdreason kb build --force` to rebuild it"
-            ) from None
-        except duckdb.Error as exc:
-            raise KnowledgeBaseError(
-                f"knowledge base {kb_file} cannot be opened ({str(exc).splitlines()[0]}): "
-                "run `icdreason kb build --force` to rebuild it"
-            ) from None
-
-    @staticmethod
-    def _check(con: duckdb.DuckDBPyConnection, kb_file: Path) -> None:
-        names = schema.applied(con)
-        if "0001_core_tables" not in names:
-            raise KnowledgeBaseError(
-                f"{kb_file} is not an icdreason knowledge base: run `icdreason kb build --force` to rebuild it"
-            )
-        row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        version = int(row[0]) if row else 0
-        if version != schema.SCHEMA_VERSION:
-            raise KnowledgeBaseError(
-                f"knowledge base {kb_file} has schema version {version}, this icdreason needs "
-                f"{schema.SCHEMA_VERSION}: run `icdreason kb build --force` to rebuild it"
-            )
-
-    @classmethod
-    def _upgrade(cls, con: duckdb.DuckDBPyConnection, kb_file: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
-        con.close()
-        if not os.access(kb_file, os.W_OK):
-            raise KnowledgeBaseError(
-                f"knowledge base {kb_file} needs new tables but is read-only: make it writable once, or run "
-                "`icdreason kb build --force`"
-            )
-        writer = cls._connect(kb_file, read_only=False)
-        try:
-            schema.migrate(writer)
-        finally:
-            writer.close()
-        return cls._connect(kb_file, read_only=read_only)
+        return cls(kb_file, open_db(kb_file, KB_STORE, read_only=read_only))
 
     def close(self) -> None:
         self.con.close()
@@ -173,13 +152,19 @@ class KnowledgeBase:
         self.close()
 
     # -- facts about the release ---------------------------------------------------------------------------------
-    @cached_property
+    @property
     def meta(self) -> dict[str, str]:
-        return dict(self.con.execute("SELECT key, value FROM meta").fetchall())
+        """The ``meta`` table: release, source file, build time and id, schema version."""
+        return self._cached("meta", ("meta",), lambda: dict(self.con.execute("SELECT key, value FROM meta").fetchall()))
 
     @property
     def release(self) -> str:
         return self.meta.get("release", "")
+
+    @property
+    def build_id(self) -> str:
+        """A random id given to each build: caches derived from the file (search indexes) are stamped with it."""
+        return self.meta.get("build_id", "")
 
     def info(self) -> dict:
         """Release, counts per kind and per chapter, path and size."""
@@ -191,10 +176,9 @@ class KnowledgeBase:
                FROM chapters ch LEFT JOIN codes c ON c.chapter = ch.number
                GROUP BY ALL ORDER BY ch.number"""
         ).fetchall()
-        tables = [r[0] for r in self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()]
         extra = {}
         for table in ("symptoms", "guidelines"):
-            if table in tables:
+            if table in self.tables():
                 extra[table] = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         return {
             "path": str(self.path),
@@ -213,10 +197,10 @@ class KnowledgeBase:
         }
 
     # -- lookups -------------------------------------------------------------------------------------------------
-    @cached_property
+    @property
     def _rows(self) -> _Rows:
         """Every row of ``codes`` in memory, indexed for lookups (loaded once, on first use)."""
-        return _Rows.load(self.con)
+        return self._cached("rows", ("codes",), lambda: _Rows.load(self.con))
 
     def lookup(self, code: str) -> CodeInfo | None:
         """The row for a code (dotted or not, any case), a block id or a chapter number; None when absent."""
@@ -303,13 +287,54 @@ class KnowledgeBase:
         """Every billable code, dotted, in code order."""
         return [r[0] for r in self.con.execute("SELECT code FROM codes WHERE billable ORDER BY code_nodot").fetchall()]
 
+    def codes_up_to(self, max_chars: int, *, chapter: int | None = None) -> list[str]:
+        """Dotted categories, subcategories and codes of at most ``max_chars`` undotted characters (of one chapter
+        when given), in code order."""
+        where = "chapter = ? AND " if chapter is not None else ""
+        return [r[0] for r in self.con.execute(
+            f"SELECT code FROM codes WHERE {where} kind IN ('category', 'subcategory', 'code') "
+            "AND length(code_nodot) <= ? ORDER BY code_nodot",
+            [chapter, max_chars] if chapter is not None else [max_chars],
+        ).fetchall()]
+
+    def billable_documents(self, codes_nodot: Sequence[str] | None = None, *,
+                           symptom_language: str | None = None) -> list[CodeDocument]:
+        """Billable codes (every one, or those of ``codes_nodot``) with their description, their parent's description
+        and their inclusion terms, in code order; with ``symptom_language``, also a stored symptom description in that
+        language (the first source by name)."""
+        import pyarrow as pa
+
+        join_symptoms = symptom_language is not None and "symptoms" in self.tables()
+        symptom_sql = """LEFT JOIN (SELECT code, first(text ORDER BY source) AS text FROM symptoms
+                                    WHERE language = ? GROUP BY code) s ON s.code = c.code""" if join_symptoms else ""
+        only = "AND c.code_nodot IN (SELECT code_nodot FROM wanted_codes)" if codes_nodot is not None else ""
+        cursor = self.con.cursor()
+        try:
+            if codes_nodot is not None:
+                cursor.register("wanted_codes", pa.table({"code_nodot": pa.array(list(codes_nodot), pa.string())}))
+            rows = cursor.execute(
+                f"""SELECT c.code, c.description, coalesce(p.description, ''),
+                           coalesce(string_agg(n.text, ' ; ' ORDER BY n.seq), ''),
+                           {"coalesce(any_value(s.text), '')" if join_symptoms else "''"}
+                    FROM codes c
+                    LEFT JOIN codes p ON p.code = c.parent AND p.kind IN ('category', 'subcategory')
+                    LEFT JOIN notes n ON n.code = c.code AND n.kind = 'inclusion_term'
+                    {symptom_sql}
+                    WHERE c.billable {only}
+                    GROUP BY c.code, c.code_nodot, c.description, p.description ORDER BY c.code_nodot""",
+                [symptom_language] if join_symptoms else [],
+            ).fetchall()
+        finally:
+            cursor.close()
+        return list(map(CodeDocument._make, rows))
+
     # -- validation and search -----------------------------------------------------------------------------------
-    @cached_property
+    @property
     def index(self) -> CodeIndex:
         """The in-memory code index behind fast validation (loaded on first use)."""
         from .validation import CodeIndex
 
-        return CodeIndex.from_kb(self)
+        return self._cached("index", ("codes", "meta"), lambda: CodeIndex.from_db(self.con))
 
     def validate(self, code: str, *, suggestions: int = 5) -> Validation:
         """Validate one code: status billable / header / unknown / malformed, with description and suggestions."""
@@ -323,11 +348,11 @@ class KnowledgeBase:
         """Only the status of each code, vectorised (millions of codes per second)."""
         return self.index.statuses(codes)
 
-    @cached_property
+    @property
     def _search(self) -> CodeSearch:
         from .search import CodeSearch
 
-        return CodeSearch.for_kb(self)
+        return self._cached("search", ("codes", "notes", "meta"), lambda: CodeSearch.from_db(self.con, self.path))
 
     def search(self, text: str, k: int = 10) -> list[SearchHit]:
         """Lexical (BM25) search over descriptions and inclusion terms; billable codes ranked first."""
@@ -339,4 +364,4 @@ def open_kb(path: str | os.PathLike[str] | None = None, **kwargs) -> KnowledgeBa
     return KnowledgeBase.open(path, **kwargs)
 
 
-__all__ = ["CodeInfo", "KnowledgeBase", "open_kb", "normalize_with_notes"]
+__all__ = ["CodeDocument", "CodeInfo", "KB_STORE", "KnowledgeBase", "open_kb", "normalize_with_notes"]

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 from ..codes import CODE_PATTERN, ICD10CM_PATTERN, _STRAY, dotted, normalize_with_notes
 
 if TYPE_CHECKING:
-    from .store import KnowledgeBase
+    import duckdb
 
 STATUSES = ("billable", "header", "unknown", "malformed")
 _STATUS_NAMES = np.array(STATUSES, dtype=object)
@@ -81,14 +81,20 @@ class CodeIndex:
         self._memo: dict[str | None, str] = dict(self._seed)
 
     @classmethod
-    def from_kb(cls, kb: KnowledgeBase) -> CodeIndex:
-        table = kb.con.cursor().sql(
-            "SELECT code_nodot, billable, description, chapter FROM codes "
-            "WHERE kind IN ('category', 'subcategory', 'code') ORDER BY code_nodot"
-        ).to_arrow_table()
+    def from_db(cls, con: duckdb.DuckDBPyConnection) -> CodeIndex:
+        """The index of the knowledge base open on ``con`` (its codes table and its release)."""
+        cursor = con.cursor()
+        try:
+            table = cursor.sql(
+                "SELECT code_nodot, billable, description, chapter FROM codes "
+                "WHERE kind IN ('category', 'subcategory', 'code') ORDER BY code_nodot"
+            ).to_arrow_table()
+            release = cursor.execute("SELECT value FROM meta WHERE key = 'release'").fetchone()
+        finally:
+            cursor.close()
         return cls(
             table.column(0).to_pylist(), table.column(1).to_pylist(), table.column(2).to_pylist(),
-            table.column(3).to_pylist(), release=kb.release,
+            table.column(3).to_pylist(), release=release[0] if release else "",
         )
 
     # -- vectorised status -----------------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ appendix, so that an export re-imports to the same table.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import re
@@ -21,6 +20,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import InputError
+from ..kb.scraped import GuidelineRow
 from ..kb.store import KnowledgeBase
 from .guidelines import _CHAPTER, Section
 
@@ -31,32 +31,17 @@ _HEADING = re.compile(r"^(?:Section\s+(?P<section>IV|III|II|I)|(?P<appendix>Appe
 
 def store_sections(kb: KnowledgeBase, sections: list[Section], source: str) -> int:
     """Replace the ``guidelines`` table with ``sections`` in one transaction; returns the number of rows."""
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    rows = [
-        [s.id, s.parent, s.level, seq, s.section, s.chapter, s.title, s.text, s.page_start, s.page_end, source, now]
-        for seq, s in enumerate(sections, start=1)
-    ]
-    kb.con.execute("BEGIN TRANSACTION")
-    try:
-        kb.con.execute("DELETE FROM guidelines")
-        if rows:
-            kb.con.executemany("INSERT INTO guidelines VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-        kb.con.execute("COMMIT")
-    except BaseException:
-        kb.con.execute("ROLLBACK")
-        raise
-    from ..kb.enrich import forget
-
-    forget(kb)
-    return len(rows)
+    return kb.replace_guidelines(
+        [GuidelineRow(s.id, s.parent, s.level, s.section, s.chapter, s.title, s.text, s.page_start, s.page_end)
+         for s in sections],
+        source,
+    )
 
 
 def load_sections(kb: KnowledgeBase) -> list[Section]:
     """The stored sections in document order."""
-    rows = kb.con.execute(
-        "SELECT id, title, level, section, chapter, parent, page_start, page_end, text FROM guidelines ORDER BY seq"
-    ).fetchall()
-    return [Section(*row[:8], lines=row[8].splitlines() if row[8] else []) for row in rows]
+    return [Section(r.id, r.title, r.level, r.section, r.chapter, r.parent, r.page_start, r.page_end,
+                    lines=r.text.splitlines() if r.text else []) for r in kb.guidelines()]
 
 
 def _write_json(path: Path, data: dict) -> None:

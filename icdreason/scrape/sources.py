@@ -1,7 +1,7 @@
 """What a symptom-description source is: its URL scheme, its parser, how its codes map to ICD-10-CM.
 
-A source is one small module defining a :class:`SymptomSource` subclass and registering it in :data:`SOURCES`;
-adding a third source is one more file and one line here.
+A source is one small module defining a :class:`SymptomSource` subclass, found by name through
+:mod:`icdreason.scrape.registry`; adding a third source is one more file and one line there.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-
-from ..errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -67,22 +65,3 @@ class SymptomSource(ABC):
     @abstractmethod
     def key_from_saved(self, path: Path, text: str) -> str | None:
         """The page key of a saved page (from its file name or content), for ``--from-dir``."""
-
-
-def _registry() -> dict[str, type[SymptomSource]]:
-    from .gesund import GesundBund
-    from .medlineplus import MedlinePlusConnect
-
-    return {GesundBund.name: GesundBund, MedlinePlusConnect.name: MedlinePlusConnect}
-
-
-def source_names() -> list[str]:
-    return sorted(_registry())
-
-
-def get_source(name: str, base_url: str | None = None) -> SymptomSource:
-    """The source called ``name`` (``gesund`` or ``medlineplus``), optionally pointed at a mirror or test server."""
-    registry = _registry()
-    if name not in registry:
-        raise UsageError(f"unknown source {name!r}: choose one of {', '.join(sorted(registry))}")
-    return registry[name](base_url)

@@ -7,7 +7,6 @@ page is written in its own transaction, so an interrupted run loses nothing. Tra
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from ..codes import dotted, normalize
 from ..errors import InputError, UsageError
+from ..kb.scraped import ScrapeLogEntry, SymptomRow
 from ..kb.store import KnowledgeBase
 from ..tables import read_codes_file  # noqa: F401  (re-exported: one rule for scrape --codes and validate --file)
 from .http import FetchOptions, FetchResult, PoliteFetcher
@@ -72,24 +72,15 @@ def select_codes(kb: KnowledgeBase, *, codes: Iterable[str] | None = None, chapt
             elif info.code not in chosen:
                 chosen.append(info.code)
         return chosen, unknown
-    where = "chapter = ? AND " if chapter is not None else ""
-    rows = kb.con.execute(
-        f"SELECT code FROM codes WHERE {where} kind IN ('category', 'subcategory', 'code') "
-        "AND length(code_nodot) <= ? ORDER BY code_nodot",
-        [chapter, max_chars] if chapter is not None else [max_chars],
-    ).fetchall()
-    if chapter is not None and not rows:
+    chosen = kb.codes_up_to(max_chars, chapter=chapter)
+    if chapter is not None and not chosen:
         raise UsageError(f"chapter {chapter} has no codes: choose a chapter between 1 and 22")
-    return [r[0] for r in rows], []
+    return chosen, []
 
 
 def done_codes(kb: KnowledgeBase, source: str) -> set[str]:
     """Dotted codes a previous run answered for good (stored, not found, disallowed)."""
-    stored = kb.con.execute("SELECT code FROM symptoms WHERE source = ?", [source]).fetchall()
-    logged = kb.con.execute(
-        f"SELECT code FROM scrape_log WHERE source = ? AND outcome IN {FINAL_OUTCOMES}", [source]
-    ).fetchall()
-    return {r[0] for r in stored} | {r[0] for r in logged}
+    return kb.symptom_codes(source) | kb.logged_codes(source, FINAL_OUTCOMES)
 
 
 def plan_pages(source: SymptomSource, codes: list[str]) -> tuple[dict[str, dict[str, str]], list[str]]:
@@ -106,22 +97,9 @@ def plan_pages(source: SymptomSource, codes: list[str]) -> tuple[dict[str, dict[
 
 
 # -- writing --------------------------------------------------------------------------------------------------------
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-
-
-def _log(kb: KnowledgeBase, source: str, code: str, url: str | None, outcome: str, reason: str | None,
-         status: int | None) -> None:
-    kb.con.execute("INSERT OR REPLACE INTO scrape_log VALUES (?, ?, ?, ?, ?, ?, ?)",
-                   [source, code, url, outcome, reason, status, _now()])
-
-
-def _store(kb: KnowledgeBase, source: str, found: Description, status: int | None) -> None:
-    kb.con.execute(
-        "INSERT OR REPLACE INTO symptoms VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [found.code, normalize(found.code), source, found.source_code, found.mapping, found.language, found.title,
-         found.text, found.url, _now(), status, found.content_hash],
-    )
+def _row(source: str, found: Description, status: int | None) -> SymptomRow:
+    return SymptomRow(found.code, source, found.source_code, found.mapping, found.language, found.title, found.text,
+                      found.url, status, found.content_hash)
 
 
 def record_page(kb: KnowledgeBase, source: SymptomSource, key: str, wanted: dict[str, str], result: FetchResult,
@@ -132,35 +110,22 @@ def record_page(kb: KnowledgeBase, source: SymptomSource, key: str, wanted: dict
     if result.ok:
         parsed = source.parse(result.text or "", url=url, key=key, wanted=wanted)
         summary.fetched += 1
-    kb.con.execute("BEGIN TRANSACTION")
-    try:
-        outcome = _write(kb, source, wanted, result, parsed, url, summary)
-        kb.con.execute("COMMIT")
-    except BaseException:
-        kb.con.execute("ROLLBACK")
-        raise
-    return outcome
-
-
-def _write(kb, source, wanted, result, parsed, url, summary) -> str:
+    name, status = source.name, result.status
     if parsed is not None and parsed.descriptions:
         kept = [d for d in parsed.descriptions if kb.index.exists(d.code)]
-        for found in kept:
-            _store(kb, source.name, found, result.status)
-            _log(kb, source.name, found.code, url, "stored", found.mapping, result.status)
+        log = [ScrapeLogEntry(name, d.code, url, "stored", d.mapping, status) for d in kept]
+        log += [ScrapeLogEntry(name, code, url, "not_found", "no_block_for_code", status)
+                for code in wanted if not any(d.code == code for d in kept)]
+        kb.record_scrape([_row(name, d, status) for d in kept], log)
         summary.stored += len(kept)
-        for code in wanted:
-            if not any(d.code == code for d in kept):
-                _log(kb, source.name, code, url, "not_found", "no_block_for_code", result.status)
         return "stored" if kept else "not_found"
     if parsed is not None:
         reason = parsed.reason or "no_description"
         outcome = "failed" if reason in TRANSIENT_PARSE_REASONS else "not_found"
     else:
         reason, outcome = result.reason or "unknown", result.outcome
+    kb.record_scrape(log=[ScrapeLogEntry(name, code, url, outcome, reason, status) for code in wanted])
     {"failed": summary.failed, "skipped": summary.skipped}.get(outcome, summary.not_found)[reason] += 1
-    for code in wanted:
-        _log(kb, source.name, code, url, outcome, reason, result.status)
     return outcome
 
 
@@ -180,9 +145,10 @@ def scrape_symptoms(kb: KnowledgeBase, source: SymptomSource, codes: list[str], 
     todo = [c for c in codes if c not in done]
     summary.already = len(codes) - len(todo)
     pages, orphans = plan_pages(source, todo)
-    for code in orphans:
-        _log(kb, source.name, code, None, "skipped", "no_page_at_source", None)
-        summary.skipped["no_page_at_source"] += 1
+    if orphans:
+        kb.record_scrape(log=[ScrapeLogEntry(source.name, code, None, "skipped", "no_page_at_source", None)
+                              for code in orphans])
+        summary.skipped["no_page_at_source"] += len(orphans)
     summary.pages = len(pages)
     if on_plan:
         on_plan(len(pages))
@@ -213,9 +179,6 @@ def scrape_symptoms(kb: KnowledgeBase, source: SymptomSource, codes: list[str], 
         pool.shutdown(wait=True, cancel_futures=True)
         summary.requests = fetcher.requests_made
         fetcher.close()
-        from ..kb.enrich import forget
-
-        forget(kb)
     return summary
 
 
@@ -228,8 +191,7 @@ def scrape_from_dir(kb: KnowledgeBase, source: SymptomSource, directory: Path, *
     files = sorted(p for p in directory.rglob("*") if p.is_file() and not p.name.startswith(".")
                    and p.name != "robots.txt")
     summary = ScrapeSummary(source=source.name)
-    done = set() if refresh else {r[0] for r in kb.con.execute(
-        "SELECT code FROM symptoms WHERE source = ?", [source.name]).fetchall()}
+    done = set() if refresh else kb.symptom_codes(source.name)
     if on_plan:
         on_plan(len(files))
     for path in files:
@@ -253,7 +215,4 @@ def scrape_from_dir(kb: KnowledgeBase, source: SymptomSource, directory: Path, *
             outcome = record_page(kb, source, key, {dotted(key): ""}, result, summary)
         if on_page:
             on_page(path.name, outcome)
-    from ..kb.enrich import forget
-
-    forget(kb)
     return summary

@@ -10,9 +10,8 @@ import re
 import threading
 from pathlib import Path
 
-import duckdb
 import pytest
-from audit_fixtures import NOTES, record, write_predictions
+from audit_fixtures import NOTES, record, rows, write_predictions
 from bs4 import BeautifulSoup
 from starlette.testclient import TestClient
 
@@ -20,20 +19,10 @@ from icdreason.audit import AuditStore, start_audit
 from icdreason.audit.web import ReviewDesk, create_app, is_loopback
 from icdreason.kb import KnowledgeBase
 
-DECISION_SQL = "SELECT reviewer, case_id, decision, expert_code, reason, comment, flagged FROM decisions ORDER BY id"
-
-
-def rows(db: Path, sql: str = DECISION_SQL) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
-@pytest.fixture
+@pytest.fixture(scope="module")
 def shared_kb(built_kb):
-    """The session's knowledge base, read only (the description search test uses its own copy: ``kb``)."""
+    """The session's knowledge base, opened once for this file and only read (the description search test uses its
+    own copy, ``kb``: the search index is cached next to the file)."""
     with KnowledgeBase.open(built_kb, build_if_missing=False) as base:
         yield base
 

@@ -15,7 +15,7 @@ CSV_COLUMNS = ("case_id", "reviewer", "decision", "code", "reason", "comment", "
 
 
 def pending_path(store: AuditStore, reviewer: str) -> Path:
-    """Where a reviewer's decisions wait while the database is locked or read-only: ``AUDIT.duckdb.NAME.pending.csv``."""
+    """Where a reviewer's decisions wait while the database is locked or read-only: ``DB.NAME.pending.csv``."""
     return Path(f"{store.path}.{reviewer}.pending.csv")
 
 

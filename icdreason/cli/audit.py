@@ -137,6 +137,8 @@ def serve(
     (1-7 reason), s skip, b back, f flag, e blind code, ? help. Every decision is saved at once; Ctrl-C stops the
     server, and the next `serve` resumes at each reviewer's next open case.
     """
+    from rich.markup import escape
+
     from ..audit.sampling import STRATEGIES
     from ..audit.store import AuditStore
     from ..audit.web import ReviewDesk, bind, create_app, is_loopback, url
@@ -153,13 +155,13 @@ def serve(
         for name in reviewer:
             _join(store, base, name)
         desk = ReviewDesk(store, base, reviewer, blind=blind)
+        if not is_loopback(host):
+            err_console.print(f"[bold red]warning:[/] listening on {escape(host)}: anyone who can reach this machine "
+                              "and has a reviewer's address can review under that name, and the traffic is plain "
+                              "HTTP (not encrypted); use the default 127.0.0.1 with an SSH tunnel where you can",
+                              highlight=False)
         sock = bind(host, port)
         address = url(sock, host)
-        if not is_loopback(host):
-            err_console.print(f"[bold red]warning:[/] listening on {host}: anyone who can reach this machine and has "
-                              "an address below can review under that name, and the traffic is plain HTTP "
-                              "(not encrypted); use the default 127.0.0.1 with an SSH tunnel where you can",
-                              highlight=False)
         say(f"Serving {len(desk.reviewers)} reviewer(s) on {address}{' (blind mode)' if blind else ''}; "
             "open your address below in a browser. Ctrl-C stops the server; every decision is already saved.")
         for name, r in desk.reviewers.items():

@@ -3,7 +3,8 @@
 Security, in the order a request meets it:
 
 - every response carries a Content-Security-Policy that allows only this server's own script and style (no inline
-  script, no inline event handler, nothing from another origin), ``nosniff``, ``no-referrer`` and no framing;
+  script, no inline event handler, nothing from another origin), ``nosniff``, no referrer to other sites and no
+  framing;
 - a reviewer opens ``/?token=…`` (printed at start); the token is swapped for an HttpOnly, SameSite=Strict cookie
   and the browser is sent on to ``/review``, so the token leaves the address bar; every other route needs the cookie;
 - a POST must come from this origin (``Origin``, when the browser sends it) and carry the reviewer's CSRF secret;
@@ -38,7 +39,7 @@ REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base
 HEADERS = {
     "content-security-policy": CSP,
     "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
+    "referrer-policy": "same-origin",  # (no-referrer would make Chrome send ``Origin: null`` with the forms)
     "x-frame-options": "DENY",
     "cache-control": "no-store",
     "cross-origin-opener-policy": "same-origin",
@@ -138,6 +139,7 @@ def create_app(desk: ReviewDesk, *, cookie: str = "icdreason_audit") -> Starlett
         Route("/api/code", code, methods=["GET"]),
         Route("/report", report, methods=["GET"]),
         Route("/static/{name}", static, methods=["GET"]),
+        Route("/favicon.ico", lambda request: Response(status_code=204), methods=["GET"]),
     ]
     app = Starlette(routes=routes)
     app.add_middleware(SecurityHeaders)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
+import signal
 import socket
+import threading
+from collections.abc import Iterator
 
 from ...errors import UsageError
 
@@ -51,8 +55,24 @@ def url(sock: socket.socket, host: str) -> str:
 
 
 def serve(app, sock: socket.socket) -> None:
-    """Serve ``app`` on ``sock`` until Ctrl-C or SIGTERM (uvicorn; no access log, so tokens stay out of logs)."""
+    """Serve ``app`` on ``sock`` until Ctrl-C or SIGTERM, then return (uvicorn; no access log, so tokens stay out of
+    logs)."""
     import uvicorn
 
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            """Stop gracefully on Ctrl-C or SIGTERM (a second Ctrl-C forces it), like uvicorn, but without raising
+            the signal again afterwards: the command returns and prints each reviewer's summary."""
+            if threading.current_thread() is not threading.main_thread():
+                yield
+                return
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", server_header=False)
-    uvicorn.Server(config).run(sockets=[sock])
+    Server(config).run(sockets=[sock])

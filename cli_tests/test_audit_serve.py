@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import duckdb
 import httpx
 import pytest
 from audit_fixtures import NOTES, record, rows, write_predictions
@@ -94,6 +95,29 @@ def test_a_killed_server_loses_nothing_and_the_next_resumes(serve_env, tmp_path)
     log = again.stop()
     assert "alice: 1 accepted, 0 corrected, 0 rejected, 0 skipped this session; 3 decided in all, 2 to go" in log
     assert [r[1:3] for r in rows(db)][-1] == ("n3", "accept")
+
+
+def test_a_locked_database_keeps_the_decision_and_writes_it_with_the_next(serve_env, tmp_path):
+    preds = write_predictions(tmp_path / "pred.jsonl")
+    db = tmp_path / "audit.duckdb"
+    server = Server([str(preds), "--reviewer", "alice"], {**serve_env, "ICDREASON_AUDIT_LOCK_TIMEOUT": "0.3"},
+                    tmp_path)
+    base, token = server.urls["alice"].split("/?token=")
+    with httpx.Client(base_url=base) as client:
+        page = client.get(f"/?token={token}", follow_redirects=True)
+        holder = duckdb.connect(str(db))  # another process (this test) holds the write lock
+        try:
+            page = post_from(client, page, "accept")
+        finally:
+            holder.close()
+        notice = BeautifulSoup(page.text, "html.parser").find(id="notice")
+        assert "warning" in notice["class"] and "is locked by another process" in notice.get_text()
+        assert "decision kept in" in notice.get_text() and Path(f"{db}.alice.pending.csv").exists()
+        assert "Case 2/5" in page.text
+        post_from(client, page, "accept")
+    server.stop()
+    assert [r[1:3] for r in rows(db)] == [("n1", "accept"), ("n2", "accept")]
+    assert not Path(f"{db}.alice.pending.csv").exists()
 
 
 def test_a_port_in_use_and_an_open_address_are_said_plainly(serve_env, tmp_path):

@@ -12,6 +12,8 @@
     if (target.tagName === "BUTTON") {
       target.click();
     } else if (target.tagName === "FIELDSET") {
+      const panel = target.closest("details");
+      if (panel) panel.open = true;
       (target.querySelector("input:checked") || target.querySelector("input")).focus();
     } else {
       target.focus();

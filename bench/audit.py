@@ -41,6 +41,35 @@ def make_records(codes: list[str], n: int, rng: random.Random) -> list[dict]:
     return out
 
 
+def web_rows(store, kb) -> list[tuple[str, float, str]]:
+    """`audit serve` over HTTP (Starlette's TestClient, in process): a review page, and a decision with the redirect
+    to the next page, for a reviewer with no decision yet."""
+    from bs4 import BeautifulSoup
+    from starlette.testclient import TestClient
+
+    from icdreason.audit.web import ReviewDesk, create_app
+
+    t = time.perf_counter()
+    desk = ReviewDesk(store, kb, ["web"])
+    opened = time.perf_counter() - t
+    client = TestClient(create_app(desk))
+    client.get(f"/?token={desk.reviewers['web'].token}")
+    client.get("/review")  # warm: templates compiled, assets read
+    t = time.perf_counter()
+    for _ in range(20):
+        page = client.get("/review")
+    get = (time.perf_counter() - t) / 20
+    t = time.perf_counter()
+    for _ in range(20):
+        case_id = BeautifulSoup(page.text, "html.parser").find("input", attrs={"name": "case_id"})["value"]
+        page = client.post("/review", data={"csrf": desk.reviewers["web"].csrf, "case_id": case_id,
+                                            "action": "accept"})
+    post = (time.perf_counter() - t) / 20
+    return [("web: open the desk (one reviewer's session)", opened, ""),
+            ("web: GET /review (one case page)", get, f"{len(page.text) / 1e3:.0f} kB of HTML"),
+            ("web: POST a decision + the next page", post, "commit, 303, render")]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=20000)
@@ -102,6 +131,8 @@ def main() -> None:
         for _ in range(20):
             render_lines(console, case_body(session.view(), "fresh", blind=False, plain=False))
         rows.append(("render one case screen (evidence, path, enrichment)", (time.perf_counter() - t) / 20, ""))
+
+        rows += web_rows(store, kb)
 
         t = time.perf_counter()
         report = build_report(store)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
+
+import duckdb
 
 DESCRIPTIONS = {
     "I21.4": "Non-ST elevation (NSTEMI) myocardial infarction",
@@ -58,3 +61,21 @@ def write_predictions(path: Path, records: list[dict] | None = None) -> Path:
     rows = records if records is not None else [record(*n) for n in NOTES]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return path
+
+
+def rows(db: Path, sql: str = "SELECT reviewer, case_id, decision, expert_code, reason, comment, flagged "
+                                 "FROM decisions ORDER BY id") -> list[tuple]:
+    """Rows of an audit database, read while a session or a server may hold its write lock for a moment."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            con = duckdb.connect(str(db), read_only=True)
+        except duckdb.IOException:  # the session holds the write lock for a moment
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+            continue
+        try:
+            return con.execute(sql).fetchall()
+        finally:
+            con.close()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from audit_fixtures import write_predictions
+from audit_fixtures import rows, write_predictions
 
 ICDREASON = str(Path(sys.executable).with_name("icdreason"))
 
@@ -32,23 +32,6 @@ def preds(tmp_path) -> Path:
 def audit(args: list[str], keys: str, env: dict, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([ICDREASON, "audit", *args], input=keys, capture_output=True, text=True, env=env,
                           cwd=cwd, timeout=120)
-
-
-def rows(db: Path, sql: str = "SELECT reviewer, case_id, decision, expert_code, reason, comment, flagged "
-                                 "FROM decisions ORDER BY id") -> list[tuple]:
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            con = duckdb.connect(str(db), read_only=True)
-        except duckdb.IOException:  # the session holds the write lock for a moment
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-            continue
-        try:
-            return con.execute(sql).fetchall()
-        finally:
-            con.close()
 
 
 def create_audit(db: Path, preds: Path, kb_path: Path, decided: tuple[str, ...] = ()) -> None:

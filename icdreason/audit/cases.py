@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..errors import InputError, UsageError
+from .pending import pending_path
 from .sampling import code_confidence, sample
 from .store import AuditDatabaseError, AuditInfo, AuditStore, Case, file_sha256, now
 
 if TYPE_CHECKING:
     from ..kb import KnowledgeBase
+    from .importer import ImportResult
 
 
 def check_same_predictions(info: AuditInfo, path: Path, sha256: str) -> None:
@@ -83,3 +85,23 @@ def start_audit(store: AuditStore, predictions: Path, kb: KnowledgeBase, *, samp
     )
     store.create(info, cases)
     return info, True
+
+
+def join_audit(store: AuditStore, kb: KnowledgeBase, reviewer: str) -> tuple[Path, ImportResult] | None:
+    """Register ``reviewer`` and write the decisions kept in their pending file while the database was unavailable.
+
+    Returns the pending file and what its import did, or None when there was none. The file is removed once written;
+    when rows were rejected it is renamed to ``….pending.csv.rejected`` so that nothing is lost.
+    """
+    from .importer import import_decisions
+
+    store.add_reviewer(reviewer, "session")
+    pending = pending_path(store, reviewer)
+    if not pending.exists():
+        return None
+    result = import_decisions(store, kb, pending, source="session")
+    if result.rejected:
+        pending.rename(pending.with_name(pending.name + ".rejected"))
+    else:
+        pending.unlink()
+    return pending, result

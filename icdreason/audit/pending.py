@@ -7,11 +7,16 @@ import csv
 import os
 from pathlib import Path
 
-from .store import Decision
+from .store import AuditStore, Decision
 
 #: Columns of a decisions CSV; ``case_id``, ``reviewer`` and ``decision`` are required in an import.
 CSV_COLUMNS = ("case_id", "reviewer", "decision", "code", "reason", "comment", "seconds", "blind_code", "flagged",
                "decided_at")
+
+
+def pending_path(store: AuditStore, reviewer: str) -> Path:
+    """Where a reviewer's decisions wait while the database is locked or read-only: ``DB.NAME.pending.csv``."""
+    return Path(f"{store.path}.{reviewer}.pending.csv")
 
 
 def decision_row(d: Decision) -> dict[str, str]:

@@ -11,12 +11,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..codes import dotted, normalize
 from .evidence import Evidence, Sentence, find_evidence, unsupported_trace_sentences
-from .pending import PendingFile
+from .pending import PendingFile, pending_path
 from .store import REJECT_REASONS, AuditDatabaseError, AuditStore, Case, Decision, now
 
 if TYPE_CHECKING:
@@ -48,6 +47,17 @@ class ActionRefused(Exception):
     """A key that does not apply to the current case (the message says why); nothing was recorded."""
 
 
+def code_hint(v: Validation) -> str:
+    """One line about a code being typed: its description when billable, else what is wrong and a few suggestions."""
+    if v.status == "billable":
+        return f"✓ {v.description}"
+    if v.status == "header":
+        return f"header, not billable — e.g. {', '.join(v.suggestions[:3])}"
+    if v.status == "unknown":
+        return f"not in ICD-10-CM — e.g. {', '.join(v.suggestions[:3])}" if v.suggestions else "not in ICD-10-CM"
+    return "not a code yet"
+
+
 class ReviewSession:
     """One reviewer's pass over an audit. Drive it with :meth:`accept`, :meth:`correct`, :meth:`reject`, …"""
 
@@ -68,7 +78,7 @@ class ReviewSession:
         self.blind_codes: dict[str, str] = {k: v[0] for k, v in store.blind_codes(reviewer).items()}
         self.trail: list[str] = [d.case_id for d in self.latest.values() if d.decision != "skip"]
         self.skipped_now: dict[str, int] = {}
-        self.pending = pending or PendingFile(Path(str(store.path) + f".{reviewer}.pending.csv"))
+        self.pending = pending or PendingFile(pending_path(store, reviewer))
         self.counts = {"accept": 0, "correct": 0, "reject": 0, "skip": 0}
         self.current: Case | None = None
         self.flagged = False
@@ -95,6 +105,16 @@ class ReviewSession:
         self._blind_seconds = None
         prev = self.latest.get(case.case_id) if case else None
         self.flagged = bool(prev and prev.flagged)
+
+    def restart_clock(self) -> None:
+        """The current case is on screen from now: count its time from here (a front end that shows a case later
+        than the session chose it, e.g. a web page opened after the server started)."""
+        self._shown_at = self.clock()
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds the current case has been on screen (what its decision will record)."""
+        return self.clock() - self._shown_at
 
     @property
     def done(self) -> bool:

@@ -15,7 +15,7 @@ from rich.text import Text
 from ..errors import UsageError
 from .keys import PipeKeys, TtyKeys
 from .screen import case_body, render_lines
-from .session import ActionRefused, ReviewSession
+from .session import ActionRefused, ReviewSession, code_hint
 from .store import REJECT_REASONS
 
 MIN_WIDTH = 60
@@ -86,14 +86,7 @@ class ReviewScreen:
     def _live_status(self, text: str) -> str:
         if len(text.strip()) < 3:
             return ""
-        v = self.session.check_code(text)
-        if v.status == "billable":
-            return f"✓ {v.description}"
-        if v.status == "header":
-            return f"header, not billable — e.g. {', '.join(v.suggestions[:3])}"
-        if v.status == "unknown":
-            return f"not in ICD-10-CM — e.g. {', '.join(v.suggestions[:3])}" if v.suggestions else "not in ICD-10-CM"
-        return "not a code yet"
+        return code_hint(self.session.check_code(text))
 
     def ask_code(self, prompt: str, *, optional: bool = False) -> str | None:
         """A billable code, validated with suggestions; None when cancelled (or left empty when ``optional``)."""

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import UsageError
-from .common import KbOption, console, disclaimer, open_kb, say
+from .common import KbOption, console, disclaimer, err_console, open_kb, say
 
 app = typer.Typer(help="Expert review of predictions: accept, correct or reject each case; agreement and reports.",
                   no_args_is_help=True)
@@ -35,6 +35,32 @@ def _print_rejected(rejected) -> None:
     console.print(table)
 
 
+def _open_audit(store, predictions: Path, kb, db: Path, sample_size: int | None, strategy: str, seed: int) -> None:
+    """Start the audit on first use, else check the predictions file; say which."""
+    from ..audit.cases import start_audit
+
+    info, created = start_audit(store, predictions, kb, sample_size=sample_size, strategy=strategy, seed=seed)
+    if created:
+        say(f"Audit started on {predictions}: {len(store.cases())} of {info.records} cases "
+            f"({info.strategy}{'' if info.sample_size is None else f', seed {info.seed}'}) in {db}")
+    elif sample_size is not None and (sample_size, strategy, seed) != (info.sample_size, info.strategy, info.seed):
+        say(f"This audit's sample was drawn when it started ({info.sample_size or 'all'} cases, {info.strategy}, "
+            f"seed {info.seed}); --sample/--strategy/--seed are ignored")
+
+
+def _join(store, kb, reviewer: str) -> None:
+    """Register the reviewer and write what their pending file kept; say so."""
+    from ..audit.cases import join_audit
+
+    joined = join_audit(store, kb, reviewer)
+    if joined is not None:
+        pending, result = joined
+        say(f"Wrote {result.imported} decision(s) kept in {pending} while the database was unavailable")
+        if result.rejected:
+            _print_rejected(result.rejected)
+            say(f"the rejected row(s) stay in {pending.name}.rejected")
+
+
 @app.command("start")
 def start(
     predictions: Annotated[Path, typer.Argument(help="Predictions file (JSONL, CSV, Parquet or DuckDB) from "
@@ -55,8 +81,6 @@ def start(
     Keys: a accept, c correct, r reject, s skip, b back, f flag, n/p page, ? help, q quit. Every decision is saved at
     once. When stdin is not a terminal, give one key or answer per line.
     """
-    from ..audit.cases import start_audit
-    from ..audit.importer import import_decisions
     from ..audit.keys import make_keys
     from ..audit.sampling import STRATEGIES
     from ..audit.session import ReviewSession
@@ -70,23 +94,8 @@ def start(
     disclaimer()
     store = AuditStore.open(db)
     with open_kb(kb) as base:
-        info, created = start_audit(store, predictions, base, sample_size=sample_size, strategy=strategy, seed=seed)
-        if created:
-            say(f"Audit started on {predictions}: {len(store.cases())} of {info.records} cases "
-                f"({info.strategy}{'' if info.sample_size is None else f', seed {info.seed}'}) in {db}")
-        elif sample_size is not None and (sample_size, strategy, seed) != (info.sample_size, info.strategy, info.seed):
-            say(f"This audit's sample was drawn when it started ({info.sample_size or 'all'} cases, {info.strategy}, "
-                f"seed {info.seed}); --sample/--strategy/--seed are ignored")
-        store.add_reviewer(reviewer, "session")
-        pending = Path(f"{store.path}.{reviewer}.pending.csv")
-        if pending.exists():
-            result = import_decisions(store, base, pending, source="session")
-            say(f"Wrote {result.imported} decision(s) kept in {pending} while the database was unavailable")
-            if result.rejected:
-                _print_rejected(result.rejected)
-                pending.rename(pending.with_name(pending.name + ".rejected"))
-            else:
-                pending.unlink()
+        _open_audit(store, predictions, base, db, sample_size, strategy, seed)
+        _join(store, base, reviewer)
         session = ReviewSession(store, reviewer, base, blind=blind)
         if session.done:
             say(f"Nothing left for {reviewer}: all {len(session.cases)} cases decided. "
@@ -101,6 +110,75 @@ def start(
         say(f"{summary.pending} decision(s) could not be written (database locked or read-only) and are kept in "
             f"{summary.pending_path}: the next `start` writes them, or `icdreason audit import` them")
         raise typer.Exit(1)
+
+
+@app.command("serve")
+def serve(
+    predictions: Annotated[Path, typer.Argument(help="Predictions file (JSONL, CSV, Parquet or DuckDB) from "
+                                                "`icdreason predict`.")],
+    reviewer: Annotated[list[str], typer.Option("--reviewer", help="Reviewer id; repeat it for several reviewers "
+                                                "(each gets their own address).")],
+    db: DbOption = Path("audit.duckdb"),
+    sample_size: Annotated[Optional[int], typer.Option("--sample", min=1, help="Review N cases (default: all). "
+                                                       "Drawn once, when the audit starts.")] = None,
+    strategy: Annotated[str, typer.Option("--strategy", help="How to draw --sample: random, low-confidence, "
+                                          "per-chapter or disagreement.")] = "random",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the sample.")] = 0,
+    blind: Annotated[bool, typer.Option("--blind", help="Enter your own code before the model's is shown "
+                                        "(for unbiased model-vs-expert agreement).")] = False,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port (0 picks a free one).")] = 8765,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on. Anything but this machine's loopback "
+                                      "lets others on the network reach the page (plain HTTP).")] = "127.0.0.1",
+    kb: KbOption = None,
+) -> None:
+    """Review predictions in a web browser, keyboard-first: the same review and audit database as `start`.
+
+    Prints one address per reviewer, with a secret token; open it in a browser. Keys: a accept, c correct, r reject
+    (1-7 reason), s skip, b back, f flag, e blind code, ? help. Every decision is saved at once; Ctrl-C stops the
+    server, and the next `serve` resumes at each reviewer's next open case.
+    """
+    from rich.markup import escape
+
+    from ..audit.sampling import STRATEGIES
+    from ..audit.store import AuditStore
+    from ..audit.web import ReviewDesk, bind, create_app, is_loopback, url
+    from ..audit.web import serve as run_server
+
+    for name in reviewer:
+        _reviewer(name)
+    if strategy not in STRATEGIES:
+        raise UsageError(f"unknown --strategy {strategy!r}: choose one of {', '.join(STRATEGIES)}")
+    disclaimer()
+    store = AuditStore.open(db)
+    with open_kb(kb) as base:
+        _open_audit(store, predictions, base, db, sample_size, strategy, seed)
+        for name in reviewer:
+            _join(store, base, name)
+        desk = ReviewDesk(store, base, reviewer, blind=blind)
+        if not is_loopback(host):
+            err_console.print(f"[bold red]warning:[/] listening on {escape(host)}: anyone who can reach this machine "
+                              "and has a reviewer's address can review under that name, and the traffic is plain "
+                              "HTTP (not encrypted); use the default 127.0.0.1 with an SSH tunnel where you can",
+                              highlight=False)
+        sock = bind(host, port)
+        address = url(sock, host)
+        say(f"Serving {len(desk.reviewers)} reviewer(s) on {address}{' (blind mode)' if blind else ''}; "
+            "open your address below in a browser. Ctrl-C stops the server; every decision is already saved.")
+        for name, r in desk.reviewers.items():
+            console.print(f"{name}: {address}/?token={r.token}", markup=False, soft_wrap=True)
+        console.file.flush()
+        try:
+            run_server(create_app(desk, cookie=f"icdreason_audit_{sock.getsockname()[1]}"), sock)
+        finally:
+            sock.close()
+    for name, r in desk.reviewers.items():
+        s = r.session
+        c = s.counts
+        say(f"{name}: {c['accept']} accepted, {c['correct']} corrected, {c['reject']} rejected, {c['skip']} skipped "
+            f"this session; {s.decided} decided in all, {s.remaining} to go")
+        if s.pending.decisions:
+            say(f"{len(s.pending.decisions)} decision(s) of {name} could not be written (database locked or "
+                f"read-only) and are kept in {s.pending.path}: the next `start` or `serve` writes them")
 
 
 @app.command("import")

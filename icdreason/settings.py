@@ -1,7 +1,8 @@
-"""The one settings base: engine options, training configs, predict settings (and reward settings) are dataclasses on it.
+"""The one settings base: engine options, sampling and predict settings, training configs are dataclasses on it.
 
 A subclass declares each field with :func:`option` (a default and a help string, trl-style); validation and derived
-values live in ``__post_init__``. :meth:`Settings.load` reads a YAML file (optional) and applies overrides on top,
+values live in ``__post_init__``, except defaults that depend on the machine (CUDA devices): those are filled in by an
+explicit step the caller runs (the training configs' ``resolve(devices=...)``), so building settings stays light. :meth:`Settings.load` reads a YAML file (optional) and applies overrides on top,
 :meth:`Settings.from_dict` builds from any mapping (YAML, ``--set``/``-E KEY=VALUE`` strings, verl ``reward_kwargs``)
 and :meth:`Settings.from_env` from ``<env_prefix><FIELD>`` variables. All of them reject unknown keys with a message
 that names the known ones, accept renamed keys for one release (a deprecation line on stderr) and coerce strings to
@@ -97,7 +98,8 @@ class Settings:
 
     @classmethod
     def type_label(cls, name: str) -> str:
-        """How a user types a value of the field: ``true/false``, ``INTEGER``, ``FLOAT``, ``TEXT``, ``PATH``, ``a,b,c``."""
+        """How a user types a value of the field: ``true/false``, ``INTEGER``, ``FLOAT``, ``TEXT``, ``PATH``,
+        ``a,b,c``."""
         key = (cls, name)
         if key not in _LABELS:
             _LABELS[key] = type_label(cls.type_of(name))

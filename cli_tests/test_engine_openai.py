@@ -112,7 +112,7 @@ def test_transformers_serve_samples_n_answers_without_a_prefill(served, tiny_dir
 
 def test_429_is_retried_500_and_timeouts_become_per_note_errors():
     with FakeServer(slow=1.5) as server:
-        eng = OpenAIEngine("m", fast(base_url=[server.url], max_retries=2, timeout=0.5))
+        eng = OpenAIEngine("m", fast(base_url=[server.url], retries=2, timeout=0.5))
         started = time.monotonic()
         gens = eng.generate([prompt(0, "ok"), prompt(1, "ratelimit"), prompt(2, "broken"), prompt(3, "slow")],
                             SamplingParams(max_new_tokens=16))
@@ -127,7 +127,7 @@ def test_429_is_retried_500_and_timeouts_become_per_note_errors():
 
 def test_a_server_that_is_down_is_an_error_per_note_not_a_crash():
     url = f"http://127.0.0.1:{_free_port()}/v1"
-    eng = OpenAIEngine("m", fast(base_url=[url], max_retries=1))
+    eng = OpenAIEngine("m", fast(base_url=[url], retries=1))
     gens = eng.generate([prompt(0, "a"), prompt(1, "b")], SamplingParams())
     assert all(g.error.startswith("connection error") and "2 attempts" in g.error for g in gens)
 
@@ -141,7 +141,7 @@ def test_two_servers_share_a_batch_and_one_failing_server_is_routed_around():
         assert len(one.requests) + len(two.requests) == 10 and min(len(one.requests), len(two.requests)) >= 3
     down = f"http://127.0.0.1:{_free_port()}/v1"
     with FakeServer() as alive:
-        eng = OpenAIEngine("m", fast(base_url=[down, alive.url], max_retries=3))
+        eng = OpenAIEngine("m", fast(base_url=[down, alive.url], retries=3))
         gens = eng.generate([prompt(i, f"note {i}") for i in range(4)], SamplingParams())
         assert all(g.error is None and g.extra["servers"] == [alive.url] for g in gens)
 

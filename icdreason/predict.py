@@ -20,6 +20,7 @@ from .notes import Note, truncate_middle
 from .parse import Parsed, parse_response
 from .prompts import PromptTemplate, neutralize_note
 from .records import Record, RecordWriter
+from .settings import Settings, option
 from .vote import vote
 
 __all__ = ["PredictSettings", "Summary", "predict", "sampling_for", "DEFAULT_MAX_NOTE_CHARS"]
@@ -30,15 +31,16 @@ DEFAULT_MAX_NOTE_CHARS = 8000
 
 
 @dataclass
-class PredictSettings:
+class PredictSettings(Settings):
     """How notes are turned into records (everything except the engine and the output)."""
 
-    top_k: int = 5  # differential codes kept per note
-    batch_size: int = 32  # notes per engine call and per flush
-    max_note_chars: int = DEFAULT_MAX_NOTE_CHARS  # 0: never truncate
-    keep_raw: bool = False
-    include_note: bool = True
-    enrich: bool = True
+    top_k: int = option(5, "Differential codes kept per note, with their support.", min=1, max=50)
+    batch_size: int = option(32, "Notes per engine call and per flush to disk.", min=1)
+    max_note_chars: int = option(DEFAULT_MAX_NOTE_CHARS, "Longer notes are cut in the middle (head and tail kept, "
+                                 "flagged). 0: never.", min=0)
+    keep_raw: bool = option(False, "Store the raw model output in each record.")
+    include_note: bool = option(True, "Keep the note text in each record.")
+    enrich: bool = option(True, "Add symptom and guideline enrichment from the knowledge base.")
 
 
 @dataclass

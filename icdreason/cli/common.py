@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
     from ..kb import KnowledgeBase
+    from ..settings import Settings
 
 #: Tables and results go to stdout; progress, warnings and errors to stderr.
 console = Console(highlight=False)
@@ -21,6 +22,31 @@ KbOption = Annotated[
     typer.Option("--kb", help="Knowledge-base file (default: $ICDREASON_KB, else the per-user data directory).",
                  envvar="ICDREASON_KB", show_envvar=True),
 ]
+
+
+def setting_flag(settings: type[Settings], name: str, *decls: str, **kwargs: Any) -> Any:
+    """A typer option for one settings field, for ``Annotated[...]``: its help and its ``min``/``max`` bounds come
+    from the field's metadata (written once, where the field is declared), and its value is shown the way a user
+    types it (``INTEGER``, ``FLOAT``, ``PATH``, ``a,b,c``; nothing for an on/off flag). ``decls`` default to
+    ``--field-name``; ``kwargs`` go to ``typer.Option`` (e.g. ``metavar``)."""
+    metadata = settings.field_of(name).metadata
+    label = settings.type_label(name)
+    options = {"help": metadata["help"], "metavar": "" if label == "true/false" else label}
+    options.update((bound, metadata[bound]) for bound in ("min", "max") if bound in metadata)
+    return typer.Option(*(decls or ("--" + name.replace("_", "-"),)), **{**options, **kwargs})
+
+
+def help_config_table(settings: type[Settings], title: str):
+    """Every field of a settings class with its type (as a user types it), default and help: ``--help-config``."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=title, show_lines=False)
+    for column in ("field", "type", "default", "help"):
+        table.add_column(column, overflow="fold")
+    for name, default, text in settings.describe():
+        table.add_row(name, settings.type_label(name), escape(default), escape(text))
+    return table
 
 
 def say(message: str) -> None:

@@ -1,8 +1,8 @@
 """``icdreason predict``: one reasoning trace and one ICD-10-CM code per admission note."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: typer would compile every Annotated[...] string again each time it
+# builds the command (several times per `icdreason --help`); evaluated once at import they cost nothing later.
 
-import json
 import shlex
 import sys
 from pathlib import Path
@@ -11,57 +11,31 @@ from typing import Annotated, Any, Optional
 import typer
 from rich.table import Table
 
+from ..engines.base import SamplingParams, SharedOptions
 from ..errors import UsageError
-from .common import KbOption, console, err_console, open_kb, say
+from ..settings import parse_assignments
+from .common import KbOption, console, err_console, open_kb, say, setting_flag
 
 _STATUS_STYLE = {"billable": "green", "header": "yellow", "unknown": "red", "malformed": "red", "no_output": "red"}
 
-# Command-line flags that set an engine option, and the option names engines use for them.
-_ENGINE_FLAGS: dict[str, tuple[str, ...]] = {
-    "base_url": ("base_urls", "base_url"),
-    "api_key_env": ("api_key_env",),
-    "concurrency": ("concurrency", "max_concurrency"),
-    "timeout": ("timeout", "request_timeout"),
-    "retries": ("retries", "max_retries"),
-    "tensor_parallel_size": ("tensor_parallel_size",),
-    "gpu_memory_utilization": ("gpu_memory_utilization",),
-    "max_model_len": ("max_model_len",),
-    "dtype": ("dtype",),
-    "device": ("device",),
-}
-
-
-def _parse_option(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise UsageError(f"--engine-option {text!r}: write KEY=VALUE, e.g. --engine-option batch_size=4")
-    try:
-        parsed: Any = json.loads(value)
-    except json.JSONDecodeError:
-        parsed = value
-    return key.strip().replace("-", "_"), parsed
-
 
 def engine_options(cls, flags: dict[str, Any], extra: list[str]) -> dict[str, Any]:
-    """Engine options from the dedicated flags (mapped to the field names ``cls.Options`` has) and KEY=VALUE pairs."""
-    import dataclasses
-
-    fields = {f.name: f for f in dataclasses.fields(cls.Options)}
+    """Engine options from the flags named like a shared option (:class:`SharedOptions`; unset ones are None) and
+    ``-E KEY=VALUE`` pairs (strings, coerced by ``cls.Options.from_dict``). A flag the engine lacks is an error."""
+    names = set(cls.Options.field_names())
     options: dict[str, Any] = {}
-    for flag, value in flags.items():
+    for name, value in flags.items():
         if value is None or value == []:
             continue
-        name = next((n for n in _ENGINE_FLAGS[flag] if n in fields), None)
-        if name is None:
-            raise UsageError(f"--{flag.replace('_', '-')} does not apply to the {cls.name} engine")
-        if isinstance(value, list) and "list" not in str(fields[name].type):
+        flag = "--" + name.replace("_", "-")
+        if name not in names:
+            raise UsageError(f"{flag} does not apply to the {cls.name} engine")
+        if isinstance(value, list) and cls.Options.type_label(name) != "a,b,c":
             if len(value) > 1:
-                raise UsageError(f"the {cls.name} engine takes one --{flag.replace('_', '-')}")
+                raise UsageError(f"the {cls.name} engine takes one {flag}")
             value = value[0]
         options[name] = value
-    for item in extra:
-        key, value = _parse_option(item)
-        options[key] = value
+    options.update(parse_assignments(extra, flag="--engine-option"))
     return options
 
 
@@ -140,15 +114,12 @@ def predict(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file.")] = False,
     run_id: Annotated[Optional[str], typer.Option("--run-id", help="Name the run (default: time + random; on "
                       "--resume the run found in the output).")] = None,
-    n: Annotated[int, typer.Option("--n", min=1, max=256, help="Samples per note (self-consistency).")] = 1,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", min=0.0, help="Default 0 for --n 1, 0.9 "
-                           "for --n > 1 (as in training).")] = None,
-    top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling.")] = 1.0,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", min=1, help="Generation budget per sample "
-                              "(training used 1024).")] = 1024,
-    seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
-    constrain: Annotated[bool, typer.Option("--constrain", help="Only billable codes inside <diagnosis> "
-                         "(transformers, vllm).")] = False,
+    n: Annotated[int, setting_flag(SamplingParams, "n")] = 1,
+    temperature: Annotated[Optional[float], setting_flag(SamplingParams, "temperature")] = None,
+    top_p: Annotated[float, setting_flag(SamplingParams, "top_p")] = 1.0,
+    max_new_tokens: Annotated[int, setting_flag(SamplingParams, "max_new_tokens")] = 1024,
+    seed: Annotated[int, setting_flag(SamplingParams, "seed")] = 0,
+    constrain: Annotated[bool, setting_flag(SamplingParams, "constrain")] = False,
     top_k: Annotated[int, typer.Option("--top-k", min=1, max=50, help="Differential codes kept per note, with "
                      "their support.")] = 5,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Notes per engine call and per flush to "
@@ -167,26 +138,20 @@ def predict(
     keep_raw: Annotated[bool, typer.Option("--keep-raw", help="Store the raw model output in each record.")] = False,
     no_note: Annotated[bool, typer.Option("--no-note", help="Leave the note text out of the records.")] = False,
     no_enrich: Annotated[bool, typer.Option("--no-enrich", help="Skip symptom and guideline enrichment.")] = False,
-    base_url: Annotated[Optional[list[str]], typer.Option("--base-url", help="OpenAI-compatible server URL; repeat to "
-                        "spread a batch over several servers.")] = None,
-    api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="Environment variable holding the API "
-                           "key (openai).")] = None,
-    concurrency: Annotated[Optional[int], typer.Option("--concurrency", min=1, help="Requests in flight "
-                           "(openai).")] = None,
-    timeout: Annotated[Optional[float], typer.Option("--timeout", min=0.1, help="Seconds per request "
-                       "(openai).")] = None,
-    retries: Annotated[Optional[int], typer.Option("--retries", min=0, help="Retries with backoff (openai).")] = None,
-    tensor_parallel_size: Annotated[Optional[int], typer.Option("--tensor-parallel-size", min=1, help="GPUs per "
-                                    "model (vllm).")] = None,
-    gpu_memory_utilization: Annotated[Optional[float], typer.Option("--gpu-memory-utilization", min=0.05, max=1.0,
-                                      help="Share of GPU memory (vllm).")] = None,
-    max_model_len: Annotated[Optional[int], typer.Option("--max-model-len", min=64, help="Context length "
-                             "(vllm).")] = None,
-    dtype: Annotated[Optional[str], typer.Option("--dtype", help="auto, bfloat16, float16, float32.")] = None,
-    device: Annotated[Optional[str], typer.Option("--device", help="auto, cpu, cuda, cuda:1, mps "
-                      "(transformers).")] = None,
-    engine_option: Annotated[Optional[list[str]], typer.Option("--engine-option", "-E", help="Any engine option as "
-                             "KEY=VALUE (repeatable), e.g. -E batch_size=4.")] = None,
+    # Shared engine options (engines/base.py SharedOptions): each flag sets the engine option of the same name.
+    base_url: Annotated[Optional[list[str]], setting_flag(SharedOptions, "base_url", metavar="URL")] = None,
+    api_key_env: Annotated[Optional[str], setting_flag(SharedOptions, "api_key_env")] = None,
+    concurrency: Annotated[Optional[int], setting_flag(SharedOptions, "concurrency")] = None,
+    timeout: Annotated[Optional[float], setting_flag(SharedOptions, "timeout")] = None,
+    retries: Annotated[Optional[int], setting_flag(SharedOptions, "retries")] = None,
+    tensor_parallel_size: Annotated[Optional[int], setting_flag(SharedOptions, "tensor_parallel_size")] = None,
+    gpu_memory_utilization: Annotated[Optional[float], setting_flag(SharedOptions, "gpu_memory_utilization")] = None,
+    max_model_len: Annotated[Optional[int], setting_flag(SharedOptions, "max_model_len")] = None,
+    dtype: Annotated[Optional[str], setting_flag(SharedOptions, "dtype")] = None,
+    device: Annotated[Optional[str], setting_flag(SharedOptions, "device")] = None,
+    engine_option: Annotated[Optional[list[str]], typer.Option("--engine-option", "-E", metavar="KEY=VALUE",
+                             help="Any engine option (repeatable), e.g. -E batch_size=4; values are read as the "
+                             "option's type (true/false, numbers, a,b,c lists, none).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
     kb: KbOption = None,
 ) -> None:
@@ -212,7 +177,7 @@ def predict(
     flags = {"base_url": base_url, "api_key_env": api_key_env, "concurrency": concurrency, "timeout": timeout,
              "retries": retries, "tensor_parallel_size": tensor_parallel_size,
              "gpu_memory_utilization": gpu_memory_utilization, "max_model_len": max_model_len, "dtype": dtype,
-             "device": device}
+             "device": device}  # SharedOptions, in its order
     options = cls.Options.from_dict(engine_options(cls, flags, engine_option or []))
     params = sampling_for(n, temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed, constrain=constrain)
     settings = PredictSettings(top_k=top_k, batch_size=batch_size, max_note_chars=max_note_chars, keep_raw=keep_raw,

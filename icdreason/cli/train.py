@@ -1,60 +1,42 @@
 """``icdreason train``: supervised fine-tuning (trl) and GRPO (verl or trl) with the DeepICD-R1 settings."""
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: typer would compile every Annotated[...] string again each time it
+# builds the command (several times per `icdreason --help`); evaluated once at import they cost nothing later.
 
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from .common import console, disclaimer, err_console, say
+from ..settings import parse_assignments
+from ..training.grpo_config import GrpoConfig
+from ..training.sft_config import SftConfig
+from .common import console, disclaimer, err_console, help_config_table, say, setting_flag
 
 app = typer.Typer(
     help="Train reasoning models: `sft` on reasoning traces (trl), `grpo` with the icdreason rewards (verl or trl).",
     no_args_is_help=True,
 )
 
+# Options that are not config fields. The config fields' flags take their help from the field (setting_flag).
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", "-c", help="A run config (YAML) whose keys are "
                                                        "the config fields (see --help-config); flags override it.")]
 SetOption = Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", help="Set any config field "
                                                         "(repeatable), e.g. --set weight_decay=0.01.")]
 DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Check the inputs, print the resolved config and the "
                                             "exact launch command, and start nothing.")]
-HelpConfigOption = Annotated[bool, typer.Option("--help-config", help="List every config field with its default "
-                                                "and help, then exit.")]
-ModelOption = Annotated[Optional[str], typer.Option("--model", "-m", help="Model to start from: a directory or a "
-                                                    "hub id.")]
-OutOption = Annotated[Optional[Path], typer.Option("--output-dir", "-o", help="Output folder: the trained model "
-                                                   "(loadable by `icdreason predict --model`), checkpoints/, logs/.")]
-GpusOption = Annotated[Optional[int], typer.Option("--gpus", help="GPUs on this node (0 = CPU).")]
-EpochsOption = Annotated[Optional[float], typer.Option("--epochs", help="Training epochs.")]
-StepsOption = Annotated[Optional[int], typer.Option("--max-steps", help="Stop after this many steps.")]
-LrOption = Annotated[Optional[float], typer.Option("--lr", "--learning-rate", help="Peak learning rate.")]
-ReportOption = Annotated[Optional[str], typer.Option("--report-to", help="Loggers: tensorboard (default), wandb, "
-                                                     "none; comma list.")]
-ResumeOption = Annotated[Optional[str], typer.Option("--resume-from", help="'latest' or a checkpoint folder.")]
-OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Start afresh in an output folder that holds an "
-                                               "earlier run.")]
-SamplesOption = Annotated[Optional[int], typer.Option("--max-samples", help="Use the first N rows only.")]
+HelpConfigOption = Annotated[bool, typer.Option("--help-config", help="List every config field with its type, "
+                                                "default and help, then exit.")]
 
 
 def _load(cls, config: Path | None, flags: dict[str, Any], sets: list[str] | None):
-    from ..training.config_base import parse_assignments
-
     overrides = {k: v for k, v in flags.items() if v is not None}
     overrides.update(parse_assignments(sets))
     return cls.load(config, overrides)
 
 
 def _help_config(cls) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"icdreason train {cls.command}: config fields", show_lines=False)
-    for column in ("field", "default", "help"):
-        table.add_column(column, overflow="fold")
-    for name, default, text in cls.describe():
-        table.add_row(name, default, text)
-    console.print(table)
+    console.print(help_config_table(cls, f"{cls.help_command}: config fields"))
 
 
 def _print_plan(cfg, plan, extra: dict[str, Any] | None = None) -> None:
@@ -103,30 +85,24 @@ def _duration(seconds: float) -> str:
 @app.command("sft")
 def sft(
     config: ConfigOption = None,
-    model: ModelOption = None,
-    train: Annotated[Optional[Path], typer.Option("--train", help="SFT Parquet (`messages` column), as "
-                                                  "`icdreason distill` writes it.")] = None,
-    eval_file: Annotated[Optional[Path], typer.Option("--eval", help="SFT Parquet for the evaluation loss.")] = None,
-    output_dir: OutOption = None,
-    epochs: EpochsOption = None,
-    max_steps: StepsOption = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Effective batch: per-device batch x "
-                                                      "gradient accumulation x GPUs (paper: 32).")] = None,
-    per_device_batch_size: Annotated[Optional[int], typer.Option("--per-device-batch-size", help="Sequences per "
-                                                                 "GPU per step (default: derived).")] = None,
-    lr: LrOption = None,
-    warmup_steps: Annotated[Optional[int], typer.Option("--warmup-steps", help="Linear warm-up steps (paper: "
-                                                        "100).")] = None,
-    max_length: Annotated[Optional[int], typer.Option("--max-length", help="Longest tokenized example.")] = None,
-    gpus: GpusOption = None,
-    distributed: Annotated[Optional[str], typer.Option("--distributed", help="Multi-GPU strategy: fsdp, ddp, "
-                                                       "deepspeed-zero2, deepspeed-zero3.")] = None,
-    lora: Annotated[Optional[bool], typer.Option("--lora/--full", help="Train a LoRA adapter (merged into the "
-                                                 "saved model) or all weights (default).")] = None,
-    report_to: ReportOption = None,
-    resume_from: ResumeOption = None,
-    overwrite: OverwriteOption = False,
-    max_samples: SamplesOption = None,
+    model: Annotated[Optional[str], setting_flag(SftConfig, "model", "--model", "-m")] = None,
+    train: Annotated[Optional[Path], setting_flag(SftConfig, "train_file", "--train")] = None,
+    eval_file: Annotated[Optional[Path], setting_flag(SftConfig, "eval_file", "--eval")] = None,
+    output_dir: Annotated[Optional[Path], setting_flag(SftConfig, "output_dir", "--output-dir", "-o")] = None,
+    epochs: Annotated[Optional[float], setting_flag(SftConfig, "epochs")] = None,
+    max_steps: Annotated[Optional[int], setting_flag(SftConfig, "max_steps")] = None,
+    batch_size: Annotated[Optional[int], setting_flag(SftConfig, "effective_batch_size", "--batch-size")] = None,
+    per_device_batch_size: Annotated[Optional[int], setting_flag(SftConfig, "per_device_batch_size")] = None,
+    lr: Annotated[Optional[float], setting_flag(SftConfig, "learning_rate", "--lr", "--learning-rate")] = None,
+    warmup_steps: Annotated[Optional[int], setting_flag(SftConfig, "warmup_steps")] = None,
+    max_length: Annotated[Optional[int], setting_flag(SftConfig, "max_length")] = None,
+    gpus: Annotated[Optional[int], setting_flag(SftConfig, "gpus")] = None,
+    distributed: Annotated[Optional[str], setting_flag(SftConfig, "distributed")] = None,
+    lora: Annotated[Optional[bool], setting_flag(SftConfig, "lora", "--lora/--full")] = None,
+    report_to: Annotated[Optional[str], setting_flag(SftConfig, "report_to")] = None,
+    resume_from: Annotated[Optional[str], setting_flag(SftConfig, "resume_from")] = None,
+    overwrite: Annotated[bool, setting_flag(SftConfig, "overwrite")] = False,
+    max_samples: Annotated[Optional[int], setting_flag(SftConfig, "max_samples")] = None,
     sets: SetOption = None,
     dry_run: DryRunOption = False,
     help_config: HelpConfigOption = False,
@@ -137,7 +113,6 @@ def sft(
     checkpointing on GPUs. Several GPUs train through `accelerate launch` (FSDP by default).
     """
     from ..training.sft import plan_sft, run_sft
-    from ..training.sft_config import SftConfig
 
     if help_config:
         _help_config(SftConfig)
@@ -157,50 +132,35 @@ def sft(
 @app.command("grpo")
 def grpo(
     config: ConfigOption = None,
-    backend: Annotated[Optional[str], typer.Option("--backend", help="verl (GPU nodes; default where CUDA is "
-                                                   "present) or trl (one machine, CPU smoke tests).")] = None,
-    model: ModelOption = None,
-    train: Annotated[Optional[Path], typer.Option("--train", help="RL Parquet in verl's layout (`icdreason data "
-                                                  "prepare`).")] = None,
-    val: Annotated[Optional[Path], typer.Option("--val", help="Validation Parquet (verl validates every "
-                                                "test_freq steps).")] = None,
-    output_dir: OutOption = None,
-    reward: Annotated[Optional[str], typer.Option("--reward", help="Reward components, comma list of format, "
-                                                  "outcome, length, trace, judge (default: "
-                                                  "format,outcome,length,trace).")] = None,
+    backend: Annotated[Optional[str], setting_flag(GrpoConfig, "backend")] = None,
+    model: Annotated[Optional[str], setting_flag(GrpoConfig, "model", "--model", "-m")] = None,
+    train: Annotated[Optional[Path], setting_flag(GrpoConfig, "train_file", "--train")] = None,
+    val: Annotated[Optional[Path], setting_flag(GrpoConfig, "val_file", "--val")] = None,
+    output_dir: Annotated[Optional[Path], setting_flag(GrpoConfig, "output_dir", "--output-dir", "-o")] = None,
+    reward: Annotated[Optional[str], setting_flag(GrpoConfig, "rewards", "--reward")] = None,
     no_format: Annotated[bool, typer.Option("--no-format", help="Ablation: drop the format reward.")] = False,
     no_outcome: Annotated[bool, typer.Option("--no-outcome", help="Ablation: drop the outcome reward.")] = False,
     no_judge: Annotated[bool, typer.Option("--no-judge", help="Ablation: drop the LLM-judge reward.")] = False,
-    judge_url: Annotated[Optional[str], typer.Option("--judge-url", help="OpenAI-compatible base URL of the judge "
-                                                     "(e.g. http://judge:8000/v1).")] = None,
-    judge_model: Annotated[Optional[str], typer.Option("--judge-model", help="Model name served by the "
-                                                       "judge.")] = None,
-    judge_key_env: Annotated[Optional[str], typer.Option("--judge-key-env", help="Environment variable with the "
-                                                         "judge's API key.")] = None,
-    reward_config: Annotated[Optional[Path], typer.Option("--reward-config", help="YAML of further reward "
-                                                          "settings (see `icdreason reward`).")] = None,
-    epochs: Annotated[Optional[int], typer.Option("--epochs", help="Passes over the prompts (model card: 1).")] = None,
-    max_steps: StepsOption = None,
-    train_batch_size: Annotated[Optional[int], typer.Option("--train-batch-size", help="Prompts per step (model "
-                                                            "card: 64).")] = None,
-    rollout_n: Annotated[Optional[int], typer.Option("--rollout-n", help="Responses per prompt (model card: "
-                                                     "8).")] = None,
-    lr: LrOption = None,
-    max_prompt_length: Annotated[Optional[int], typer.Option("--max-prompt-length", help="Model card: "
-                                                             "2048.")] = None,
-    max_response_length: Annotated[Optional[int], typer.Option("--max-response-length", help="Model card: "
-                                                               "1024.")] = None,
-    gpus: Annotated[Optional[int], typer.Option("--gpus", help="GPUs per node (verl default 4).")] = None,
-    nnodes: Annotated[Optional[int], typer.Option("--nnodes", help="Nodes in the Ray cluster (verl).")] = None,
-    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="Running Ray cluster to join, "
-                                                       "HEAD_IP:6379 (verl multi-node).")] = None,
-    report_to: ReportOption = None,
-    resume_from: ResumeOption = None,
-    overwrite: OverwriteOption = False,
-    max_samples: SamplesOption = None,
-    verl_override: Annotated[Optional[list[str]], typer.Option("--verl-override", metavar="KEY=VALUE",
-                                                               help="Extra Hydra override for verl (repeatable), "
-                                                               "checked against verl's config.")] = None,
+    judge_url: Annotated[Optional[str], setting_flag(GrpoConfig, "judge_url")] = None,
+    judge_model: Annotated[Optional[str], setting_flag(GrpoConfig, "judge_model")] = None,
+    judge_key_env: Annotated[Optional[str], setting_flag(GrpoConfig, "judge_key_env")] = None,
+    reward_config: Annotated[Optional[Path], setting_flag(GrpoConfig, "reward_config")] = None,
+    epochs: Annotated[Optional[int], setting_flag(GrpoConfig, "epochs")] = None,
+    max_steps: Annotated[Optional[int], setting_flag(GrpoConfig, "max_steps")] = None,
+    train_batch_size: Annotated[Optional[int], setting_flag(GrpoConfig, "train_batch_size")] = None,
+    rollout_n: Annotated[Optional[int], setting_flag(GrpoConfig, "rollout_n")] = None,
+    lr: Annotated[Optional[float], setting_flag(GrpoConfig, "learning_rate", "--lr", "--learning-rate")] = None,
+    max_prompt_length: Annotated[Optional[int], setting_flag(GrpoConfig, "max_prompt_length")] = None,
+    max_response_length: Annotated[Optional[int], setting_flag(GrpoConfig, "max_response_length")] = None,
+    gpus: Annotated[Optional[int], setting_flag(GrpoConfig, "gpus")] = None,
+    nnodes: Annotated[Optional[int], setting_flag(GrpoConfig, "nnodes")] = None,
+    ray_address: Annotated[Optional[str], setting_flag(GrpoConfig, "ray_address")] = None,
+    report_to: Annotated[Optional[str], setting_flag(GrpoConfig, "report_to")] = None,
+    resume_from: Annotated[Optional[str], setting_flag(GrpoConfig, "resume_from")] = None,
+    overwrite: Annotated[bool, setting_flag(GrpoConfig, "overwrite")] = False,
+    max_samples: Annotated[Optional[int], setting_flag(GrpoConfig, "max_samples")] = None,
+    verl_override: Annotated[Optional[list[str]], setting_flag(GrpoConfig, "verl_overrides", "--verl-override",
+                                                               metavar="KEY=VALUE")] = None,
     sets: SetOption = None,
     dry_run: DryRunOption = False,
     help_config: HelpConfigOption = False,
@@ -211,7 +171,6 @@ def grpo(
     steps, 1 epoch, 2048/1024 prompt/response tokens, KL loss off, entropy coefficient 0.001, 4 GPUs on 1 node.
     """
     from ..training.grpo import plan_grpo, run_grpo
-    from ..training.grpo_config import GrpoConfig
 
     if help_config:
         _help_config(GrpoConfig)

@@ -1,7 +1,8 @@
 """The one protocol every prediction engine implements (retriever, transformers, vllm, openai).
 
-An engine declares its options as a dataclass (unknown options are an error), its capabilities as class attributes,
-and implements one method, :meth:`Engine.generate`, over a batch of prompts. Adding an engine means one new module
+An engine declares its options as a dataclass on the settings base (unknown options are an error; the names engines
+share are :class:`SharedOptions`), its capabilities as class attributes, and implements one method,
+:meth:`Engine.generate`, over a batch of prompts. Adding an engine means one new module
 and one line in :mod:`icdreason.engines.registry`.
 """
 
@@ -9,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, field
 from typing import Any, ClassVar
 
-from ..errors import UsageError
+from ..settings import Settings, option
 
 
 @dataclass
@@ -26,16 +28,18 @@ class Prompt:
 
 
 @dataclass
-class SamplingParams:
+class SamplingParams(Settings):
     """Decoding settings shared by all engines."""
 
-    n: int = 1
-    temperature: float = 0.0
-    top_p: float = 1.0
-    top_k: int = -1  # -1: off
-    max_new_tokens: int = 1024
-    seed: int | None = 0
-    constrain: bool = False  # only billable codes inside <diagnosis> (engines with supports_constrain)
+    n: int = option(1, "Samples per note (self-consistency).", min=1, max=256)
+    temperature: float = option(0.0, "Sampling temperature (0: greedy). predict and sampling_for default to 0 for "
+                                "one sample and 0.9 for several, as in training.", min=0.0)
+    top_p: float = option(1.0, "Nucleus sampling.", min=0.0, max=1.0)
+    top_k: int = option(-1, "Top-k sampling (-1: off).")
+    max_new_tokens: int = option(1024, "Generation budget per sample (training used 1024).", min=1)
+    seed: int | None = option(0, "Sampling seed.")
+    constrain: bool = option(False, "Only billable codes inside <diagnosis> (transformers, vllm; openai with a vLLM "
+                             "or SGLang server).")
 
 
 @dataclass
@@ -51,20 +55,40 @@ class Generation:
 
 
 @dataclass
-class EngineOptions:
-    """Base class of engine options. Subclasses add fields with defaults and a ``help`` in their metadata."""
+class SharedOptions(Settings):
+    """The option names engines share, with their help: ``icdreason predict`` has one flag per field, which sets the
+    engine option of the same name (an engine without it refuses the flag). An engine declares the ones it has with
+    :func:`shared_option`, so the name, the help and the bounds are written once, here."""
+
+    base_url: list[str] | None = option(None, "OpenAI-compatible server URL; repeat to spread a batch over several "
+                                        "servers (openai; default: $OPENAI_BASE_URL, else http://127.0.0.1:8000/v1).")
+    api_key_env: str | None = option(None, "Environment variable holding the API key (openai).")
+    concurrency: int | None = option(None, "Requests in flight per server (openai).", min=1)
+    timeout: float | None = option(None, "Seconds per request (openai).", min=0.1)
+    retries: int | None = option(None, "Retries of a request after 429/5xx/timeouts, with backoff (openai).", min=0)
+    tensor_parallel_size: int | None = option(None, "GPUs one model is split over (vllm).", min=1)
+    gpu_memory_utilization: float | None = option(None, "Share of GPU memory the engine may take (vllm).", min=0.05,
+                                                  max=1.0)
+    max_model_len: int | None = option(None, "Context length (vllm; default: the model's).", min=64)
+    dtype: str | None = option(None, "auto, bfloat16, float16, float32 (transformers, vllm; auto: bfloat16 on GPUs "
+                               "that support it, float32 on the CPU).")
+    device: str | None = option(None, "auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps (transformers).")
+
+
+def shared_option(name: str, default: Any = MISSING, *, factory: Callable[[], Any] | None = None) -> Any:
+    """An engine option under one of the :class:`SharedOptions` names: the shared help and bounds, this default."""
+    return option(default, factory=factory, **SharedOptions.field_of(name).metadata)
+
+
+@dataclass
+class EngineOptions(Settings):
+    """Base class of engine options. Subclasses add fields with :func:`~icdreason.settings.option` (a default and a
+    help) or, for the shared names, :func:`shared_option`; :meth:`from_dict` rejects keys the engine does not know."""
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any] | None) -> EngineOptions:
-        """Build options from a dictionary, rejecting keys the engine does not know."""
-        values = dict(values or {})
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise UsageError(
-                f"unknown option(s) for this engine: {', '.join(unknown)} (known: {', '.join(sorted(known)) or 'none'})"
-            )
-        return cls(**values)
+    def unknown_keys_message(cls, unknown: list[str], source: str) -> str:
+        known = ", ".join(sorted(cls.field_names())) or "none"
+        return f"unknown option(s) for this engine: {', '.join(unknown)} (known: {known})"
 
 
 class Engine(ABC):

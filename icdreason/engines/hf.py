@@ -10,11 +10,12 @@ own record.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..errors import DependencyError, EngineError, UsageError
-from .base import Engine, EngineOptions, Generation, Prompt, SamplingParams
+from ..settings import option
+from .base import Engine, EngineOptions, Generation, Prompt, SamplingParams, shared_option
 from .chat import check_chat_template, encode, eos_ids, render
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -24,15 +25,15 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 class TransformersOptions(EngineOptions):
     """Options of the transformers engine."""
 
-    device: str = field(default="auto", metadata={"help": "auto (cuda, then mps, then cpu), cpu, cuda, cuda:1, mps"})
-    dtype: str = field(default="auto", metadata={"help": "auto (bfloat16 on GPUs that support it, else float32), "
-                                                          "float32, bfloat16, float16"})
-    batch_size: int = field(default=8, metadata={"help": "prompts per generate call"})
-    attn_implementation: str | None = field(default=None, metadata={"help": "eager, sdpa, flash_attention_2"})
-    trust_remote_code: bool = field(default=False, metadata={"help": "run code shipped with the model"})
-    revision: str | None = field(default=None, metadata={"help": "hub revision (branch, tag or commit)"})
-    code_format: str = field(default="undotted", metadata={"help": "how codes are written inside <diagnosis> "
-                                                                    "when constraining: undotted (M5116) or dotted"})
+    device: str = shared_option("device", "auto")
+    dtype: str = shared_option("dtype", "auto")
+    batch_size: int = option(8, "Prompts per generate call.")
+    attn_implementation: str | None = option(None, "Attention kernel: eager, sdpa, flash_attention_2 (default: the "
+                                             "model's).")
+    trust_remote_code: bool = option(False, "Run code shipped with the model.")
+    revision: str | None = option(None, "Hub revision (branch, tag or commit).")
+    code_format: str = option("undotted", "How codes are written inside <diagnosis> when constraining: undotted "
+                              "(M5116) or dotted.")
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:

@@ -24,12 +24,13 @@ import asyncio
 import os
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import EngineError, UsageError
-from .base import Engine, EngineOptions, Generation, Prompt, SamplingParams
+from ..settings import option
+from .base import Engine, EngineOptions, Generation, Prompt, SamplingParams, shared_option
 
 PREFILL_MODES = ("auto", "continue", "completions", "drop")
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -43,32 +44,31 @@ def _default_urls() -> list[str]:
 class OpenAIOptions(EngineOptions):
     """Options of the openai engine."""
 
-    base_url: list[str] = field(default_factory=_default_urls, metadata={
-        "help": "server URL(s) ending in /v1; give several to spread a batch (default: $OPENAI_BASE_URL or "
-                "http://127.0.0.1:8000/v1)"})
-    api_key_env: str = field(default="OPENAI_API_KEY", metadata={"help": "environment variable holding the API key"})
-    concurrency: int = field(default=8, metadata={"help": "requests in flight per server"})
-    timeout: float = field(default=600.0, metadata={"help": "seconds one request may take"})
-    connect_timeout: float = field(default=10.0, metadata={"help": "seconds to open a connection"})
-    max_retries: int = field(default=5, metadata={"help": "retries of a request after 429/5xx/timeouts"})
-    backoff: float = field(default=1.0, metadata={"help": "first wait before a retry, doubled each time (seconds)"})
-    backoff_max: float = field(default=60.0, metadata={"help": "longest wait between retries (seconds)"})
-    prefill_mode: str = field(default="auto", metadata={
-        "help": "auto (continue_final_message, else /v1/completions), continue, completions, drop"})
-    tokenizer: str | None = field(default=None, metadata={
-        "help": "tokenizer (hub id or directory) for the /v1/completions fallback (default: the model)"})
-    structured_field: str = field(default="structured_outputs", metadata={
-        "help": "request field for --constrain: structured_outputs (vLLM >= 0.12), guided_regex (older vLLM), "
-                "regex (SGLang)"})
-    code_format: str = field(default="undotted", metadata={"help": "codes inside <diagnosis>: undotted or dotted"})
+    renamed = {"max_retries": "retries"}  # the old name, accepted with a deprecation line until the next release
+
+    base_url: list[str] = shared_option("base_url", factory=_default_urls)
+    api_key_env: str = shared_option("api_key_env", "OPENAI_API_KEY")
+    concurrency: int = shared_option("concurrency", 8)
+    timeout: float = shared_option("timeout", 600.0)
+    connect_timeout: float = option(10.0, "Seconds to open a connection.")
+    retries: int = shared_option("retries", 5)
+    backoff: float = option(1.0, "First wait before a retry, doubled each time (seconds).")
+    backoff_max: float = option(60.0, "Longest wait between retries (seconds).")
+    prefill_mode: str = option("auto", "auto (continue_final_message, else /v1/completions), continue, completions, "
+                               "drop.")
+    tokenizer: str | None = option(None, "Tokenizer (hub id or directory) for the /v1/completions fallback "
+                                   "(default: the model).")
+    structured_field: str = option("structured_outputs", "Request field for --constrain: structured_outputs (vLLM "
+                                   ">= 0.12), guided_regex (older vLLM), regex (SGLang).")
+    code_format: str = option("undotted", "Codes inside <diagnosis>: undotted or dotted.")
 
     def __post_init__(self) -> None:
         urls = [self.base_url] if isinstance(self.base_url, str) else list(self.base_url)
         if not urls:
             raise UsageError("--base-url needs at least one server URL")
         self.base_url = [normalize_base_url(u) for u in urls]
-        if self.concurrency < 1 or self.max_retries < 0 or self.timeout <= 0:
-            raise UsageError("concurrency must be >= 1, max_retries >= 0 and timeout > 0")
+        if self.concurrency < 1 or self.retries < 0 or self.timeout <= 0:
+            raise UsageError("concurrency must be >= 1, retries >= 0 and timeout > 0")
         if self.prefill_mode not in PREFILL_MODES:
             raise UsageError(f"prefill_mode must be one of {', '.join(PREFILL_MODES)}")
 
@@ -232,7 +232,7 @@ class OpenAIEngine(Engine):
                 finally:
                     server.inflight -= 1
             attempt += 1
-            if attempt > opts.max_retries:
+            if attempt > opts.retries:
                 raise RequestFailed(f"{last} (from {redact(server.url)}, {attempt} attempts)")
             delay = min(opts.backoff_max, opts.backoff * 2 ** (attempt - 1)) * random.uniform(0.75, 1.0)
             await asyncio.sleep(min(opts.backoff_max, wait) if wait is not None else delay)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -27,6 +27,7 @@ import numpy as np
 from ..codes import dotted
 from ..notes import sections
 from ..prompts import neutralize_note
+from ..settings import option
 from .base import Engine, EngineOptions, Generation, Prompt, SamplingParams
 from .clinical_text import expand_abbreviations, negation_spans, normalise_terms, split_sentences, terms
 
@@ -85,10 +86,10 @@ NEUTRAL_WORDS = frozenset(terms("unspecified other specified organism species si
 class RetrieverOptions(EngineOptions):
     """Options of the retriever engine."""
 
-    candidates: int = field(default=10, metadata={"help": "Candidates kept per note (top-k source)."})
-    negation: bool = field(default=True, metadata={"help": "Drop negated mentions (NegEx-style triggers)."})
-    symptoms: bool = field(default=True, metadata={"help": "Index English symptom descriptions when the KB has them."})
-    evidence: int = field(default=4, metadata={"help": "Evidence sentences listed in the trace."})
+    candidates: int = option(10, "Candidates kept per note (top-k source).")
+    negation: bool = option(True, "Drop negated mentions (NegEx-style triggers).")
+    symptoms: bool = option(True, "Index English symptom descriptions when the KB has them.")
+    evidence: int = option(4, "Evidence sentences listed in the trace.")
 
 
 def _stderr(message: str) -> None:

@@ -13,11 +13,12 @@ vllm is imported only when the engine is built. The argument building is pure (:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..errors import DependencyError, EngineError, UsageError
-from .base import Engine, EngineOptions, Generation, Prompt, SamplingParams
+from ..settings import option
+from .base import Engine, EngineOptions, Generation, Prompt, SamplingParams, shared_option
 
 STRUCTURED = ("off", "format", "billable")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -27,21 +28,20 @@ DTYPES = ("auto", "bfloat16", "float16", "float32")
 class VllmOptions(EngineOptions):
     """Options of the vllm engine (names follow ``vllm serve``)."""
 
-    tensor_parallel_size: int = field(default=1, metadata={"help": "GPUs one model is split over"})
-    gpu_memory_utilization: float = field(default=0.9, metadata={"help": "share of GPU memory vLLM may take"})
-    max_model_len: int | None = field(default=None, metadata={"help": "context length (default: the model's)"})
-    dtype: str = field(default="auto", metadata={"help": "auto, bfloat16, float16, float32"})
-    seed: int = field(default=0, metadata={"help": "engine seed"})
-    enable_prefix_caching: bool = field(default=True, metadata={"help": "share the KV cache of common prefixes"})
-    max_num_seqs: int | None = field(default=None, metadata={"help": "sequences scheduled at once"})
-    enforce_eager: bool = field(default=False, metadata={"help": "no CUDA graphs (faster start, slower decode)"})
-    quantization: str | None = field(default=None, metadata={"help": "awq, gptq, fp8 … (default: from the model)"})
-    trust_remote_code: bool = field(default=False, metadata={"help": "run code shipped with the model"})
-    revision: str | None = field(default=None, metadata={"help": "hub revision"})
-    structured_output: str = field(default="format", metadata={
-        "help": "off; format: the diagnosis must be a well-formed code; billable: a billable code "
-                "(--constrain turns format into billable)"})
-    code_format: str = field(default="undotted", metadata={"help": "codes inside <diagnosis>: undotted or dotted"})
+    tensor_parallel_size: int = shared_option("tensor_parallel_size", 1)
+    gpu_memory_utilization: float = shared_option("gpu_memory_utilization", 0.9)
+    max_model_len: int | None = shared_option("max_model_len", None)
+    dtype: str = shared_option("dtype", "auto")
+    seed: int = option(0, "Engine seed.")
+    enable_prefix_caching: bool = option(True, "Share the KV cache of common prefixes.")
+    max_num_seqs: int | None = option(None, "Sequences scheduled at once.")
+    enforce_eager: bool = option(False, "No CUDA graphs (faster start, slower decode).")
+    quantization: str | None = option(None, "awq, gptq, fp8 … (default: from the model).")
+    trust_remote_code: bool = option(False, "Run code shipped with the model.")
+    revision: str | None = option(None, "Hub revision.")
+    structured_output: str = option("format", "off; format: the diagnosis must be a well-formed code; billable: a "
+                                    "billable code (--constrain turns format into billable).")
+    code_format: str = option("undotted", "Codes inside <diagnosis>: undotted or dotted.")
 
     def __post_init__(self) -> None:
         if self.tensor_parallel_size < 1:

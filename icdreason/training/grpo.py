@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .checks import cuda_device_count
 from .export import TrainSummary
 from .grpo_config import GrpoConfig
 from .launch import LaunchPlan
@@ -12,11 +13,13 @@ __all__ = ["plan_grpo", "run_grpo"]
 
 
 def plan_grpo(cfg: GrpoConfig, *, dry_run: bool = False) -> tuple[LaunchPlan, dict[str, Any]]:
-    """Check a run and build its launch; the dict holds what a dry run shows besides the config."""
+    """Resolve the machine-dependent defaults (backend, GPUs), check a run and build its launch; the dict holds what a
+    dry run shows besides the config."""
     from dataclasses import asdict
 
     from ..rewards.report import reward_config_for_run
 
+    cfg.resolve(devices=cuda_device_count)
     if cfg.backend == "verl":
         from .grpo_verl import describe_override_sources, plan_verl
 
@@ -35,7 +38,8 @@ def plan_grpo(cfg: GrpoConfig, *, dry_run: bool = False) -> tuple[LaunchPlan, di
 
 
 def run_grpo(cfg: GrpoConfig, *, progress=None) -> TrainSummary:
-    """Run GRPO with the configured backend and return the summary."""
+    """Run GRPO with the configured backend (resolved for this machine) and return the summary."""
+    cfg.resolve(devices=cuda_device_count)
     if cfg.backend == "verl":
         from .grpo_verl import run_verl
 

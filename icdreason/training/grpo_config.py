@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ..errors import UsageError
 from ..rewards.config import COMPONENTS, DEFAULT_COMPONENTS
-from .config_base import RunConfig, option
+from ..settings import Settings, option
 
 __all__ = ["BACKENDS", "GrpoConfig"]
 
@@ -16,10 +17,14 @@ BACKENDS = ("verl", "trl")
 
 
 @dataclass
-class GrpoConfig(RunConfig):
-    """GRPO with the icdreason rewards, through verl (GPU clusters) or trl (one machine, CPU smoke tests)."""
+class GrpoConfig(Settings):
+    """GRPO with the icdreason rewards, through verl (GPU clusters) or trl (one machine, CPU smoke tests).
 
-    command = "grpo"
+    The backend and the trl GPU count default from this machine's CUDA devices: :meth:`resolve` fills them in (the
+    launcher calls it); with ``backend`` (and, for trl, ``gpus``) given the config is complete at once.
+    """
+
+    help_command: ClassVar[str] = "icdreason train grpo"
 
     backend: str | None = option(None, "verl (default where CUDA is present) or trl (default elsewhere).")
     model: str = option("Qwen/Qwen2.5-7B-Instruct", "Policy to start from: the SFT output folder, a local "
@@ -37,7 +42,8 @@ class GrpoConfig(RunConfig):
     judge_model: str | None = option(None, "Model name served at judge_url.")
     judge_key_env: str = option("ICDREASON_JUDGE_API_KEY", "Environment variable holding the judge's API key.")
     # -- batch and optimisation (model card) -------------------------------------------------------------------
-    train_batch_size: int = option(64, "Prompts per training step (model card: 64).")
+    train_batch_size: int = option(64, "Prompts per training step (model card: 64). The --train-batch-size flag also "
+                                   "sets ppo_mini_batch_size: one update per step.")
     ppo_mini_batch_size: int = option(64, "Prompts per policy update (model card: 64, one update per step).")
     micro_batch_size_per_gpu: int = option(16, "Sequences per GPU per forward pass (model card: 16).")
     learning_rate: float = option(1e-6, "Actor learning rate (model card: 1e-6, constant after warm-up).")
@@ -86,20 +92,8 @@ class GrpoConfig(RunConfig):
                                        "packaged config like the built-in ones.")
 
     def __post_init__(self) -> None:
-        from .checks import cuda_device_count
-
-        present = None
-        if self.backend is None:
-            present = cuda_device_count()
-            self.backend = "verl" if present else "trl"
-        if self.backend not in BACKENDS:
+        if self.backend is not None and self.backend not in BACKENDS:
             raise UsageError(f"backend must be verl or trl, not {self.backend!r}")
-        if self.gpus is None:
-            if self.backend == "verl":
-                self.gpus = 4
-            else:
-                present = cuda_device_count() if present is None else present
-                self.gpus = 1 if present else 0
         self.rewards = [r.strip().lower() for r in self.rewards if r.strip()]
         unknown = [r for r in self.rewards if r not in COMPONENTS]
         if unknown:
@@ -118,6 +112,42 @@ class GrpoConfig(RunConfig):
         if self.nnodes > 1 and not self.ray_address:
             raise UsageError("a multi-node run needs a running Ray cluster: start it with `ray start --head` and "
                              "pass --ray-address HEAD_IP:6379")
+        if self.backend == "verl" or self.backend == "trl" and self.gpus is not None:
+            self._derive()
+
+    @property
+    def resolved(self) -> bool:
+        """Whether the backend and the GPU count are known."""
+        return self.backend is not None and self.gpus is not None
+
+    def resolve(self, devices: int | Callable[[], int]) -> GrpoConfig:
+        """Fill in what depends on this machine's CUDA ``devices`` (a count, or a function that counts them, called
+        only when needed): the backend (verl with CUDA, else trl) and trl's GPU count (1 with CUDA, else 0; verl's
+        default is the model card's 4). Returns the config itself."""
+        if self.resolved:
+            return self
+        counted: list[int] = []
+
+        def present() -> int:
+            if not counted:
+                counted.append(devices() if callable(devices) else devices)
+            return counted[0]
+
+        if self.backend is None:
+            self.backend = "verl" if present() else "trl"
+        if self.gpus is None and self.backend == "trl":
+            self.gpus = 1 if present() else 0
+        self._derive()
+        return self
+
+    def _derive(self) -> None:
+        """What follows from the backend: verl's default GPU count, and the checks that depend on both."""
+        if self.gpus is None:
+            self.gpus = 4
+        if self.gpus < 0:
+            raise UsageError("gpus must be 0 or more")
+        if self.backend == "verl" and self.gpus < 1:
+            raise UsageError("the verl backend trains on GPUs: pass --gpus 1 or more, or use --backend trl")
         if self.backend == "trl" and (self.nnodes > 1 or self.ray_address):
             raise UsageError("--nnodes/--ray-address are verl options; the trl backend trains on one machine")
 
@@ -151,7 +181,3 @@ class GrpoConfig(RunConfig):
             raise UsageError("learning_rate and temperature must be positive")
         if self.max_steps is not None and self.max_steps < 1:
             raise UsageError("max_steps must be at least 1")
-        if self.gpus is not None and self.gpus < 0:
-            raise UsageError("gpus must be 0 or more")
-        if self.backend == "verl" and (self.gpus or 0) < 1:
-            raise UsageError("the verl backend trains on GPUs: pass --gpus 1 or more, or use --backend trl")

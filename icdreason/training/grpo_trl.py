@@ -39,6 +39,7 @@ def trl_batches(cfg: GrpoConfig) -> tuple[int, int]:
 def plan_trl_grpo(cfg: GrpoConfig, *, dry_run: bool = False) -> LaunchPlan:
     """Check a trl GRPO run. It runs in this process (``python -m icdreason.training.grpo_trl`` is the equivalent
     command), or as that command restricted to the first GPU when several are visible."""
+    cfg.resolve(devices=cuda_device_count)
     check_run_inputs(cfg, check_rl_parquet, eval_file=cfg.val_file, eval_flag="--val")
     if cfg.resume_from and cfg.resume_from != "latest":
         resolve_resume(cfg.output_dir, cfg.resume_from)
@@ -69,6 +70,7 @@ def train_grpo_worker(cfg: GrpoConfig, *, progress=None) -> TrainSummary:
 
     from ..rewards import reward_functions
 
+    cfg.resolve(devices=cuda_device_count)
     reward_cfg, _ = check_reward_setup(**cfg.reward_options(), dry_run=False)
     write_reward_config(reward_cfg, Path(cfg.output_dir) / REWARD_FILE)
     tokenizer = load_tokenizer(cfg.model)

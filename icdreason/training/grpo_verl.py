@@ -109,6 +109,7 @@ def verl_overrides(cfg: GrpoConfig, *, reward_file: Path, config: dict | None = 
 
 def plan_verl(cfg: GrpoConfig, *, dry_run: bool = False) -> LaunchPlan:
     """Check everything a verl run needs and build its command. ``dry_run`` turns device facts into notes."""
+    cfg.resolve(devices=cuda_device_count)
     check_run_inputs(cfg, check_rl_parquet, eval_file=cfg.val_file, eval_flag="--val")
     if cfg.resume_from and cfg.resume_from != "latest" and not _GLOBAL_STEP.match(Path(cfg.resume_from).name):
         raise InputError(f"--resume-from {cfg.resume_from}: verl resumes from a global_step_N folder or 'latest'")

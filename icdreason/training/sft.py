@@ -31,7 +31,9 @@ __all__ = ["CONFIG_FILE", "plan_sft", "run_sft", "train_sft_worker"]
 
 
 def plan_sft(cfg: SftConfig, *, dry_run: bool = False) -> LaunchPlan:
-    """Check the inputs and build the launch. With ``dry_run``, device mismatches become notes instead of errors."""
+    """Resolve the machine-dependent defaults, check the inputs and build the launch. With ``dry_run``, device
+    mismatches become notes instead of errors."""
+    cfg.resolve(devices=cuda_device_count)
     check_run_inputs(cfg, check_sft_parquet, eval_file=cfg.eval_file, eval_flag="--eval")
     if cfg.resume_from and cfg.resume_from != "latest":
         resolve_resume(cfg.output_dir, cfg.resume_from)
@@ -79,6 +81,7 @@ def train_sft_worker(cfg: SftConfig, *, progress=None) -> TrainSummary:
     from trl import SFTConfig as TrlSFTConfig
     from trl import SFTTrainer
 
+    cfg.resolve(devices=cuda_device_count)
     tokenizer = load_tokenizer(cfg.model)
     if not tokenizer.chat_template:
         raise InputError(f"{cfg.model} has no chat template: SFT needs an instruct model's tokenizer")

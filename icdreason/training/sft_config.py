@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from ..errors import UsageError
-from .config_base import RunConfig, option
+from ..settings import Settings, option
 
 __all__ = ["DISTRIBUTED", "SftConfig"]
 
@@ -20,10 +22,14 @@ DISTRIBUTED = {
 
 
 @dataclass
-class SftConfig(RunConfig):
-    """Supervised fine-tuning on reasoning traces with trl's SFTTrainer (loss on the assistant's answer only)."""
+class SftConfig(Settings):
+    """Supervised fine-tuning on reasoning traces with trl's SFTTrainer (loss on the assistant's answer only).
 
-    command = "sft"
+    The GPU count defaults to this machine's CUDA devices: :meth:`resolve` fills it in (the launcher calls it), and
+    then derives the batch split, bf16 and gradient checkpointing; with ``gpus`` given they are derived at once.
+    """
+
+    help_command: ClassVar[str] = "icdreason train sft"
 
     model: str = option("Qwen/Qwen2.5-7B-Instruct", "Base model: a local directory or a hub id (the 7B model "
                         "card's base model by default).")
@@ -81,12 +87,6 @@ class SftConfig(RunConfig):
                                              "transformers' choice).")
 
     def __post_init__(self) -> None:
-        from .checks import cuda_device_count
-
-        if self.gpus is None:
-            present = cuda_device_count()
-            self.gpus = 4 if present >= 4 else present
-        world = max(self.gpus, 1)
         for name in ("effective_batch_size", "max_per_device_batch_size", "max_length", "logging_steps",
                      "save_steps", "save_total_limit", "eval_steps", "lora_r"):
             if getattr(self, name) < 1:
@@ -99,11 +99,8 @@ class SftConfig(RunConfig):
             raise UsageError("warmup_steps must be 0 or more")
         if self.distributed not in DISTRIBUTED:
             raise UsageError(f"distributed must be one of {', '.join(DISTRIBUTED)}, not {self.distributed!r}")
-        self._derive_batches(world)
-        if self.bf16 is None:
-            self.bf16 = self.gpus > 0
-        if self.gradient_checkpointing is None:
-            self.gradient_checkpointing = self.gpus > 0
+        if self.gpus is not None:
+            self._derive()
         self.report_to = [r.strip().lower() for r in self.report_to if r.strip()] or ["none"]
         unknown = [r for r in self.report_to if r not in ("tensorboard", "wandb", "none")]
         if unknown:
@@ -112,6 +109,30 @@ class SftConfig(RunConfig):
             raise UsageError("report_to: 'none' cannot be combined with other loggers")
         if self.run_name is None:
             self.run_name = Path(self.output_dir).name or "sft"
+
+    @property
+    def resolved(self) -> bool:
+        """Whether the GPU count (and all that follows from it) is known."""
+        return self.gpus is not None
+
+    def resolve(self, devices: int | Callable[[], int]) -> SftConfig:
+        """Fill in the GPU count from this machine's CUDA ``devices`` (a count, or a function that counts them,
+        called only when ``gpus`` was not given): 4 when there are 4 or more, else all of them (0 = CPU); then derive
+        the batch split, bf16 and gradient checkpointing. Returns the config itself."""
+        if self.gpus is None:
+            present = devices() if callable(devices) else devices
+            self.gpus = 4 if present >= 4 else present
+            self._derive()
+        return self
+
+    def _derive(self) -> None:
+        """What follows from the GPU count."""
+        gpus = self.gpus or 0
+        self._derive_batches(max(gpus, 1))
+        if self.bf16 is None:
+            self.bf16 = gpus > 0
+        if self.gradient_checkpointing is None:
+            self.gradient_checkpointing = gpus > 0
 
     def _derive_batches(self, world: int) -> None:
         eff, per, acc = self.effective_batch_size, self.per_device_batch_size, self.gradient_accumulation_steps

@@ -7,7 +7,6 @@ with dots (``confidence.code``, ``reward_model.ground_truth``).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 from ..errors import InputError
 from ..gold import GOLD_COLUMNS, GOLD_ID_COLUMNS, Gold, clean_ids, dedupe, first_code, load_gold, map_distinct
 from ..tables import Rows, pick_column
+from .answers import PRED_COLUMNS, pred_code
 from ..tables import read_rows as read_table
 
 __all__ = [
@@ -30,8 +30,6 @@ __all__ = [
     "read_labels",
     "read_rows",
 ]
-
-PRED_COLUMNS = ("code", "prediction", "pred", "predicted", "predicted_code", "code_raw")
 
 
 def read_rows(path: str | Path) -> Rows:
@@ -51,15 +49,6 @@ class Joined:
     unmatched_examples: list[str]
     duplicates: int
     without_id: int
-
-
-def _pred_code(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, (list, tuple)):
-        return first_code(value)
-    text = str(value).strip()
-    return text or None
 
 
 def join(gold: Gold, pred_ids: list[Any], pred_codes: list[Any], *, path: Path, duplicates: str = "error") -> Joined:
@@ -87,7 +76,7 @@ def join(gold: Gold, pred_ids: list[Any], pred_codes: list[Any], *, path: Path, 
     used[rows_arr[rows_arr >= 0]] = True
     extra = [ids[i] for i in keep if not used[i]]
     missing = [g for g, r in zip(gold.ids, rows) if r < 0]
-    codes = map_distinct(pred_codes, _pred_code)
+    codes = map_distinct(pred_codes, pred_code)
     return Joined(
         codes=[codes[r] if r >= 0 else None for r in rows],
         rows=rows,

@@ -235,6 +235,12 @@ _PAIR = re.compile(
 )
 
 
+# Where else a pair can start: a line whose first non-blank text is a tag. Trying the pair only after such a "\n"
+# finds the same first pair as ``search`` (blank lines before the tag's own line would give the same groups), and
+# matching the blanks without "\n" keeps a response of thousands of newlines linear.
+_TAG_LINE = re.compile(r"\n[^\S\n]*+<(?:think|diagnosis)>")
+
+
 def first_pair(text: str | None) -> tuple[str, str] | None:
     """(trace, diagnosis) of the first think/diagnosis pair the authors' reading finds, raw; None without a pair.
 
@@ -242,8 +248,16 @@ def first_pair(text: str | None) -> tuple[str, str] | None:
     own ``<think>``: such a response only has a pair where a ``<diagnosis>`` block starts a later line. The trace is
     ``""`` when the pair has no think block.
     """
-    m = _PAIR.search(THINK_OPEN + (text or ""))
-    return None if m is None else (m.group(1) or "", m.group(2))
+    full = THINK_OPEN + (text or "")
+    m = _PAIR.match(full)
+    if m is None:
+        for line in _TAG_LINE.finditer(full):
+            m = _PAIR.match(full, line.start() + 1)
+            if m is not None:
+                break
+        else:
+            return None
+    return m.group(1) or "", m.group(2)
 
 
 def strict_answer(text: str | None) -> str | None:

@@ -110,18 +110,23 @@ def _by(run: RunResult, field: str) -> Table:
     return table
 
 
+_BASIS = {"response": "read from the response", "format_ok": "kept or refused by format_ok",
+          "as given": "scored as given (not checked)"}
+
+
 def _scoring(run: RunResult) -> str | None:
     """How the answers of a run were read: strict (and what it turned away) or salvaged."""
     sc = run.scoring
     if not sc:
         return None
-    basis = ", ".join(f"{n} by {what}" for what, n in sc["basis"].items() if n)
     if sc["mode"] == "salvaged":
-        return f"{run.name}: salvaged answers (icdreason's tolerant parse), {basis or 'no rows'}"
-    text = f"{run.name}: strict answers (the authors' first think/diagnosis pair), {basis or 'no rows'}; " \
+        source = f"column {sc['pred_column']} as recorded" if sc["pred_column"] else "of each response"
+        return f"{run.name}: icdreason's tolerant parse, {source}"
+    basis = ", ".join(f"{n} {_BASIS[what]}" for what, n in sc["basis"].items() if n) or "no rows"
+    text = f"{run.name}: strict answers (the authors' first think/diagnosis pair): {basis}; " \
            f"{sc['no_answer']} without an answer (NIL)"
     if sc.get("salvageable"):
-        text += f", {sc['salvageable']} of them with a code the tolerant parse would take (--salvage scores them)"
+        text += f", {sc['salvageable']} of which the tolerant parse would answer (--salvage)"
     return text
 
 

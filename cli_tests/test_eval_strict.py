@@ -195,3 +195,29 @@ def test_a_table_without_responses_or_format_ok_is_scored_as_given_and_says_so(r
     assert "4 prediction row(s) in codes.csv have neither a response nor format_ok" in " ".join(result.stderr.split())
     named = runner.invoke(app, ["eval", str(preds), "--gold", str(gold), "--response-column", "answer"])
     assert named.exit_code == 2 and "no column 'answer'" in named.stderr and "--response-column" in named.stderr
+
+
+def test_files_shaped_like_the_authors_evaluation_data(runner, tmp_path):
+    # Their test parquet: hadm_id, subject_id, icd_codes (a list; the first is the target), prompt. Their label file:
+    # a CSV with an icd_codes column that lists NIL among the codes. Responses keyed by hadm_id.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    gold = tmp_path / "test_prospective_single_icd_coding.parquet"
+    pq.write_table(pa.table({
+        "hadm_id": [21000001, 21000002, 21000003],
+        "subject_id": [11000001, 11000001, 11000002],
+        "icd_codes": [["I214", "I10"], ["J189"], ["N390", "E119"]],
+        "prompt": [[{"role": "user", "content": "note"}]] * 3,
+    }), gold)
+    labels = tmp_path / "icd_codes.csv"
+    labels.write_text("icd_codes\nI214\nJ189\nN390\nE119\nNIL\n")
+    preds = tmp_path / "generations.jsonl"
+    preds.write_text("".join(json.dumps({"hadm_id": h, "response": r}) + "\n" for h, r in [
+        (21000001, pair("I214")), (21000002, pair("J18.9")), (21000003, f"{TRACE}\nN39.0")]))
+    result = runner.invoke(app, ["eval", str(preds), "--gold", str(gold), "--labels", str(labels), "--json", "-"])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert (data["gold"]["id_column"], data["gold"]["code_column"]) == ("hadm_id", "icd_codes")
+    assert data["label_space"]["codes"] == 4  # NIL is not a code of the vocabulary, it is always its own class
+    assert accuracy(data["runs"][0]) == pytest.approx(2 / 3)  # the third answer has no diagnosis tags

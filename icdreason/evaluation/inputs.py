@@ -15,6 +15,7 @@ from ..errors import InputError
 from ..gold import GOLD_COLUMNS, GOLD_ID_COLUMNS, Gold, clean_ids, dedupe, first_code, load_gold, map_distinct
 from ..tables import Rows, pick_column
 from .answers import PRED_COLUMNS, pred_code
+from .metrics import NIL
 from ..tables import read_rows as read_table
 
 __all__ = [
@@ -88,7 +89,8 @@ def join(gold: Gold, pred_ids: list[Any], pred_codes: list[Any], *, path: Path, 
 
 def read_labels(path: str | Path, *, code_column: str | None = None) -> list[str]:
     """A fixed label vocabulary: a text file with one code per line (``#`` comments; the first token counts), or a
-    table whose code column is found like the gold column (so a training file works as is)."""
+    table whose code column is found like the gold column (so a training file works as is). An entry ``NIL`` (the
+    DeepICD-R1 authors' label files list their NIL class) is left out: NIL is always a class of its own."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"labels file not found: {p}")
@@ -104,6 +106,7 @@ def read_labels(path: str | Path, *, code_column: str | None = None) -> list[str
         col = pick_column(rows.columns, code_column, GOLD_COLUMNS, source=rows.source, what="label code",
                           option="--gold-column")
         codes = [c for c in map_distinct(rows.get(col), first_code) if c]
+    codes = [c for c in codes if c.strip().upper() != NIL]
     if not codes:
         raise InputError(f"labels file {p} holds no codes: one code per line, or a table with a code column")
     return codes

@@ -221,3 +221,11 @@ def test_files_shaped_like_the_authors_evaluation_data(runner, tmp_path):
     assert (data["gold"]["id_column"], data["gold"]["code_column"]) == ("hadm_id", "icd_codes")
     assert data["label_space"]["codes"] == 4  # NIL is not a code of the vocabulary, it is always its own class
     assert accuracy(data["runs"][0]) == pytest.approx(2 / 3)  # the third answer has no diagnosis tags
+
+
+def test_an_empty_diagnosis_block_is_no_answer(tmp_path):
+    gold = tmp_path / "gold.csv"
+    gold.write_text("id,code\nn1,I21.4\n")
+    preds = write(tmp_path / "run.jsonl", [record("n1", None, False, [pair("")])])
+    run, = evaluate_files([preds], gold).runs
+    assert run.scoring["no_answer"] == 1 and run.levels["chapter"].nil_predictions == 1  # not chapter I, as theirs

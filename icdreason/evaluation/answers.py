@@ -31,15 +31,13 @@ from ..codes import ICD10CM_PATTERN, normalize
 from ..gold import first_code, map_distinct
 from ..parse import parse_response, strict_answer
 from ..tables import Rows, pick_column
-from .breakdowns import _truthy
+from .breakdowns import truthy
 
-__all__ = ["NO_RESPONSE", "PRED_COLUMNS", "RESPONSE_COLUMNS", "SCORINGS", "Answers", "pred_code", "read_answers",
-           "sample_texts"]
+__all__ = ["NO_RESPONSE", "PRED_COLUMNS", "RESPONSE_COLUMNS", "Answers", "pred_code", "read_answers", "sample_texts"]
 
 #: Where the answer (the predicted code) is looked for, in this order.
 PRED_COLUMNS = ("code", "prediction", "pred", "predicted", "predicted_code", "code_raw")
 RESPONSE_COLUMNS = ("response", "raw")
-SCORINGS = ("strict", "salvaged")
 #: ``--response-column none``: ignore responses, judge rows by ``format_ok`` (or score them as given).
 NO_RESPONSE = "none"
 
@@ -113,6 +111,10 @@ def _read(texts: list[str], parse) -> str | None:
     return _majority([parse(t) for t in texts])
 
 
+def _strict_parse(text: str) -> str | None:
+    return strict_answer(text) or None  # an empty diagnosis block is no answer either
+
+
 def _salvage_parse(text: str) -> str | None:
     return parse_response(text).code
 
@@ -151,11 +153,11 @@ def read_answers(rows: Rows, *, pred_column: str | None = None, response_column:
     given = map_distinct(rows.get(pred_col), pred_code) if pred_col else [None] * n
     responses = [sample_texts(v) for v in rows.get(resp_col)] if resp_col else [None] * n
     checked = "format_ok" in rows.columns and pred_col != "format_ok"
-    format_ok = map_distinct(rows.get("format_ok"), _truthy) if checked else [None] * n
+    format_ok = map_distinct(rows.get("format_ok"), truthy) if checked else [None] * n
     strict, basis = [], []
     for texts, ok, code in zip(responses, format_ok, given):
         if texts is not None:
-            strict.append(_read(texts, strict_answer))
+            strict.append(_read(texts, _strict_parse))
             basis.append("response")
         elif ok is not None:
             strict.append(code if ok else None)
@@ -164,6 +166,7 @@ def read_answers(rows: Rows, *, pred_column: str | None = None, response_column:
             strict.append(code)
             basis.append("as given")
     salvaged: list[str | None] | None = None
+    salvaged_basis: list[str] = []
     if pred_col is not None:
         salvaged, salvaged_basis = given, ["as given"] * n
     elif salvage:  # responses only: the salvaged answer is the tolerant parse of each response

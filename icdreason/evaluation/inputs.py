@@ -14,9 +14,9 @@ from typing import Any
 from ..errors import InputError
 from ..gold import GOLD_COLUMNS, GOLD_ID_COLUMNS, Gold, clean_ids, dedupe, first_code, load_gold, map_distinct
 from ..tables import Rows, pick_column
+from ..tables import read_rows as read_table
 from .answers import PRED_COLUMNS, pred_code
 from .metrics import NIL
-from ..tables import read_rows as read_table
 
 __all__ = [
     "GOLD_COLUMNS",

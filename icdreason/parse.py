@@ -220,8 +220,10 @@ def parse_response(text: str | None, *, prefilled_think: bool = True) -> Parsed:
 
 
 def _text_without(tag: str) -> str:
-    """A pattern for text that contains neither ``<tag>`` nor ``</tag>`` (any other ``<`` is fine); linear time."""
-    return rf"[^<]*(?:<(?!/?{tag}>)[^<]*)*"
+    """A pattern for text that contains neither ``<tag>`` nor ``</tag>`` (any other ``<`` is fine). Possessive: the
+    block's content ends where either tag first appears, so giving characters back can never reach the closing tag,
+    and a response without one fails in one pass instead of backtracking over every character."""
+    return rf"[^<]*+(?:<(?!/?{tag}>)[^<]*+)*+"
 
 
 # The authors' pair: at a line start (MULTILINE ``^``: the start of the text or right after "\n"), optional

@@ -2,7 +2,8 @@
 
 Run: python bench/data_prepare.py [--notes 100000] [--dir /tmp/icdreason-bench-mimic]
 The fixture (discharge.csv.gz + diagnoses_icd.csv.gz, ~3 diagnoses per admission, 10% ICD-9 admissions, rotating
-header spellings, ~3,000-character notes) is generated once and reused. Prints the time per stage and rows/s.
+header spellings, ~3,000-character notes, two admissions per patient, real codes of the MIMIC-IV years) is generated
+once and reused. Prints the time per stage and rows/s, the gold check against the knowledge base and the patient split.
 """
 
 from __future__ import annotations
@@ -20,7 +21,12 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli_tests"))
 
-CODES = [f"{l}{n:02d}{s}" for l in "AEIJKMNRS" for n in range(10, 60, 7) for s in ("0", "9", "19", "")]
+# Real ICD-10-CM codes of the years MIMIC-IV was coded in; E87.2, I26.9, I71.6, K56.60, M48.06, E78.0, N18.3 (headers)
+# and T81.4XXA (gone) were later expanded or replaced, as in the real cohort.
+CODES = ("A419 A4151 A0472 B20 C3490 C7931 C189 D649 D62 E871 E1110 E1165 E861 E872 F10239 F329 G4089 G9340 I214 I2510 "
+         "I5033 I5023 I110 I130 I4891 I609 I639 I269 I716 J189 J441 J440 J9601 J690 K5660 K8000 K8510 K922 K7031 "
+         "L03116 M1711 M4806 N179 N390 N186 O9A211 R0789 R531 R55 S72001A S065X0A T814XXA T43212A Z5111 Z3800 U071 "
+         "J1282 K3580 E780 N183").split()
 HEADERS = [("Chief Complaint:", "History of Present Illness:", "Past Medical History:", "Physical Exam:"),
            ("CHIEF COMPLAINT:", "HPI:", "PMH:", "PHYSICAL EXAM ON ADMISSION:"),
            ("Chief complaint:", "HISTORY OF PRESENT ILLNESS:", "PAST MEDICAL HISTORY:", "Admission Physical Exam:")]
@@ -97,6 +103,13 @@ def main() -> None:
                   f"{args.notes / total:,.0f}")
     table.add_row(f"kept samples: {kept:,} (train {stats['samples']['train']:,} / validation "
                   f"{stats['samples']['validation']:,} / test {stats['samples']['test']:,})", "", "")
+    gold = stats["gold_status"]
+    table.add_row(f"gold codes in release {stats['kb_release']}: " + ", ".join(f"{n:,} {k}" for k, n in gold.items()),
+                  "", "")
+    split = stats["split"]
+    table.add_row(f"split by {stats['split_by']}: patients {split['patients']['train']:,} / "
+                  f"{split['patients']['validation']:,} / {split['patients']['test']:,}, "
+                  f"{split['patients_in_several_splits']} in several splits", "", "")
     Console().print(table)
 
 

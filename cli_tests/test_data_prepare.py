@@ -64,7 +64,7 @@ def write_gz_csv(path: Path, header: list[str], rows: list[list]) -> Path:
 
 
 @pytest.fixture
-def mimic(tmp_path):
+def mimic(tmp_path, kb_file):  # kb_file: the gold check reads the test session's knowledge base
     notes, dx = [], []
     hadm = 20000000
     plan = [(c, 10) for c in CODES] + [(RARE[0], 2), (RARE[1], 1)]

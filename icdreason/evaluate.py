@@ -5,6 +5,9 @@ Library entry points:
 * :func:`evaluate_codes` - aligned lists of gold and predicted codes -> ``{level: LevelScores}``.
 * :func:`evaluate_files` - ``icdreason predict`` outputs (or any table) and a gold table -> :class:`Report`, with
   per-chapter rows, frequency thirds, ``--by`` breakdowns, format/validation counts and bootstrap intervals.
+  Answers are read strictly, as the DeepICD-R1 authors' evaluation reads them (a response without a
+  think/diagnosis pair is NIL); ``salvage=True`` adds a second, labelled run per file scoring the tolerant parse
+  (:mod:`icdreason.evaluation.answers`).
 
 The exact definitions (label space, NIL, macro averaging) are in ``docs/metrics.md`` and
 :mod:`icdreason.evaluation.metrics`.
@@ -22,7 +25,8 @@ from typing import Any
 from .errors import InputError
 from .evaluation.bootstrap import bootstrap_intervals
 from .evaluation.breakdowns import by_field, frequency_thirds, per_chapter, validation_counts
-from .evaluation.inputs import PRED_COLUMNS, Gold, join, load_gold, read_labels, read_rows
+from .evaluation.answers import Answers, read_answers
+from .evaluation.inputs import Gold, join, load_gold, read_labels, read_rows
 from .gold import GOLD_ID_COLUMNS
 from .tables import pick_column
 from .evaluation.metrics import LEVELS, NIL, LabelSpace, LevelScores, encode, score_level
@@ -35,6 +39,10 @@ DEFINITIONS = {
     "label_space": "normalised gold codes (or --labels); categories of those codes; the 22 official chapters",
     "nil": "missing, malformed or out-of-space predictions are class NIL at that level; at chapter level only "
            "predictions without a determinable chapter; gold ids without a prediction are scored as NIL",
+    "strict": "the answer of a row with a response is the first think/diagnosis pair of '<think>' + response (the "
+              "DeepICD-R1 authors' evaluation), NIL without one; a row without a response keeps its code only when "
+              "format_ok is true; a row with neither is scored as given",
+    "salvaged": "the tolerant parse of icdreason predict (the code column as given), scored as a separate run",
     "macro": "unweighted mean over classes present in gold or predictions, 0 for 0/0 "
              "(sklearn precision_recall_fscore_support(average='macro', zero_division=0); torchmetrics macro)",
     "macro_gold_classes": "the same mean over gold classes only",
@@ -60,7 +68,7 @@ class RunResult:
     path: Path
     rows: int
     id_column: str
-    pred_column: str
+    pred_column: str | None
     matched: int
     missing: int
     unmatched: int
@@ -72,6 +80,7 @@ class RunResult:
     intervals: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     by: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    scoring: dict[str, Any] = field(default_factory=dict)  # Answers.summary: strict or salvaged, and its counts
 
     def as_dict(self) -> dict[str, Any]:
         levels = {}
@@ -82,7 +91,7 @@ class RunResult:
             levels[level] = d
         return {
             "name": self.name, "path": str(self.path), "rows": self.rows,
-            "id_column": self.id_column, "pred_column": self.pred_column,
+            "id_column": self.id_column, "pred_column": self.pred_column, "scoring": self.scoring,
             "matched": self.matched, "missing_predictions": self.missing, "unmatched_predictions": self.unmatched,
             "duplicates_dropped": self.duplicates,
             "levels": levels, "per_chapter": self.per_chapter, "frequency_thirds": self.thirds,
@@ -174,8 +183,15 @@ def evaluate_files(
     bootstrap: int = 0,
     seed: int = 0,
     duplicates: str = "error",
+    response_column: str | None = None,
+    salvage: bool = False,
 ) -> Report:
-    """Evaluate one or more predictions files against one gold table (see the module docstring)."""
+    """Evaluate one or more predictions files against one gold table (see the module docstring).
+
+    Each file (each run of a DuckDB log) is scored strictly; with ``salvage`` it gets a second run, named
+    ``"<name> (salvaged)"``, that scores the tolerant parse. ``response_column`` names the column of raw responses
+    (default ``response``, else ``raw``; ``"none"`` ignores responses).
+    """
     if not predictions:
         raise InputError("no predictions file given")
     g = load_gold(gold, id_column=gold_id_column or id_column, code_column=gold_column, duplicates=duplicates)
@@ -206,22 +222,22 @@ def evaluate_files(
     names = _run_names(paths)
     for path in paths:
         for name, rows in _sources(path):
-            suffix = name[len(path.stem):]
-            report.runs.append(_evaluate_run(names[path] + suffix, path, rows, g, space, id_column=id_column,
-                                             pred_column=pred_column, by=by, bins=bins, bootstrap=bootstrap,
-                                             seed=seed, duplicates=duplicates))
+            name = names[path] + name[len(path.stem):]
+            id_col = pick_column(rows.columns, id_column, GOLD_ID_COLUMNS, source=rows.source, what="predictions id",
+                                 option="--id-column")
+            for f in by:
+                pick_column(rows.columns, f, (), source=rows.source, what="--by", option="--by")
+            answers = read_answers(rows, pred_column=pred_column, response_column=response_column, salvage=salvage)
+            for scoring, result in answers.items():
+                label = name if scoring == "strict" else f"{name} ({scoring})"
+                report.runs.append(_evaluate_run(label, path, rows, g, space, id_col=id_col, answers=result, by=by,
+                                                 bins=bins, bootstrap=bootstrap, seed=seed, duplicates=duplicates))
     return report
 
 
-def _evaluate_run(name: str, path: Path, rows, g: Gold, space: LabelSpace, *, id_column, pred_column, by, bins,
-                  bootstrap, seed, duplicates) -> RunResult:
-    id_col = pick_column(rows.columns, id_column, GOLD_ID_COLUMNS, source=rows.source, what="predictions id",
-                         option="--id-column")
-    pred_col = pick_column(rows.columns, pred_column, PRED_COLUMNS, source=rows.source, what="predicted code",
-                           option="--pred-column")
-    for f in by:
-        pick_column(rows.columns, f, (), source=rows.source, what="--by", option="--by")
-    joined = join(g, rows.get(id_col), rows.get(pred_col), path=path, duplicates=duplicates)
+def _evaluate_run(name: str, path: Path, rows, g: Gold, space: LabelSpace, *, id_col: str, answers: Answers, by,
+                  bins, bootstrap, seed, duplicates) -> RunResult:
+    joined = join(g, rows.get(id_col), answers.codes, path=path, duplicates=duplicates)
     encoded = encode(g.codes, joined.codes, space)
     levels = {level: score_level(encoded[level]) for level in LEVELS}
 
@@ -233,7 +249,7 @@ def _evaluate_run(name: str, path: Path, rows, g: Gold, space: LabelSpace, *, id
     validation = validation_counts(aligned("format_ok") if "format_ok" in rows.columns else None,
                                    aligned("status") if "status" in rows.columns else None, has_pred)
     run = RunResult(
-        name=name, path=path, rows=len(rows), id_column=id_col, pred_column=pred_col,
+        name=name, path=path, rows=len(rows), id_column=id_col, pred_column=answers.pred_column,
         matched=len(g.ids) - joined.missing, missing=joined.missing, unmatched=joined.unmatched,
         duplicates=joined.duplicates, levels=levels,
         per_chapter=per_chapter(encoded, levels["chapter"]),
@@ -241,7 +257,15 @@ def _evaluate_run(name: str, path: Path, rows, g: Gold, space: LabelSpace, *, id
         validation=validation,
         intervals=bootstrap_intervals(encoded, bootstrap, seed=seed),
         by={f: by_field(encoded, aligned(f), field=f, bins=bins) for f in by},
+        scoring=answers.summary(joined.rows),
     )
+    if answers.scoring != "strict":
+        return run  # the same file as the strict run just before it: its warnings are said once
+    unchecked = run.scoring["basis"]["as given"]
+    if unchecked:
+        run.warnings.append(f"{unchecked} prediction row(s) in {path.name} have neither a response nor format_ok: "
+                            "their answers are scored as given (the format could not be checked; write predictions "
+                            "with `icdreason predict --keep-raw`, or name the column with --response-column)")
     if joined.missing:
         run.warnings.append(f"{joined.missing} gold id(s) have no prediction in {path.name} (e.g. "
                             f"{', '.join(joined.missing_examples[:3])}): scored as NIL predictions")

@@ -23,7 +23,7 @@ __all__ = ["GOLD_COLUMNS", "GOLD_ID_COLUMNS", "DUPLICATE_POLICIES", "Gold", "loa
            "first_code", "clean_ids", "map_distinct", "dedupe"]
 
 GOLD_COLUMNS = ("gold", "gold_code", "code", "label", "icd_code", "icd10", "codes", "target", "ground_truth",
-                "reward_model.ground_truth")
+                "reward_model.ground_truth", "icd_codes")  # icd_codes: the DeepICD-R1 authors' evaluation files
 GOLD_ID_COLUMNS = ("id", "extra_info.id", "hadm_id", "note_id")
 DUPLICATE_POLICIES = ("error", "first", "last")
 _SPLIT = re.compile(r"[\s,;|]+")

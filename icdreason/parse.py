@@ -13,6 +13,10 @@ does not itself begin with ``<think>`` is checked as if it did.
 
 When the format does not hold, :func:`parse_response` still looks for a code (last diagnosis block, an unclosed
 diagnosis tag, an answer line after ``</think>``, the last code-shaped token) and explains how in ``why``.
+
+:func:`strict_answer` is the other reading: the one the DeepICD-R1 authors' evaluation applies (their released
+``evaluate.py``), which ``icdreason eval`` scores by default. It takes the first think/diagnosis *pair* that starts a
+line of ``"<think>" + response`` and nothing else: no fallback.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from dataclasses import dataclass, field
 
 from .codes import CODE_PATTERN, ICD10CM_PATTERN, dotted, normalize
 
-__all__ = ["Parsed", "parse_response", "format_ok", "THINK_OPEN", "THINK_CLOSE", "DIAG_OPEN", "DIAG_CLOSE", "TAGS"]
+__all__ = ["Parsed", "parse_response", "format_ok", "first_pair", "strict_answer", "THINK_OPEN", "THINK_CLOSE",
+           "DIAG_OPEN", "DIAG_CLOSE", "TAGS"]
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 DIAG_OPEN, DIAG_CLOSE = "<diagnosis>", "</diagnosis>"
@@ -212,3 +217,56 @@ def parse_response(text: str | None, *, prefilled_think: bool = True) -> Parsed:
         notes.append("diagnosis text is not a code")
     why = "; ".join([*notes, how]) if notes else how
     return Parsed(trace, code_raw, code, False, why, diag_blocks, think_blocks)
+
+
+def _text_without(tag: str) -> str:
+    """A pattern for text that contains neither ``<tag>`` nor ``</tag>`` (any other ``<`` is fine). Possessive: the
+    block's content ends where either tag first appears, so giving characters back can never reach the closing tag,
+    and a response without one fails in one pass instead of backtracking over every character."""
+    return rf"[^<]*+(?:<(?!/?{tag}>)[^<]*+)*+"
+
+
+# The authors' pair: at a line start (MULTILINE ``^``: the start of the text or right after "\n"), optional
+# whitespace, an optional think block and optional whitespace, then a diagnosis block. Tags exact and case-sensitive.
+# The whitespace runs are possessive: what follows them is always "<", so giving whitespace back never helps, and a
+# response of a few thousand newlines stays linear per line start (a plain ``\s*…\s*`` around the optional block
+# takes seconds on such a response).
+_PAIR = re.compile(
+    rf"^\s*+(?:<think>({_text_without('think')})</think>\s*+)?<diagnosis>({_text_without('diagnosis')})</diagnosis>",
+    re.MULTILINE,
+)
+
+
+# Where else a pair can start: a line whose first non-blank text is a tag. Trying the pair only after such a "\n"
+# finds the same first pair as ``search`` (blank lines before the tag's own line would give the same groups), and
+# matching the blanks without "\n" keeps a response of thousands of newlines linear.
+_TAG_LINE = re.compile(r"\n[^\S\n]*+<(?:think|diagnosis)>")
+
+
+def first_pair(text: str | None) -> tuple[str, str] | None:
+    """(trace, diagnosis) of the first think/diagnosis pair the authors' reading finds, raw; None without a pair.
+
+    ``<think>`` is always put in front of the response first (their prefill), even when the response opens with its
+    own ``<think>``: such a response only has a pair where a ``<diagnosis>`` block starts a later line. The trace is
+    ``""`` when the pair has no think block.
+    """
+    full = THINK_OPEN + (text or "")
+    m = _PAIR.match(full)
+    if m is None:
+        for line in _TAG_LINE.finditer(full):
+            m = _PAIR.match(full, line.start() + 1)
+            if m is not None:
+                break
+        else:
+            return None
+    return m.group(1) or "", m.group(2)
+
+
+def strict_answer(text: str | None) -> str | None:
+    """The prediction the authors' evaluation reads from a response: the first pair's diagnosis text, stripped, with
+    every dot removed, case kept and no code check (so it can be free text); None when the response has no pair.
+
+    ``icdreason eval`` then normalises it like any prediction (a malformed or out-of-space answer is NIL).
+    """
+    pair = first_pair(text)
+    return None if pair is None else pair[1].strip().replace(".", "")

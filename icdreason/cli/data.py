@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import console, disclaimer, say
+from .common import KbOption, console, disclaimer, say
 
 app = typer.Typer(help="Prepare training data from MIMIC-IV (users bring their own credentialed copy).",
                   no_args_is_help=True)
@@ -28,15 +28,24 @@ def prepare(
     data_source: Annotated[str, typer.Option(help="verl data_source value.")] = "mimic-iv-icd10",
     limit: Annotated[Optional[int], typer.Option(help="Only the first N admissions (a quick trial).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild admission_notes.parquet even if current.")] = False,
+    split_by: Annotated[str, typer.Option("--split-by", help="patient: all admissions of a patient (subject_id) in "
+                                          "one split; admission: admissions split independently (a patient can be "
+                                          "in two splits).")] = "patient",
+    drop_invalid_gold: Annotated[bool, typer.Option(
+        "--drop-invalid-gold", help="Drop admissions whose gold code is a header or unknown in the knowledge base's "
+        "ICD-10-CM release (default: keep them, flagged in gold_status and counted).")] = False,
+    kb: KbOption = None,
 ) -> None:
-    """Build admission notes (admission-time sections only), split 70/10/20 stratified by the first-coded ICD-10
-    diagnosis, and write verl RL + trl SFT Parquet, label vocabularies and statistics."""
+    """Build admission notes (admission-time sections only), split 70/10/20 by patient, stratified by the
+    first-coded ICD-10 diagnosis, and write verl RL + trl SFT Parquet, label vocabularies and statistics. Gold codes
+    that are headers or unknown in the knowledge base's release are counted and flagged (or dropped)."""
     from ..data import PrepareOptions, prepare_mimic
 
     result = prepare_mimic(PrepareOptions(notes=notes, diagnoses=diagnoses, out=out, validation=validation, test=test,
                                           seed=seed, min_per_code=min_per_code, min_note_chars=min_note_chars,
                                           prompt_template=prompt_template, data_source=data_source, limit=limit,
-                                          force=force), progress=say)
+                                          force=force, split_by=split_by, drop_invalid_gold=drop_invalid_gold,
+                                          kb=kb), progress=say)
     print_stats(result.stats)
     console.print(f"\nwritten to {result.out}: rl/ (verl), sft/ (trl, code-only answers), labels/, stats.json")
     disclaimer()
@@ -46,18 +55,25 @@ def print_stats(stats: dict) -> None:
     """The cohort, section, split and label tables."""
     from rich.table import Table
 
-    cohort = Table(title="Cohort", show_header=False)
+    release = stats.get("kb_release") or "?"
+    cohort = Table(title=f"Cohort (gold codes checked against ICD-10-CM release {release})", show_header=False)
     cohort.add_column("what")
     cohort.add_column("admissions", justify="right")
-    for label, key in (("discharge notes", "discharge_notes"), ("admissions with a note", "admissions_with_note"),
-                       ("  without a seq_num = 1 diagnosis", "without_first_diagnosis"),
-                       ("  first diagnosis ICD-9 (excluded)", "icd9_excluded"),
-                       ("  first diagnosis ICD-10", "icd10_admissions"),
-                       ("  admission note too short (excluded)", "excluded_short_admission_note"),
-                       ("samples kept", "kept"),
-                       ("codes too rare to stratify (to train)", "rare_codes_to_train"),
-                       ("  their samples", "rare_samples_to_train")):
-        cohort.add_row(label, f"{stats.get(key, 0):,}")
+    fate = "dropped" if stats.get("gold_invalid") == "dropped" else "kept, flagged"
+    gold = stats.get("gold_status", {})
+    for label, value in (("discharge notes", stats.get("discharge_notes")),
+                         ("admissions with a note", stats.get("admissions_with_note")),
+                         ("  without a seq_num = 1 diagnosis", stats.get("without_first_diagnosis")),
+                         ("  first diagnosis ICD-9 (excluded)", stats.get("icd9_excluded")),
+                         ("  first diagnosis ICD-10", stats.get("icd10_admissions")),
+                         ("  admission note too short (excluded)", stats.get("excluded_short_admission_note")),
+                         (f"  gold code a header in the release ({fate})", gold.get("header")),
+                         (f"  gold code unknown to the release ({fate})", gold.get("unknown")),
+                         (f"  gold code malformed ({fate})", gold.get("malformed")),
+                         ("samples kept", stats.get("samples", {}).get("all")),
+                         ("codes too rare to stratify (to train)", stats.get("rare_codes_to_train")),
+                         ("  their samples", stats.get("rare_samples_to_train"))):
+        cohort.add_row(label, f"{value or 0:,}")
     console.print(cohort)
 
     sections = Table(title=f"Notes lacking a section (of {stats.get('sectioned', 0):,})")
@@ -74,7 +90,15 @@ def print_stats(stats: dict) -> None:
         splits.add_column(col, justify="right" if col else "left")
     samples = stats.get("samples", {})
     splits.add_row("samples", *(f"{samples.get(s, 0):,}" for s in ("train", "validation", "test", "all")))
+    report = stats.get("split", {})
+    patients = report.get("patients", {})
+    splits.add_row("patients", *(f"{patients.get(s, 0):,}" for s in ("train", "validation", "test", "all")))
     for level in ("chapter", "category", "code"):
         c = stats.get("classes", {}).get(level, {})
         splits.add_row(f"{level} labels", *(f"{c.get(s, 0):,}" for s in ("train", "validation", "test", "all")))
     console.print(splits)
+    if report:
+        console.print(f"split by {stats.get('split_by')}: {report['patients_in_several_splits']:,} patients in more "
+                      f"than one split; {report['codes_in_every_split']:,} of {report['codes']:,} target codes in "
+                      "every split" + (f"; {report['admissions_without_patient']:,} admissions without a subject_id "
+                                       "(each its own group)" if report["admissions_without_patient"] else ""))

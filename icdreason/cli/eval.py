@@ -29,7 +29,9 @@ def _table3(report: Report) -> Table:
         table.add_column("\nP", justify="right")
         table.add_column("\nF1", justify="right")
     for run in report.runs:
-        for label, attr, style in ((run.name, "macro", None), ("  gold classes only", "macro_gold", "dim")):
+        salvaged = run.scoring.get("mode") == "salvaged"
+        for label, attr, style in ((run.name, "macro", "italic" if salvaged else None),
+                                   ("  gold classes only", "macro_gold", "dim")):
             cells = []
             for level, _ in _LEVELS:
                 prf = getattr(run.levels[level], attr)
@@ -108,6 +110,26 @@ def _by(run: RunResult, field: str) -> Table:
     return table
 
 
+_BASIS = {"response": "read from the response", "format_ok": "kept or refused by format_ok",
+          "as given": "scored as given (not checked)"}
+
+
+def _scoring(run: RunResult) -> str | None:
+    """How the answers of a run were read: strict (and what it turned away) or salvaged."""
+    sc = run.scoring
+    if not sc:
+        return None
+    if sc["mode"] == "salvaged":
+        source = f"column {sc['pred_column']} as recorded" if sc["pred_column"] else "of each response"
+        return f"{run.name}: icdreason's tolerant parse, {source}"
+    basis = ", ".join(f"{n} {_BASIS[what]}" for what, n in sc["basis"].items() if n) or "no rows"
+    text = f"{run.name}: strict answers (the authors' first think/diagnosis pair): {basis}; " \
+           f"{sc['no_answer']} without an answer (NIL)"
+    if sc.get("salvageable"):
+        text += f", {sc['salvageable']} of which the tolerant parse would answer (--salvage)"
+    return text
+
+
 def _validation(run: RunResult) -> str | None:
     parts = []
     if run.validation.get("format_ok_rate") is not None:
@@ -151,11 +173,19 @@ def evaluate(
     duplicates: Annotated[str, typer.Option("--duplicates", help="Duplicated ids: error, or keep the first or last "
                                             "row.")] = "error",
     brief: Annotated[bool, typer.Option("--brief", help="Only the Table 3 layout and the summary.")] = False,
+    response_column: Annotated[Optional[str], typer.Option(
+        "--response-column", help="Column of raw model responses, read strictly. Default: response, else raw (the "
+        "raw outputs `predict --keep-raw` records); 'none' ignores responses.")] = None,
+    salvage: Annotated[bool, typer.Option("--salvage", help="Also score icdreason's tolerant parse (the code "
+                                          "column as given), as a separate row '<run> (salvaged)'.")] = False,
 ) -> None:
     """Score predictions against gold codes at chapter, category and full-code level (macro R/P/F1, as in the paper).
 
-    Predictions outside the label space are the class NIL at category and code level; gold ids without a prediction
-    are counted and scored as NIL. See docs/metrics.md for the exact definitions.
+    Answers are read strictly, as the DeepICD-R1 authors evaluate: the first think/diagnosis pair of the response;
+    a response without one is NIL at every level (rows without a response: their format_ok decides). --salvage adds
+    the tolerant parse as a separate row. Predictions outside the label space are the class NIL at category and code
+    level; gold ids without a prediction are counted and scored as NIL. See docs/metrics.md for the exact
+    definitions and every difference from the authors' evaluator.
     """
     from ..evaluate import evaluate_files
 
@@ -163,7 +193,8 @@ def evaluate(
         raise UsageError(f"unknown --duplicates {duplicates!r}: choose error, first or last")
     report = evaluate_files(predictions, gold, id_column=id_column, gold_id_column=gold_id_column,
                             pred_column=pred_column, gold_column=gold_column, labels=labels, by=by or (), bins=bins,
-                            bootstrap=bootstrap, seed=seed, duplicates=duplicates)
+                            bootstrap=bootstrap, seed=seed, duplicates=duplicates, response_column=response_column,
+                            salvage=salvage)
     for warning in report.warnings + [w for run in report.runs for w in run.warnings]:
         err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
     if plot is not None:
@@ -184,6 +215,10 @@ def evaluate(
                   f"({len(report.space.codes)} codes, {len(report.space.categories)} categories)")
     console.print(_table3(report))
     console.print(_summary(report))
+    for run in report.runs:
+        line = _scoring(run)
+        if line:
+            console.print(line, highlight=False, markup=False)
     if report.bootstrap:
         console.print(_intervals(report))
     if not brief:

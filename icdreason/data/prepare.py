@@ -5,8 +5,13 @@ Steps (each streams; the note texts never sit in Python all at once):
 1. cohort (DuckDB): one discharge note per admission (lowest ``note_seq``), the ``seq_num = 1`` diagnosis, ICD-10 only;
 2. admission notes: every note sectioned (:mod:`icdreason.data.sections`) and written to ``admission_notes.parquet``
    (reused on a re-run with the same inputs and options: the step is resumable);
-3. split: seeded, stratified by target code (:mod:`icdreason.data.split`);
-4. output: ``rl/{train,validation,test}.parquet`` (verl), ``sft/…`` (trl, code-only answers), ``labels/*.tsv``
+3. gold check: every target code is looked up in the knowledge base's ICD-10-CM release (MIMIC-IV spans several
+   yearly releases, so a code may be a header or unknown in the one installed); counted, flagged
+   (``extra_info.gold_status``, the SFT column ``gold_status``, ``labels/gold_not_billable.tsv``) and kept, or dropped
+   with ``drop_invalid_gold``;
+4. split: seeded, stratified by target code, by patient (default: no patient in two splits) or by admission
+   (:mod:`icdreason.data.split`);
+5. output: ``rl/{train,validation,test}.parquet`` (verl), ``sft/…`` (trl, code-only answers), ``labels/*.tsv``
    (chapter, category and code vocabularies with counts per split) and ``stats.json``.
 
 Every file is written under a temporary name and renamed when complete.
@@ -24,16 +29,21 @@ from pathlib import Path
 from typing import Any
 
 from ..codes import category, chapter_of, dotted, normalize
-from ..errors import InputError
+from ..errors import InputError, UsageError
 from .sections import KEPT_SECTIONS, admission_note
-from .split import SPLITS, stratified_split
+from .split import SPLITS, grouped_split, split_report, stratified_split
 
-__all__ = ["PrepareOptions", "PrepareResult", "prepare_mimic", "DATA_SOURCE", "SFT_ANSWER"]
+__all__ = ["PrepareOptions", "PrepareResult", "prepare_mimic", "DATA_SOURCE", "SFT_ANSWER", "SPLIT_BY",
+           "INVALID_GOLD"]
 
 DATA_SOURCE = "mimic-iv-icd10"
 #: The assistant answer of the code-only SFT files (no reasoning; ``icdreason distill`` writes traced answers).
 SFT_ANSWER = "<think>\n</think>\n<diagnosis>{code}</diagnosis>"
 _NOTES_FILE = "admission_notes.parquet"
+#: ``--split-by``: keep each patient's admissions in one split (default), or split admissions independently.
+SPLIT_BY = ("patient", "admission")
+#: Knowledge-base statuses of a gold code that cannot be a target in the installed release.
+INVALID_GOLD = ("header", "unknown", "malformed")
 
 
 @dataclass
@@ -53,6 +63,9 @@ class PrepareOptions:
     batch_rows: int = 2000
     limit: int | None = None
     force: bool = False
+    split_by: str = "patient"
+    drop_invalid_gold: bool = False
+    kb: Path | None = None  # knowledge base for the gold check (default: $ICDREASON_KB, else the home default)
 
 
 @dataclass
@@ -77,13 +90,14 @@ def _schemas():
         ("id", pa.string()), ("hadm_id", pa.int64()), ("subject_id", pa.int64()), ("split", pa.string()),
         ("index", pa.int64()), ("note", pa.string()), ("code", pa.string()), ("code_nodot", pa.string()),
         ("category", pa.string()), ("chapter", pa.int32()), ("flags", pa.list_(pa.string())),
+        ("gold_status", pa.string()),
     ])
     rl = pa.schema([
         ("data_source", pa.string()), ("prompt", pa.list_(message)), ("ability", pa.string()),
         ("reward_model", pa.struct([("style", pa.string()), ("ground_truth", pa.string())])), ("extra_info", extra),
     ])
     sft = pa.schema([("messages", pa.list_(message)), ("id", pa.string()), ("code", pa.string()),
-                     ("split", pa.string())])
+                     ("split", pa.string()), ("gold_status", pa.string())])
     return notes, rl, sft
 
 
@@ -168,8 +182,9 @@ def _messages(template, note_id: str, note: str) -> tuple[list[dict[str, str]], 
     return prompt.messages, clean, flags
 
 
-def _write_splits(opts: PrepareOptions, assignment: dict[str, str], say: Callable[[str], None]) -> dict[str, str]:
-    """Step 4: the RL and SFT files of each split."""
+def _write_splits(opts: PrepareOptions, assignment: dict[str, str], status: dict[str, str],
+                  say: Callable[[str], None]) -> dict[str, str]:
+    """Step 5: the RL and SFT files of each split (admissions without a split were dropped)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -193,7 +208,9 @@ def _write_splits(opts: PrepareOptions, assignment: dict[str, str], say: Callabl
             rl_rows = {s: [] for s in SPLITS}
             sft_rows = {s: [] for s in SPLITS}
             for r in batch.to_pylist():
-                split = assignment[r["id"]]
+                split = assignment.get(r["id"])
+                if split is None:
+                    continue
                 messages, clean, flags = _messages(template, r["id"], r["note"])
                 rl_rows[split].append({
                     "data_source": opts.data_source, "prompt": messages, "ability": "medicine",
@@ -201,11 +218,12 @@ def _write_splits(opts: PrepareOptions, assignment: dict[str, str], say: Callabl
                     "extra_info": {"id": r["id"], "hadm_id": r["hadm_id"], "subject_id": r["subject_id"],
                                    "split": split, "index": index[split], "note": clean, "code": r["code"],
                                    "code_nodot": r["code_nodot"], "category": r["category"],
-                                   "chapter": r["chapter"], "flags": flags},
+                                   "chapter": r["chapter"], "flags": flags, "gold_status": status[r["id"]]},
                 })
                 answer = SFT_ANSWER.format(code=r["code"])
                 sft_rows[split].append({"messages": [*messages, {"role": "assistant", "content": answer}],
-                                        "id": r["id"], "code": r["code"], "split": split})
+                                        "id": r["id"], "code": r["code"], "split": split,
+                                        "gold_status": status[r["id"]]})
                 index[split] += 1
             for split in SPLITS:
                 if rl_rows[split]:
@@ -228,9 +246,11 @@ def _labels(out: Path, rows: list[tuple[str, str]], assignment: dict[str, str]) 
     levels = {"chapter": Counter(), "category": Counter(), "code": Counter()}
     per_split = {lvl: {s: Counter() for s in SPLITS} for lvl in levels}
     for note_id, code in rows:
+        split = assignment.get(note_id)
+        if split is None:
+            continue
         ch = chapter_of(code)
         labels = {"chapter": str(ch.number) if ch else "NIL", "category": category(code), "code": dotted(code)}
-        split = assignment[note_id]
         for lvl, label in labels.items():
             levels[lvl][label] += 1
             per_split[lvl][split][label] += 1
@@ -254,30 +274,76 @@ def _labels(out: Path, rows: list[tuple[str, str]], assignment: dict[str, str]) 
     return files, classes
 
 
+def _gold_check(opts: PrepareOptions, ids: list[str], codes: list[str],
+                say: Callable[[str], None]) -> tuple[dict[str, str], dict[str, Any]]:
+    """Step 3: the knowledge-base status of every target code; ``labels/gold_not_billable.tsv`` lists the others."""
+    from ..kb import KnowledgeBase
+
+    with KnowledgeBase.open(opts.kb, progress=say) as kb:
+        release = kb.release
+        distinct = sorted(set(codes))
+        by_code = dict(zip(distinct, kb.statuses(distinct)))
+    status = {note_id: by_code[code] for note_id, code in zip(ids, codes)}
+    counts = Counter(status.values())
+    per_code = Counter(code for code in codes if by_code[code] != "billable")
+    path = opts.out / "labels" / "gold_not_billable.tsv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["code\tstatus\tn"] + [f"{dotted(c)}\t{by_code[c]}\t{n}" for c, n in
+                                   sorted(per_code.items(), key=lambda item: (-item[1], item[0]))]
+    tmp = _tmp(path)
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+    stats = {"kb_release": release,
+             "gold_status": {k: counts.get(k, 0) for k in ("billable", "header", "unknown", "malformed")},
+             "gold_codes_not_billable": len(per_code),
+             "gold_invalid": "dropped" if opts.drop_invalid_gold else "kept (flagged)",
+             "gold_dropped": sum(counts.get(k, 0) for k in INVALID_GOLD) if opts.drop_invalid_gold else 0}
+    return status, stats
+
+
 def prepare_mimic(opts: PrepareOptions, progress: Callable[[str], None] | None = None) -> PrepareResult:
     """Run the whole preparation (see the module docstring) and return the statistics."""
     import pyarrow.parquet as pq
 
     say = progress or (lambda _m: None)
+    if opts.split_by not in SPLIT_BY:
+        raise UsageError(f"unknown --split-by {opts.split_by!r}: choose patient or admission")
     for path, flag in ((opts.notes, "--notes"), (opts.diagnoses, "--diagnoses")):
         if not Path(path).expanduser().is_file():
             raise InputError(f"{flag} file not found: {path}")
     opts.out = Path(opts.out).expanduser()
     opts.out.mkdir(parents=True, exist_ok=True)
     stats = _admission_notes(opts, say)
-    table = pq.read_table(opts.out / _NOTES_FILE, columns=["id", "code_nodot"])
+    table = pq.read_table(opts.out / _NOTES_FILE, columns=["id", "code_nodot", "subject_id"])
     ids, codes = table.column("id").to_pylist(), table.column("code_nodot").to_pylist()
+    patients = table.column("subject_id").to_pylist()
     if not ids:
         raise InputError("no admission is left after filtering (ICD-10, seq_num = 1, a non-empty admission note): "
                          "check that --notes and --diagnoses come from the same MIMIC-IV release")
-    split = stratified_split(ids, codes, validation=opts.validation, test=opts.test, seed=opts.seed,
-                             min_per_code=opts.min_per_code)
-    files = _write_splits(opts, split.assignment, say)
+    status, gold = _gold_check(opts, ids, codes, say)
+    say(f"gold codes in the knowledge base's release {gold['kb_release']}: "
+        + ", ".join(f"{n:,} {k}" for k, n in gold["gold_status"].items() if n))
+    keep = [i for i, note_id in enumerate(ids) if not (opts.drop_invalid_gold and status[note_id] in INVALID_GOLD)]
+    if not keep:
+        raise InputError("every admission's gold code is a header or unknown in the knowledge base's release: "
+                         "check --kb, or leave out --drop-invalid-gold")
+    kept_ids, kept_codes = [ids[i] for i in keep], [codes[i] for i in keep]
+    kept_patients = [patients[i] for i in keep]
+    options = {"validation": opts.validation, "test": opts.test, "seed": opts.seed, "min_per_code": opts.min_per_code}
+    if opts.split_by == "patient":
+        split = grouped_split(kept_ids, kept_codes, kept_patients, **options)
+    else:
+        split = stratified_split(kept_ids, kept_codes, **options)
+    files = _write_splits(opts, split.assignment, status, say)
     label_files, classes = _labels(opts.out, list(zip(ids, codes)), split.assignment)
     files.update(label_files)
+    files["labels_gold_not_billable"] = str(opts.out / "labels" / "gold_not_billable.tsv")
     files["admission_notes"] = str(opts.out / _NOTES_FILE)
+    stats.update(gold)
     stats.update({
-        "samples": {s: split.sizes[s] for s in SPLITS} | {"all": len(ids)},
+        "samples": {s: split.sizes[s] for s in SPLITS} | {"all": len(kept_ids)},
+        "split_by": opts.split_by,
+        "split": split_report(split.assignment, kept_ids, kept_codes, kept_patients),
         "rare_codes_to_train": split.rare_codes,
         "rare_samples_to_train": split.rare_samples,
         "classes": classes,

@@ -144,7 +144,8 @@ def by_field(encoded: dict[str, Encoded], values: Sequence[Any], *, field: str, 
     return out
 
 
-def _truthy(value: Any) -> bool | None:
+def truthy(value: Any) -> bool | None:
+    """A flag cell as True/False (``"true"``, ``"1"``, ``"yes"`` … from text files), None when blank."""
     if value is None or value == "":
         return None
     if isinstance(value, str):
@@ -157,7 +158,7 @@ def validation_counts(format_ok: Sequence[Any] | None, status: Sequence[Any] | N
     """Format-valid rate (the paper's check, over rows with a prediction) and validation-status counts."""
     out: dict[str, Any] = {}
     if format_ok is not None:
-        flags = [_truthy(v) for v, has in zip(format_ok, has_prediction) if has]
+        flags = [truthy(v) for v, has in zip(format_ok, has_prediction) if has]
         known = [f for f in flags if f is not None]
         out["format_ok_rate"] = sum(known) / len(known) if known else None
         out["format_ok_rows"] = len(known)

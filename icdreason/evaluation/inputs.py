@@ -7,7 +7,6 @@ with dots (``confidence.code``, ``reward_model.ground_truth``).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,8 @@ from ..errors import InputError
 from ..gold import GOLD_COLUMNS, GOLD_ID_COLUMNS, Gold, clean_ids, dedupe, first_code, load_gold, map_distinct
 from ..tables import Rows, pick_column
 from ..tables import read_rows as read_table
+from .answers import PRED_COLUMNS, pred_code
+from .metrics import NIL
 
 __all__ = [
     "GOLD_COLUMNS",
@@ -30,8 +31,6 @@ __all__ = [
     "read_labels",
     "read_rows",
 ]
-
-PRED_COLUMNS = ("code", "prediction", "pred", "predicted", "predicted_code", "code_raw")
 
 
 def read_rows(path: str | Path) -> Rows:
@@ -51,15 +50,6 @@ class Joined:
     unmatched_examples: list[str]
     duplicates: int
     without_id: int
-
-
-def _pred_code(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, (list, tuple)):
-        return first_code(value)
-    text = str(value).strip()
-    return text or None
 
 
 def join(gold: Gold, pred_ids: list[Any], pred_codes: list[Any], *, path: Path, duplicates: str = "error") -> Joined:
@@ -87,7 +77,7 @@ def join(gold: Gold, pred_ids: list[Any], pred_codes: list[Any], *, path: Path, 
     used[rows_arr[rows_arr >= 0]] = True
     extra = [ids[i] for i in keep if not used[i]]
     missing = [g for g, r in zip(gold.ids, rows) if r < 0]
-    codes = map_distinct(pred_codes, _pred_code)
+    codes = map_distinct(pred_codes, pred_code)
     return Joined(
         codes=[codes[r] if r >= 0 else None for r in rows],
         rows=rows,
@@ -99,7 +89,8 @@ def join(gold: Gold, pred_ids: list[Any], pred_codes: list[Any], *, path: Path, 
 
 def read_labels(path: str | Path, *, code_column: str | None = None) -> list[str]:
     """A fixed label vocabulary: a text file with one code per line (``#`` comments; the first token counts), or a
-    table whose code column is found like the gold column (so a training file works as is)."""
+    table whose code column is found like the gold column (so a training file works as is). An entry ``NIL`` (the
+    DeepICD-R1 authors' label files list their NIL class) is left out: NIL is always a class of its own."""
     p = Path(path)
     if not p.exists():
         raise InputError(f"labels file not found: {p}")
@@ -115,6 +106,7 @@ def read_labels(path: str | Path, *, code_column: str | None = None) -> list[str
         col = pick_column(rows.columns, code_column, GOLD_COLUMNS, source=rows.source, what="label code",
                           option="--gold-column")
         codes = [c for c in map_distinct(rows.get(col), first_code) if c]
+    codes = [c for c in codes if c.strip().upper() != NIL]
     if not codes:
         raise InputError(f"labels file {p} holds no codes: one code per line, or a table with a code column")
     return codes

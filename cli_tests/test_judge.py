@@ -185,12 +185,12 @@ def test_strict_parsing():
 
 def test_judge_component_in_the_reward_with_neutral_fallback(server, kb_file, monkeypatch, tmp_path):
     responses = [f"{TRACE}</think><diagnosis>I21.4</diagnosis>", "no reasoning</think><diagnosis>bad</diagnosis>"]
-    ok = RewardConfig(components=("outcome", "judge"), judge_url=f"{server}/ok/v1", judge_model="m",
+    ok = RewardConfig(preset="icdreason", components=("outcome", "judge"), judge_url=f"{server}/ok/v1", judge_model="m",
                       judge_cache=str(tmp_path / "c.sqlite"))
     results = score_batch(responses, ["I214", "I214"], config=ok, notes=[NOTE, NOTE])
     assert results[0].components["judge"] == pytest.approx(0.05 * 4) and results[0].judge_score == 4.0
     assert results[1].components["judge"] == 0.0  # nothing valid to judge
-    failing = RewardConfig(components=("outcome", "judge"), judge_url=f"{server}/error/v1", judge_model="m",
+    failing = RewardConfig(preset="icdreason", components=("outcome", "judge"), judge_url=f"{server}/error/v1", judge_model="m",
                            judge_cache="off")
     r = score_batch(responses[:1], ["I214"], config=failing, notes=[NOTE])[0]
     assert r.components["judge"] == pytest.approx(0.05 * 3) and r.judge_score is None

@@ -165,9 +165,12 @@ def grpo(
     val: Annotated[Optional[Path], typer.Option("--val", help="Validation Parquet (verl validates every "
                                                 "test_freq steps).")] = None,
     output_dir: OutOption = None,
+    reward_preset: Annotated[Optional[str], typer.Option("--reward-preset", help="Reward preset: deepicd-r1 "
+                                                         "(default, the paper's GRPO jobs), icdreason, "
+                                                         "authors-readme (`icdreason reward settings`).")] = None,
     reward: Annotated[Optional[str], typer.Option("--reward", help="Reward components, comma list of format, "
-                                                  "outcome, length, trace, judge (default: "
-                                                  "format,outcome,length,trace).")] = None,
+                                                  "outcome, length, trace, judge (default: the preset's; its "
+                                                  "judge needs --judge-url).")] = None,
     no_format: Annotated[bool, typer.Option("--no-format", help="Ablation: drop the format reward.")] = False,
     no_outcome: Annotated[bool, typer.Option("--no-outcome", help="Ablation: drop the outcome reward.")] = False,
     no_judge: Annotated[bool, typer.Option("--no-judge", help="Ablation: drop the LLM-judge reward.")] = False,
@@ -177,6 +180,9 @@ def grpo(
                                                        "judge.")] = None,
     judge_key_env: Annotated[Optional[str], typer.Option("--judge-key-env", help="Environment variable with the "
                                                          "judge's API key.")] = None,
+    judge_prompt: Annotated[Optional[Path], typer.Option("--judge-prompt", help="Judge prompt JSON {SYSTEM, USER} "
+                                                         "(the authors' files load as they are; default: "
+                                                         "icdreason's own prompt).")] = None,
     reward_config: Annotated[Optional[Path], typer.Option("--reward-config", help="YAML of further reward "
                                                           "settings (see `icdreason reward`).")] = None,
     epochs: Annotated[Optional[int], typer.Option("--epochs", help="Passes over the prompts (model card: 1).")] = None,
@@ -218,7 +224,8 @@ def grpo(
         return
     flags: dict[str, Any] = dict(
         backend=backend, model=model, train_file=train, val_file=val, output_dir=output_dir, rewards=reward,
-        judge_url=judge_url, judge_model=judge_model, judge_key_env=judge_key_env, reward_config=reward_config,
+        reward_preset=reward_preset, judge_url=judge_url, judge_model=judge_model, judge_key_env=judge_key_env,
+        judge_prompt=judge_prompt, reward_config=reward_config,
         epochs=epochs, max_steps=max_steps, train_batch_size=train_batch_size, rollout_n=rollout_n,
         learning_rate=lr, max_prompt_length=max_prompt_length, max_response_length=max_response_length,
         gpus=gpus, nnodes=nnodes, ray_address=ray_address, report_to=report_to, resume_from=resume_from,

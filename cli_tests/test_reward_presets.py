@@ -223,6 +223,18 @@ def test_every_value_says_where_it_came_from(tmp_path, monkeypatch):
     assert back.no_overlap_penalty == -1.0 and back.match_weight == 10.0 and back.trace_reward == 0.5
 
 
+def test_verl_workers_take_the_preset_from_the_environment(monkeypatch):
+    from icdreason.rewards import compute_score_batch
+
+    response = answer("I25.10")
+    assert compute_score_batch(["d"], [response], [GOLD], [{}])[0]["score"] == 76.0  # deepicd-r1
+    monkeypatch.setenv("ICDREASON_REWARD_PRESET", "icdreason")
+    out = compute_score_batch(["d"], [response], [GOLD], [{}])[0]
+    assert out["format"] == 1.0 and out["trace"] == 0.1 and out["length"] == pytest.approx(-1e-4 * len(response))
+    # verl's reward_kwargs win over the environment
+    assert compute_score_batch(["d"], [response], [GOLD], [{}], preset="deepicd-r1")[0]["score"] == 76.0
+
+
 @pytest.mark.parametrize("text,value", [("true", True), ("False", False), ("0", False), ("1", True),
                                         ("no", False), ("YES", True), ("off", False)])
 def test_boolean_settings_are_parsed_properly(text, value):

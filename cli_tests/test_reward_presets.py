@@ -235,6 +235,14 @@ def test_verl_workers_take_the_preset_from_the_environment(monkeypatch):
     assert compute_score_batch(["d"], [response], [GOLD], [{}], preset="deepicd-r1")[0]["score"] == 76.0
 
 
+def test_settings_from_one_source_are_applied_together():
+    # the judge component and its server may come from different variables (or flags) of the same layer
+    cfg = RewardConfig.from_env({"ICDREASON_REWARD_COMPONENTS": "outcome,judge",
+                                 "ICDREASON_REWARD_JUDGE_URL": "http://127.0.0.1:9/v1"})
+    assert cfg.components == ("outcome", "judge") and cfg.judge_model == "meta-llama/Llama-3.1-8B-Instruct"
+    assert cfg.origins()["judge_url"] == "env ICDREASON_REWARD_JUDGE_URL"
+
+
 @pytest.mark.parametrize("text,value", [("true", True), ("False", False), ("0", False), ("1", True),
                                         ("no", False), ("YES", True), ("off", False)])
 def test_boolean_settings_are_parsed_properly(text, value):

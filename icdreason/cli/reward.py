@@ -24,27 +24,23 @@ JudgePromptOption = Annotated[Optional[Path], typer.Option("--judge-prompt", hel
 
 def _config(preset: Optional[str], config_file: Optional[Path], settings: list[str], components: Optional[str],
             judge_url: Optional[str], judge_model: Optional[str], judge_prompt: Optional[Path]):
-    """Preset and environment, then --config, then --set, then the dedicated flags (each value keeps its origin)."""
+    """Preset and environment, then --config, then --set and the dedicated flags (each value keeps its origin)."""
     from ..errors import UsageError
     from ..rewards import RewardConfig
 
     cfg = RewardConfig.from_env()
     if config_file:
         cfg = RewardConfig.from_yaml(config_file, base=cfg, origin=f"YAML {config_file} (--config)")
-    values: dict[str, str] = {}
+    given: dict[str, tuple[str, str]] = {}
     for item in settings:
         key, sep, value = item.partition("=")
         if not sep:
             raise UsageError(f"--set expects NAME=VALUE, got {item!r} (see `icdreason reward settings`)")
-        values[key.strip()] = value.strip()
-    if values:
-        cfg = RewardConfig.from_dict(values, base=cfg, origin="flag --set")
+        given[key.strip()] = (value.strip(), "flag --set")
     flags = {"preset": preset, "components": components, "judge_url": judge_url, "judge_model": judge_model,
              "judge_prompt": str(judge_prompt) if judge_prompt else None}
-    for name, value in flags.items():
-        if value:
-            cfg = RewardConfig.from_dict({name: value}, base=cfg, origin=f"flag --{name.replace('_', '-')}")
-    return cfg
+    given.update({name: (value, f"flag --{name.replace('_', '-')}") for name, value in flags.items() if value})
+    return RewardConfig.from_sources(given, base=cfg) if given else cfg
 
 
 @app.command("score")

@@ -162,8 +162,13 @@ class RewardConfig:
         Values ``base`` took from its preset are taken afresh from the (possibly new) preset; values set explicitly
         in ``base`` are kept unless ``values`` sets them again. ``origin`` labels the new values.
         """
-        values = dict(values or {})
-        unknown = sorted(set(values) - set(cls.field_names()))
+        return cls.from_sources({name: (value, origin) for name, value in (values or {}).items()}, base=base)
+
+    @classmethod
+    def from_sources(cls, settings: Mapping[str, tuple[Any, str]], *, base: RewardConfig | None = None) -> RewardConfig:
+        """Like :meth:`from_dict`, with an origin per setting (``name -> (value, origin)``), applied together (so
+        ``components`` with ``judge`` and ``judge_url`` may come from different variables)."""
+        unknown = sorted(set(settings) - set(cls.field_names()))
         if unknown:
             raise UsageError(f"unknown reward setting(s): {', '.join(unknown)} "
                              f"(known: {', '.join(cls.field_names())})")
@@ -172,8 +177,8 @@ class RewardConfig:
             for name, where in base._origins.items():
                 if where != "default" and not where.startswith("preset "):
                     explicit[name] = (getattr(base, name), where)
-        for name, value in values.items():
-            explicit[name] = (_coerce(name, value), origin)
+        for name, (value, where) in settings.items():
+            explicit[name] = (_coerce(name, value), where)
         config = cls(**{name: value for name, (value, _) in explicit.items()})
         config._origins.update({name: where for name, (_, where) in explicit.items()})
         return config
@@ -202,11 +207,9 @@ class RewardConfig:
         if env.get("ICDREASON_REWARD_CONFIG"):
             path = env["ICDREASON_REWARD_CONFIG"]
             config = cls.from_yaml(path, base=config, origin=f"YAML {path} ($ICDREASON_REWARD_CONFIG)")
-        for name in cls.field_names():
-            var = f"ICDREASON_REWARD_{name.upper()}"
-            if var in env:
-                config = cls.from_dict({name: env[var]}, base=config, origin=f"env {var}")
-        return config
+        variables = {name: f"ICDREASON_REWARD_{name.upper()}" for name in cls.field_names()}
+        found = {name: (env[var], f"env {var}") for name, var in variables.items() if var in env}
+        return cls.from_sources(found, base=config) if found else config
 
     def help_table(self) -> list[tuple[str, Any, str]]:
         """(name, value, help) for every field, for ``--help``-style listings."""

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import IcdreasonError, InputError, UsageError
+from ..errors import IcdreasonError, InputError
 from .config import COMPONENTS, RewardConfig
 from .scoring import RewardBreakdown, score_batch
 

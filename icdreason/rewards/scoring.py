@@ -85,8 +85,8 @@ def _score_parts(response: str, parts: ResponseParts, golds: list[str], c: Rewar
     return RewardBreakdown(sum(comps.values()), comps, code, gold, o, exact, parts.format_ok)
 
 
-def _score_icdreason(text: str, golds: list[str], c: RewardConfig, on: frozenset[str]) -> tuple[RewardBreakdown,
-                                                                                                  JudgeInput]:
+def _score_icdreason(text: str, golds: list[str], c: RewardConfig,
+                     on: frozenset[str]) -> tuple[RewardBreakdown, JudgeInput]:
     parts = split_response(text)
     result = _score_parts(text, parts, golds, c, on)
     if "judge" not in on or result.code is None or not parts.has_trace:

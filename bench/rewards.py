@@ -1,13 +1,16 @@
 """Benchmark: format + hierarchical reward for one verl step (batch 64 x 8 rollouts = 512 responses).
 
-Run: python bench/rewards.py [--responses 512] [--words 477] [--repeat 200]
+Run: python bench/rewards.py [--preset deepicd-r1|icdreason|authors-readme] [--responses 512] [--words 477]
+     [--repeat 200]
 Prints a table of per-step latency for the batched verl entry point, the per-response entry point and the trl
-reward functions, with the default components (format, outcome, length, trace; no judge).
+reward functions, with the preset's components without the judge (deepicd-r1: format, outcome, trace;
+icdreason: format, outcome, length, trace).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import time
@@ -15,7 +18,7 @@ import time
 from rich.console import Console
 from rich.table import Table
 
-from icdreason.rewards import compute_score, compute_score_batch, reward_functions
+from icdreason.rewards import RewardConfig, compute_score, compute_score_batch, reward_functions
 
 WORDS = ("patient presents with acute chest pain radiating to the left arm troponin elevated ECG shows ST "
          "depression history of hypertension diabetes smoking differential includes unstable angina NSTEMI "
@@ -58,21 +61,24 @@ def main() -> None:
     ap.add_argument("--responses", type=int, default=512)
     ap.add_argument("--words", type=int, default=477, help="mean reasoning length in words (paper Table 2: 477)")
     ap.add_argument("--repeat", type=int, default=200)
+    ap.add_argument("--preset", default="deepicd-r1", help="reward preset (default: deepicd-r1, the default)")
     args = ap.parse_args()
+    os.environ["ICDREASON_REWARD_PRESET"] = args.preset  # what verl's workers read
     responses, golds = make_batch(args.responses, args.words)
     infos = [{"note": "n"} for _ in responses]
     sources = ["mimic-iv-icd10"] * len(responses)
-    funcs = reward_functions()
+    funcs = reward_functions(RewardConfig(preset=args.preset))
     kwargs = {"reward_model": [{"style": "rule", "ground_truth": g} for g in golds], "extra_info": infos}
 
     cases = {
         "verl compute_score_batch (1 call)": lambda: compute_score_batch(sources, responses, golds, infos),
         "verl compute_score (512 calls)": lambda: [compute_score(s, r, g, e)
                                                    for s, r, g, e in zip(sources, responses, golds, infos)],
-        "trl reward_functions (4 funcs)": lambda: [f(prompts=None, completions=responses, **kwargs) for f in funcs],
+        f"trl reward_functions ({len(funcs)} funcs)": lambda: [f(prompts=None, completions=responses, **kwargs) for f in funcs],
     }
     mean_chars = statistics.mean(len(r) for r in responses)
-    table = Table(title=f"Reward for one step: {len(responses)} responses, mean {mean_chars:.0f} characters")
+    table = Table(title=f"Reward for one step ({args.preset}): {len(responses)} responses, mean {mean_chars:.0f} "
+                        "characters")
     for col in ("entry point", "min ms", "median ms", "p95 ms", "µs / response (median)"):
         table.add_column(col, justify="right" if col != "entry point" else "left")
     for name, fn in cases.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -186,12 +187,12 @@ def test_strict_parsing():
 
 def test_judge_component_in_the_reward_with_neutral_fallback(server, kb_file, monkeypatch, tmp_path):
     responses = [f"{TRACE}</think><diagnosis>I21.4</diagnosis>", "no reasoning</think><diagnosis>bad</diagnosis>"]
-    ok = RewardConfig(components=("outcome", "judge"), judge_url=f"{server}/ok/v1", judge_model="m",
+    ok = RewardConfig(preset="icdreason", components=("outcome", "judge"), judge_url=f"{server}/ok/v1", judge_model="m",
                       judge_cache=str(tmp_path / "c.sqlite"))
     results = score_batch(responses, ["I214", "I214"], config=ok, notes=[NOTE, NOTE])
     assert results[0].components["judge"] == pytest.approx(0.05 * 4) and results[0].judge_score == 4.0
     assert results[1].components["judge"] == 0.0  # nothing valid to judge
-    failing = RewardConfig(components=("outcome", "judge"), judge_url=f"{server}/error/v1", judge_model="m",
+    failing = RewardConfig(preset="icdreason", components=("outcome", "judge"), judge_url=f"{server}/error/v1", judge_model="m",
                            judge_cache="off")
     r = score_batch(responses[:1], ["I214"], config=failing, notes=[NOTE])[0]
     assert r.components["judge"] == pytest.approx(0.05 * 3) and r.judge_score is None
@@ -207,3 +208,88 @@ def test_one_client_used_from_several_threads(server, enriched_kb, tmp_path):
             results = list(pool.map(lambda i: judge.score(item(trace=f"{TRACE} {i % 5}")), range(40)))
         assert results == [4.0] * 40 and judge.stats.failed == 0
         assert judge.stats.cache_hits + len(FakeJudge.requests) >= 40
+
+
+# --------------------------------------------------------------------------------------------------------------
+# prompt files in the DeepICD-R1 authors' JSON shape, and the judge term of the deepicd-r1 preset
+
+# A prompt written for this test in the authors' shape: {"SYSTEM": ..., "USER": ...} with $$...$$ placeholders.
+PROMPT_FILE = {
+    "SYSTEM": "You grade clinical reasoning. Reply with JSON only.",
+    "USER": "NOTE:\n$$ADMISSION_NOTE$$\n---\nCODE: $$ICD$$\nREASONING:\n$$TRACE$$\n---\nSYMPTOMS: $$SYMPTOMS$$\n"
+            "GUIDELINE: $$ICD_CHAPTER$$\n---\nScore 1-5 as {{\"score\": n}}.",
+}
+
+
+@pytest.fixture
+def prompt_file(tmp_path):
+    path = tmp_path / "judge_prompt.json"
+    path.write_text(json.dumps(PROMPT_FILE))
+    return path
+
+
+def test_prompt_file_in_the_authors_shape_is_filled_as_written(server, enriched_kb, prompt_file):
+    note = NOTE + " Patient typed $$TRACE$$ in the portal."  # data that looks like a placeholder stays as written
+    with JudgeClient(f"{server}/ok/v1", "m", kb=enriched_kb, cache="off", prompt=prompt_file) as judge:
+        assert judge.score(JudgeItem(note=note, trace=f"  {TRACE}\n", code="I214")) == 4.0
+    system, user = (m["content"] for m in FakeJudge.requests[0]["messages"])
+    assert system == PROMPT_FILE["SYSTEM"]
+    assert user.startswith(f"NOTE:\n{note}\n---\nCODE: I214\nREASONING:\n{TRACE}\n---\n")
+    assert "SYMPTOMS: Heart attack without ST elevation" in user
+    assert "GUIDELINE: Chapter 9: Diseases of the Circulatory System" in user
+    assert user.endswith('Score 1-5 as {{"score": n}}.')  # the doubled braces reach the judge as written
+
+
+def test_prompt_file_without_rag_leaves_symptoms_and_guideline_empty(server, enriched_kb, prompt_file):
+    with JudgeClient(f"{server}/ok/v1", "m", kb=enriched_kb, cache="off", prompt=prompt_file, rag=False) as judge:
+        judge.score(item())
+    user = FakeJudge.requests[0]["messages"][1]["content"]
+    assert "SYMPTOMS: \nGUIDELINE: \n" in user
+
+
+@pytest.mark.parametrize("content,message", [
+    ('{"SYSTEM": "s"}', "expected an object with string keys SYSTEM and USER (found: SYSTEM)"),
+    ("[1, 2]", "expected an object with string keys SYSTEM and USER (found: list)"),
+    ("{SYSTEM: s}", "not valid JSON"),
+    ('{"SYSTEM": "s", "USER": "rate it"}', "neither $$TRACE$$ nor $$ADMISSION_NOTE$$"),
+])
+def test_broken_prompt_files_name_the_problem(tmp_path, content, message):
+    from icdreason.errors import InputError
+    from icdreason.rewards.judge_prompt import load_judge_prompt
+
+    path = tmp_path / "p.json"
+    path.write_text(content)
+    with pytest.raises(InputError, match=re.escape(message)):
+        load_judge_prompt(path)
+
+
+def test_deepicd_r1_judge_term(server, kb_file, prompt_file, tmp_path):
+    """0.8 x the judge's score; -0.8 when the judge is not asked (dotted code, blank trace); 0 when it fails."""
+    good = f"{TRACE}</think>\n<diagnosis>I214</diagnosis>"
+    dotted = f"{TRACE}</think>\n<diagnosis>I21.4</diagnosis>"
+    blank = " </think>\n<diagnosis>I214</diagnosis>"
+    cfg = RewardConfig(judge_url=f"{server}/ok/v1", judge_prompt=str(prompt_file), judge_cache="off")
+    assert cfg.preset == "deepicd-r1" and cfg.components == ("format", "outcome", "trace", "judge")
+    results = score_batch([good, dotted, blank], ["I214"] * 3, config=cfg, notes=[NOTE] * 3)
+    assert [r.components["judge"] for r in results] == [pytest.approx(0.8 * 4), -0.8, -0.8]
+    assert [r.score for r in results] == [pytest.approx(61 + 3.2), pytest.approx(61 - 0.8), pytest.approx(61 - 0.8)]
+    assert len(FakeJudge.requests) == 1 and FakeJudge.requests[0]["model"] == "meta-llama/Llama-3.1-8B-Instruct"
+    assert FakeJudge.requests[0]["messages"][0]["content"] == PROMPT_FILE["SYSTEM"]
+    failing = RewardConfig(judge_url=f"{server}/error/v1", judge_cache="off")
+    r = score_batch([good], ["I214"], config=failing, notes=[NOTE])[0]
+    assert r.judge_score is None and r.components["judge"] == 0.0 and r.score == 61.0
+
+
+def test_reward_score_cli_with_a_judge_prompt_file(server, kb_file, prompt_file, tmp_path, runner):
+    from icdreason.cli import app
+
+    f = tmp_path / "r.jsonl"
+    f.write_text(json.dumps({"id": "a", "response": f"{TRACE}</think>\n<diagnosis>I214</diagnosis>", "gold": "I21.4",
+                             "note": NOTE}) + "\n")
+    result = runner.invoke(app, ["reward", "score", str(f), "--judge-url", f"{server}/ok/v1", "--judge-prompt",
+                                 str(prompt_file), "--set", "judge_cache=off"])
+    assert result.exit_code == 0, result.output
+    means = {cells[0]: cells[1] for cells in ([c.strip() for c in line.split("│")[1:-1]]
+                                              for line in result.stdout.splitlines() if line.count("│") == 6)}
+    assert means["judge"] == "3.2000" and means["score"] == "64.2000"  # 60 + 1 + 0.8 x 4
+    assert FakeJudge.requests[0]["messages"][0]["content"] == PROMPT_FILE["SYSTEM"]

@@ -1,4 +1,5 @@
-"""Rewards on hand-worked examples, and the verl / trl signatures called the way those libraries call them."""
+"""icdreason's own reward rule (the `icdreason` preset) on hand-worked examples, and the verl / trl signatures called
+the way those libraries call them. The default `deepicd-r1` preset has its own tests in test_reward_presets.py."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from icdreason.errors import UsageError
 from icdreason.rewards import (
     COMPONENTS,
     RewardConfig,
+    completion_text,
     compute_score,
     compute_score_batch,
     reward_functions,
@@ -23,6 +25,12 @@ from icdreason.rewards import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+ICDREASON = RewardConfig(preset="icdreason")
+
+
+def score_icd(response, gold, config=None):
+    """score_response with the `icdreason` preset (icdreason's own rule and values)."""
+    return score_response(response, gold, config=config or ICDREASON)
 
 
 def wrap(code: str, trace: str = "Back pain radiating to the leg; MRI shows disc herniation.") -> str:
@@ -44,7 +52,7 @@ HIERARCHY = [
 
 @pytest.mark.parametrize("pred,prefix,outcome", HIERARCHY)
 def test_hierarchical_outcome_every_prefix_length(pred, prefix, outcome):
-    r = score_response(wrap(pred), "M5116")
+    r = score_icd(wrap(pred), "M5116")
     assert r.prefix == prefix
     assert r.components["outcome"] == pytest.approx(outcome)
     assert r.exact == (pred == "M51.16")
@@ -52,33 +60,33 @@ def test_hierarchical_outcome_every_prefix_length(pred, prefix, outcome):
 
 def test_exact_match_is_the_unique_maximum_for_every_gold_length():
     for gold in ["I10", "J189", "M5116", "I25110", "S72001A"]:
-        exact = score_response(wrap(gold), gold).components["outcome"]
+        exact = score_icd(wrap(gold), gold).components["outcome"]
         assert exact == pytest.approx(15 * len(gold))
         for o in range(len(gold) + 1):
             near = gold[:o] + ("9" if o < len(gold) and gold[o] != "9" else "8") + "0" * 2
             near = near[:7] if len(near) > 7 else near
-            r = score_response(wrap(near), gold)
+            r = score_icd(wrap(near), gold)
             if not r.exact:
                 assert r.components["outcome"] < exact
 
 
 def test_outcome_values_for_a_seven_character_code():
     # S72.001A: O=3 -> 3/7 + 1, O=6 -> 6/7 + 4, exact -> 7
-    assert score_response(wrap("S72.9XXA"), "S72.001A").components["outcome"] == pytest.approx(15 * (3 / 7 + 1))
-    assert score_response(wrap("S72.001D"), "S72.001A").components["outcome"] == pytest.approx(15 * (6 / 7 + 4))
-    assert score_response(wrap("S72001A"), "S72.001A").components["outcome"] == pytest.approx(105.0)
+    assert score_icd(wrap("S72.9XXA"), "S72.001A").components["outcome"] == pytest.approx(15 * (3 / 7 + 1))
+    assert score_icd(wrap("S72.001D"), "S72.001A").components["outcome"] == pytest.approx(15 * (6 / 7 + 4))
+    assert score_icd(wrap("S72001A"), "S72.001A").components["outcome"] == pytest.approx(105.0)
 
 
 def test_literal_equation_one_pays_for_no_overlap():
-    literal = RewardConfig(prefix_bonus="literal")
-    assert score_response(wrap("K21.9"), "M5116", config=literal).components["outcome"] == pytest.approx(15 * 2 - 0.2)
-    assert score_response(wrap("M25.50"), "M5116", config=literal).components["outcome"] == pytest.approx(15 * 1.2)
-    assert score_response(wrap("K21.9"), "M5116").components["outcome"] == pytest.approx(-0.2)
+    literal = RewardConfig(preset="icdreason", prefix_bonus="literal")
+    assert score_icd(wrap("K21.9"), "M5116", config=literal).components["outcome"] == pytest.approx(15 * 2 - 0.2)
+    assert score_icd(wrap("M25.50"), "M5116", config=literal).components["outcome"] == pytest.approx(15 * 1.2)
+    assert score_icd(wrap("K21.9"), "M5116").components["outcome"] == pytest.approx(-0.2)
 
 
 def test_full_score_of_a_well_formed_exact_response():
     response = wrap("I21.4", trace="Chest pain, troponin rise, ST depression.")
-    r = score_response(response, "I214")
+    r = score_icd(response, "I214")
     assert r.format_ok
     assert r.components == {
         "format": 1.0,
@@ -99,7 +107,7 @@ def test_full_score_of_a_well_formed_exact_response():
     ],
 )
 def test_with_and_without_the_opening_think(response):
-    r = score_response(response, "I21.4")
+    r = score_icd(response, "I21.4")
     assert r.format_ok and r.exact and r.components["format"] == 1.0 and r.components["trace"] == 0.1
 
 
@@ -116,14 +124,14 @@ def test_with_and_without_the_opening_think(response):
     ],
 )
 def test_malformed_or_missing_diagnosis(response, why):
-    r = score_response(response, "I21.4")
+    r = score_icd(response, "I21.4")
     assert r.components["outcome"] == -1.0, why
     assert r.components["format"] == 0.0 and not r.format_ok and r.code is None
 
 
 @pytest.mark.parametrize("response", ["", "   \n\t"])
 def test_empty_generation(response):
-    r = score_response(response, "I21.4")
+    r = score_icd(response, "I21.4")
     assert r.components == {"format": -5.0, "outcome": -1.0, "length": pytest.approx(-1e-4 * len(response)),
                             "trace": 0.0, "judge": 0.0}
 
@@ -131,41 +139,41 @@ def test_empty_generation(response):
 def test_extra_diagnosis_blocks_are_penalised_each():
     two = "r</think><diagnosis>I21.4</diagnosis><diagnosis>I10</diagnosis>"
     three = two + "<diagnosis>E11.9</diagnosis>"
-    r2, r3 = score_response(two, "I214"), score_response(three, "I214")
+    r2, r3 = score_icd(two, "I214"), score_icd(three, "I214")
     assert not r2.format_ok and r2.components["format"] == -1.0 and r3.components["format"] == -2.0
     assert r2.exact and r3.exact  # the first block after </think> is the one that counts
 
 
 def test_a_diagnosis_inside_the_reasoning_does_not_count():
-    r = score_response("maybe <diagnosis>I10</diagnosis>?</think><diagnosis>I21.4</diagnosis>", "I214")
+    r = score_icd("maybe <diagnosis>I10</diagnosis>?</think><diagnosis>I21.4</diagnosis>", "I214")
     assert r.code == "I214" and r.exact and r.components["format"] == -1.0
 
 
 def test_structure_checks_of_the_format_reward():
-    assert not score_response("r</think> so: <diagnosis>I10</diagnosis>", "I10").format_ok  # text between
-    assert not score_response("r</think><diagnosis>I10</diagnosis> done", "I10").format_ok  # text after
-    assert not score_response("<think>a</think><think>b</think><diagnosis>I10</diagnosis>", "I10").format_ok
-    assert not score_response("preamble <think>r</think><diagnosis>I10</diagnosis>", "I10").format_ok
+    assert not score_icd("r</think> so: <diagnosis>I10</diagnosis>", "I10").format_ok  # text between
+    assert not score_icd("r</think><diagnosis>I10</diagnosis> done", "I10").format_ok  # text after
+    assert not score_icd("<think>a</think><think>b</think><diagnosis>I10</diagnosis>", "I10").format_ok
+    assert not score_icd("preamble <think>r</think><diagnosis>I10</diagnosis>", "I10").format_ok
     # the outcome still counts where the diagnosis follows a closed reasoning block
-    assert score_response("r</think> so: <diagnosis>I10</diagnosis>", "I10").exact
+    assert score_icd("r</think> so: <diagnosis>I10</diagnosis>", "I10").exact
 
 
 def test_trace_and_length_terms():
-    assert score_response(" \n</think><diagnosis>I10</diagnosis>", "I10").components["trace"] == 0.0
+    assert score_icd(" \n</think><diagnosis>I10</diagnosis>", "I10").components["trace"] == 0.0
     long = wrap("I10", trace="x" * 5000)
-    assert score_response(long, "I10").components["length"] == pytest.approx(-1e-4 * len(long))
+    assert score_icd(long, "I10").components["length"] == pytest.approx(-1e-4 * len(long))
 
 
 def test_component_selection_and_custom_weights():
-    cfg = RewardConfig(components=("outcome",), match_weight=1.0)
-    r = score_response(wrap("M51.9"), "M5116", config=cfg)
+    cfg = RewardConfig(preset="icdreason", components=("outcome",), match_weight=1.0)
+    r = score_icd(wrap("M51.9"), "M5116", config=cfg)
     assert r.score == pytest.approx(3 / 5 + 1)
     assert r.components["format"] == 0.0 and r.components["length"] == 0.0
     assert RewardConfig(components="format, trace").components == ("format", "trace")
 
 
 def test_several_gold_codes_best_match_counts():
-    r = score_response(wrap("I10"), ["E11.9", "I10"])
+    r = score_icd(wrap("I10"), ["E11.9", "I10"])
     assert r.exact and r.gold == "I10"
 
 
@@ -234,7 +242,9 @@ def test_verl_batch_manager_call():
         ground_truths=["I214"] * 8,
         extra_infos=np.array([{"note": "n", "rollout_reward_scores": {}} for _ in range(8)], dtype=object),
     )
-    assert [round(o["outcome"], 4) for o in out[:4]] == [60.0, 15 * (3 / 4 + 1), -1.0, -0.2]
+    # the default preset (deepicd-r1): a code with another first letter costs NO_MATCH_MALUS = -1
+    assert [round(o["outcome"], 4) for o in out[:4]] == [60.0, 15 * (3 / 4 + 1), -1.0, -1.0]
+    assert [o["score"] for o in out[:4]] == [61.0, 15 * (3 / 4 + 1) + 1, -6.0, 0.0]
     assert out[:4] == out[4:]
 
 
@@ -270,7 +280,7 @@ def _trl_kwargs(golds):
 
 def test_trl_plain_and_conversational_completions_sum_to_the_score():
     funcs = reward_functions()
-    assert [f.__name__ for f in funcs] == ["format", "outcome", "length", "trace"]
+    assert [f.__name__ for f in funcs] == ["format", "outcome", "trace"]  # deepicd-r1 without a judge server
     texts = [wrap("I21.4"), wrap("M51.9"), ""]
     golds = ["I214", "M5116", "I10"]
     expected = [r.score for r in score_batch(texts, golds)]
@@ -282,10 +292,14 @@ def test_trl_plain_and_conversational_completions_sum_to_the_score():
 
 
 def test_trl_reasoning_content_is_put_back_into_the_think_block():
-    outcome = reward_functions(components=["outcome", "format"])
     completion = [[{"role": "assistant", "reasoning_content": "Fever.", "content": "<diagnosis>J18.9</diagnosis>"}]]
-    assert outcome[0](prompts=["p"], completions=completion, code=["J189"]) == [60.0]
-    assert outcome[1](prompts=["p"], completions=completion, code=["J189"]) == [1.0]
+    assert completion_text(completion[0]) == "Fever.</think><diagnosis>J18.9</diagnosis>"
+    outcome, trace = reward_functions(components=["outcome", "trace"])  # deepicd-r1
+    assert outcome(prompts=["p"], completions=completion, code=["J189"]) == [60.0]
+    assert trace(prompts=["p"], completions=completion, code=["J189"]) == [1.0]
+    icd_outcome, icd_format = reward_functions(ICDREASON, components=["outcome", "format"])
+    assert icd_outcome(prompts=["p"], completions=completion, code=["J189"]) == [60.0]
+    assert icd_format(prompts=["p"], completions=completion, code=["J189"]) == [1.0]
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ def test_reward_score_prints_the_component_table(tmp_path, runner):
         {"id": "d", "gold": "I10"},  # no response: skipped, not fatal
     ])
     out = tmp_path / "scores.jsonl"
-    result = runner.invoke(app, ["reward", "score", str(f), "--out", str(out)])
+    result = runner.invoke(app, ["reward", "score", str(f), "--preset", "icdreason", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "skipped d: no response field" in result.stderr
     lines = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:-1]]

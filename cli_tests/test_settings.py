@@ -135,7 +135,7 @@ def test_help_config_shows_types_as_a_user_types_them(runner):
     assert result.exit_code == 0
     rows = {line.split("│")[1].strip(): [c.strip() for c in line.split("│")[2:4]]
             for line in result.stdout.splitlines() if line.count("│") >= 5 and line.split("│")[1].strip()}
-    assert rows["rewards"] == ["a,b,c", "format,outcome,length,trace"]
+    assert rows["rewards"] == ["a,b,c", "none"]  # none: the reward preset's components
     assert rows["use_kl_loss"] == ["true/false", "false"]
     assert rows["train_batch_size"] == ["INTEGER", "64"]
     assert rows["output_dir"] == ["PATH", "runs/grpo"]

@@ -252,8 +252,8 @@ def test_grpo_trl_dry_run_maps_the_model_card_batch(runner, tmp_path, tiny, rl_f
     # 64 prompts x 8 responses = 512 completions per update, in micro batches of 16 on one device.
     assert doc["trl"] == {"per_device_train_batch_size": 16, "gradient_accumulation_steps": 32,
                           "num_generations": 8}
-    assert doc["config"]["rewards"] == ["outcome", "length", "trace"]
-    assert doc["reward"]["components"] == ["outcome", "length", "trace"]
+    assert doc["config"]["rewards"] == ["outcome", "trace"]  # the deepicd-r1 preset's, without its judge
+    assert doc["reward"]["components"] == ["outcome", "trace"]
     assert doc["launch"]["in_process"] is True
 
 

@@ -92,7 +92,7 @@ def test_trl_grpo_logs_every_reward_component(runner, kb_file, policy, rl_file, 
     out = workdir / "grpo"
     result = runner.invoke(app, ["train", "grpo", "--backend", "trl", "--model", str(policy), "--train",
                                  str(rl_file), "-o", str(out), *SMALL,
-                                 "--reward", "format,outcome,length,trace,judge",
+                                 "--reward-preset", "icdreason", "--reward", "format,outcome,length,trace,judge",
                                  "--judge-url", judge_url, "--judge-model", "fake-judge"])
     assert result.exit_code == 0, result.stdout + result.stderr
     summary = json.loads((out / "training_summary.json").read_text())
@@ -112,7 +112,7 @@ def test_trl_grpo_logs_every_reward_component(runner, kb_file, policy, rl_file, 
     assert max(logged["train/rewards/judge/mean"]) > 0
     # The reward settings the run used are kept next to the model, and the model loads like any other.
     reward = (out / "reward.yaml").read_text()
-    assert "judge_url: " + judge_url in reward and "- judge" in reward
+    assert "judge_url: " + judge_url in reward and "- judge" in reward and "preset: icdreason" in reward
     assert (out / "model.safetensors").is_file() and (out / "chat_template.jinja").is_file()
     assert (out / "checkpoints" / "checkpoint-3").is_dir()
 

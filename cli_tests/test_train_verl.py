@@ -180,8 +180,12 @@ def test_without_cuda_the_verl_run_stops_with_one_line(runner, model_dir, rl_fil
 
 
 def test_ablation_flags_and_the_judge(runner, model_dir, rl_file, tmp_path):
-    doc, _ = verl_dry_run(runner, model_dir, rl_file, tmp_path / "a", "--no-format")
-    assert doc["reward"]["components"] == ["outcome", "length", "trace"]
+    doc, stderr = verl_dry_run(runner, model_dir, rl_file, tmp_path / "a", "--no-format")
+    assert doc["reward"]["preset"] == "deepicd-r1"  # the paper's reward: no length term; its judge needs a server
+    assert doc["reward"]["components"] == ["outcome", "trace"]
+    assert "the LLM-judge term is off" in stderr and "departs from the paper" in " ".join(stderr.split())
+    doc, _ = verl_dry_run(runner, model_dir, rl_file, tmp_path / "a2", "--reward-preset", "icdreason", "--no-format")
+    assert doc["reward"]["components"] == ["outcome", "length", "trace"] and doc["reward"]["trace_reward"] == 0.1
     doc, _ = verl_dry_run(runner, model_dir, rl_file, tmp_path / "b", "--reward", "format,outcome", "--no-outcome")
     assert doc["reward"]["components"] == ["format"]
     result = runner.invoke(app, ["train", "grpo", "--backend", "verl", "--model", str(model_dir), "--train",
@@ -193,6 +197,27 @@ def test_ablation_flags_and_the_judge(runner, model_dir, rl_file, tmp_path):
     assert "judge at http://127.0.0.1:9/v1 is unreachable" in stderr  # a note in a dry run, an error in a real one
     doc, _ = verl_dry_run(runner, model_dir, rl_file, tmp_path / "d", *judge, "--no-judge")
     assert doc["reward"]["components"] == ["format", "outcome"]
+    # the preset's judge term comes on with a server: its model is the paper's judge
+    doc, _ = verl_dry_run(runner, model_dir, rl_file, tmp_path / "e", "--judge-url", "http://127.0.0.1:9/v1")
+    assert doc["reward"]["components"] == ["format", "outcome", "trace", "judge"]
+    assert doc["reward"]["judge_model"] == "meta-llama/Llama-3.1-8B-Instruct" and doc["reward"]["judge_scale"] == 0.8
+
+
+def test_reward_preset_and_judge_prompt_reach_the_run_reward_settings(runner, model_dir, rl_file, tmp_path):
+    prompt = tmp_path / "judge.json"
+    prompt.write_text(json.dumps({"SYSTEM": "Grade it.", "USER": "$$ADMISSION_NOTE$$ / $$TRACE$$ / $$ICD$$"}))
+    doc, _ = verl_dry_run(runner, model_dir, rl_file, tmp_path / "a", "--reward-preset", "authors-readme",
+                          "--judge-prompt", str(prompt))
+    assert doc["config"]["reward_preset"] == "authors-readme" and doc["reward"]["rule"] == "multi-trace"
+    assert doc["reward"]["judge_prompt"] == str(prompt) and doc["reward"]["length_malus"] == -1e-4
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"SYSTEM": "only a system text"}')
+    result = runner.invoke(app, ["train", "grpo", "--backend", "verl", "--model", str(model_dir), "--train",
+                                 str(rl_file), "--judge-prompt", str(broken), "--dry-run"])
+    assert result.exit_code == 2 and "expected an object with string keys SYSTEM and USER" in result.stderr
+    unknown = runner.invoke(app, ["train", "grpo", "--backend", "verl", "--model", str(model_dir), "--train",
+                                  str(rl_file), "--reward-preset", "paper", "--dry-run"])
+    assert unknown.exit_code == 2 and "unknown reward preset 'paper'" in unknown.stderr
 
 
 def test_reward_fn_loads_by_path_and_reads_the_run_reward_settings(tmp_path):
@@ -205,10 +230,10 @@ def test_reward_fn_loads_by_path_and_reads_the_run_reward_settings(tmp_path):
     spec = importlib.util.spec_from_file_location("custom_reward", train_dir() / "reward_fn.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    good = "<think>chest pain, troponin up</think><diagnosis>I21.4</diagnosis>"
+    good = "chest pain, troponin up</think>\n<diagnosis>I21.4</diagnosis>"
     exact = module.compute_score("mimic", good, "I214", {"note": "x"}, config=str(settings))
-    assert exact["format"] == 1.0 and exact["length"] == 0.0  # length is off in this run
-    assert exact["score"] == exact["format"] + exact["outcome"] and exact["outcome"] > 0
+    assert exact["outcome"] == 60.0 and exact["trace"] == 0.0  # the trace term is off in this run
+    assert exact["score"] == exact["format"] + exact["outcome"] == 60.0
     wrong = module.compute_score("mimic", "no tags at all", "I214", {"note": "x"}, config=str(settings))
     assert wrong["score"] < exact["score"]
 

@@ -1,4 +1,4 @@
-"""``icdreason reward``: score responses with the training reward, list the reward settings."""
+"""``icdreason reward``: score responses with the training reward, list the reward settings and their origins."""
 
 from __future__ import annotations
 
@@ -11,28 +11,36 @@ from .common import console, disclaimer, say
 
 app = typer.Typer(help="The GRPO reward: score a file of responses, show the settings.", no_args_is_help=True)
 
+PresetOption = Annotated[Optional[str], typer.Option("--preset", help="Reward preset: deepicd-r1 (default: the "
+                                                     "paper's GRPO jobs), icdreason, authors-readme.")]
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", help="YAML file of reward settings.")]
+SetOption = Annotated[Optional[list[str]], typer.Option("--set", help="NAME=VALUE reward setting (repeatable).")]
+JudgeUrlOption = Annotated[Optional[str], typer.Option("--judge-url", help="OpenAI-compatible judge endpoint.")]
+JudgeModelOption = Annotated[Optional[str], typer.Option("--judge-model", help="Judge model name.")]
+JudgePromptOption = Annotated[Optional[Path], typer.Option("--judge-prompt", help="Judge prompt JSON {SYSTEM, USER} "
+                                                           "(the authors' files load as they are; default: "
+                                                           "icdreason's own prompt).")]
 
-def _config(config_file: Optional[Path], settings: list[str], components: Optional[str], judge_url: Optional[str],
-            judge_model: Optional[str]):
+
+def _config(preset: Optional[str], config_file: Optional[Path], settings: list[str], components: Optional[str],
+            judge_url: Optional[str], judge_model: Optional[str], judge_prompt: Optional[Path]):
+    """Preset and environment, then --config, then --set and the dedicated flags (each value keeps its origin)."""
     from ..errors import UsageError
     from ..rewards import RewardConfig
 
-    base = RewardConfig.from_env()
+    cfg = RewardConfig.from_env()
     if config_file:
-        base = RewardConfig.from_yaml(config_file, base=base)
-    values: dict[str, str] = {}
+        cfg = RewardConfig.from_yaml(config_file, base=cfg, origin=f"YAML {config_file} (--config)")
+    given: dict[str, tuple[str, str]] = {}
     for item in settings:
         key, sep, value = item.partition("=")
         if not sep:
             raise UsageError(f"--set expects NAME=VALUE, got {item!r} (see `icdreason reward settings`)")
-        values[key.strip()] = value.strip()
-    if components:
-        values["components"] = components
-    if judge_url:
-        values["judge_url"] = judge_url
-    if judge_model:
-        values["judge_model"] = judge_model
-    return RewardConfig.from_dict(values, base=base)
+        given[key.strip()] = (value.strip(), "flag --set")
+    flags = {"preset": preset, "components": components, "judge_url": judge_url, "judge_model": judge_model,
+             "judge_prompt": str(judge_prompt) if judge_prompt else None}
+    given.update({name: (value, f"flag --{name.replace('_', '-')}") for name, value in flags.items() if value})
+    return RewardConfig.from_sources(given, base=cfg) if given else cfg
 
 
 @app.command("score")
@@ -43,12 +51,14 @@ def score(
                                                                "Parquet of `icdreason data prepare`).")] = None,
     response_field: Annotated[Optional[str], typer.Option(help="Column holding the response.")] = None,
     gold_field: Annotated[Optional[str], typer.Option(help="Column holding the gold code.")] = None,
-    config_file: Annotated[Optional[Path], typer.Option("--config", help="YAML file of reward settings.")] = None,
-    settings: Annotated[Optional[list[str]], typer.Option("--set", help="NAME=VALUE reward setting (repeatable).")] = None,
+    preset: PresetOption = None,
+    config_file: ConfigOption = None,
+    settings: SetOption = None,
     components: Annotated[Optional[str], typer.Option(help="Comma-separated components, e.g. "
                                                            "format,outcome,length,trace,judge.")] = None,
-    judge_url: Annotated[Optional[str], typer.Option("--judge-url", help="OpenAI-compatible judge endpoint.")] = None,
-    judge_model: Annotated[Optional[str], typer.Option("--judge-model", help="Judge model name.")] = None,
+    judge_url: JudgeUrlOption = None,
+    judge_model: JudgeModelOption = None,
+    judge_prompt: JudgePromptOption = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write per-response breakdowns (JSONL).")] = None,
 ) -> None:
     """Score each response against its gold code and print the component table (mean, min, max, share non-zero)."""
@@ -56,9 +66,12 @@ def score(
 
     from rich.table import Table
 
+    from ..rewards.presets import departures
     from ..rewards.report import score_file, summarize
 
-    cfg = _config(config_file, settings or [], components, judge_url, judge_model)
+    cfg = _config(preset, config_file, settings or [], components, judge_url, judge_model, judge_prompt)
+    for note in departures(cfg):
+        say(f"note: {note}")
     scored = score_file(file, config=cfg, gold_file=gold, response_field=response_field, gold_field=gold_field)
     for why in scored.skipped[:5]:
         say(f"skipped {why}")
@@ -66,7 +79,7 @@ def score(
         say(f"... {len(scored.skipped) - 5} more rows skipped")
     results = scored.results
     table = Table(title=f"Reward components over {len(results):,} responses "
-                        f"(components on: {', '.join(cfg.components)})")
+                        f"(preset {cfg.preset}, rule {cfg.rule}; components on: {', '.join(cfg.components)})")
     for col in ("component", "mean", "min", "max", "non-zero"):
         table.add_column(col, justify="left" if col == "component" else "right")
     for row in summarize(results):
@@ -87,20 +100,36 @@ def score(
 
 @app.command("settings")
 def settings_cmd(
-    config_file: Annotated[Optional[Path], typer.Option("--config", help="YAML file of reward settings.")] = None,
+    preset: PresetOption = None,
+    config_file: ConfigOption = None,
+    settings: SetOption = None,
+    judge_url: JudgeUrlOption = None,
+    judge_model: JudgeModelOption = None,
+    judge_prompt: JudgePromptOption = None,
 ) -> None:
-    """List every reward setting with its current value (defaults, $ICDREASON_REWARD_*, --config) and help."""
+    """List every reward setting: its value, where the value came from (preset, YAML, $ICDREASON_REWARD_*, flag) and
+    what it does; then where the configuration departs from the preset's original."""
     from rich.table import Table
+    from rich.text import Text
 
-    from ..rewards import RewardConfig
+    from ..rewards.presets import UNUSED_BY_RULE, departures, get_preset
 
-    cfg = RewardConfig.from_env()
-    if config_file:
-        cfg = RewardConfig.from_yaml(config_file, base=cfg)
+    cfg = _config(preset, config_file, settings or [], None, judge_url, judge_model, judge_prompt)
+    chosen = get_preset(cfg.preset)
+    origins = cfg.origins()
+    console.print(Text(f"Reward preset: {cfg.preset} ({origins['preset']}) - {chosen.summary}"))
     table = Table(title="Reward settings (YAML keys, ICDREASON_REWARD_<NAME>, verl reward_kwargs)")
-    for col in ("name", "value", "help"):
-        table.add_column(col)
+    for col in ("name", "value", "origin", "help"):
+        table.add_column(col, overflow="fold")
+    unused = UNUSED_BY_RULE[cfg.rule]
     for name, value, help_text in cfg.help_table():
         shown = ",".join(value) if isinstance(value, tuple) else str(value)
-        table.add_row(name, shown, help_text)
+        origin = origins[name]
+        if origin.startswith("preset ") and chosen.source(name):
+            origin = f"{origin}: {chosen.source(name)}"
+        if name in unused:
+            origin += f" (not used by the {cfg.rule} rule)"
+        table.add_row(Text(name), Text(shown), Text(origin), Text(help_text))
     console.print(table)
+    for note in departures(cfg):
+        console.print(Text(f"note: {note}"))

@@ -137,6 +137,7 @@ def grpo(
     train: Annotated[Optional[Path], setting_flag(GrpoConfig, "train_file", "--train")] = None,
     val: Annotated[Optional[Path], setting_flag(GrpoConfig, "val_file", "--val")] = None,
     output_dir: Annotated[Optional[Path], setting_flag(GrpoConfig, "output_dir", "--output-dir", "-o")] = None,
+    reward_preset: Annotated[Optional[str], setting_flag(GrpoConfig, "reward_preset")] = None,
     reward: Annotated[Optional[str], setting_flag(GrpoConfig, "rewards", "--reward")] = None,
     no_format: Annotated[bool, typer.Option("--no-format", help="Ablation: drop the format reward.")] = False,
     no_outcome: Annotated[bool, typer.Option("--no-outcome", help="Ablation: drop the outcome reward.")] = False,
@@ -144,6 +145,7 @@ def grpo(
     judge_url: Annotated[Optional[str], setting_flag(GrpoConfig, "judge_url")] = None,
     judge_model: Annotated[Optional[str], setting_flag(GrpoConfig, "judge_model")] = None,
     judge_key_env: Annotated[Optional[str], setting_flag(GrpoConfig, "judge_key_env")] = None,
+    judge_prompt: Annotated[Optional[Path], setting_flag(GrpoConfig, "judge_prompt")] = None,
     reward_config: Annotated[Optional[Path], setting_flag(GrpoConfig, "reward_config")] = None,
     epochs: Annotated[Optional[int], setting_flag(GrpoConfig, "epochs")] = None,
     max_steps: Annotated[Optional[int], setting_flag(GrpoConfig, "max_steps")] = None,
@@ -177,7 +179,8 @@ def grpo(
         return
     flags: dict[str, Any] = dict(
         backend=backend, model=model, train_file=train, val_file=val, output_dir=output_dir, rewards=reward,
-        judge_url=judge_url, judge_model=judge_model, judge_key_env=judge_key_env, reward_config=reward_config,
+        reward_preset=reward_preset, judge_url=judge_url, judge_model=judge_model, judge_key_env=judge_key_env,
+        judge_prompt=judge_prompt, reward_config=reward_config,
         epochs=epochs, max_steps=max_steps, train_batch_size=train_batch_size, rollout_n=rollout_n,
         learning_rate=lr, max_prompt_length=max_prompt_length, max_response_length=max_response_length,
         gpus=gpus, nnodes=nnodes, ray_address=ray_address, report_to=report_to, resume_from=resume_from,

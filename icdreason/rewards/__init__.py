@@ -8,9 +8,14 @@ One implementation (:func:`score_batch`) sits behind every entry point:
 
 The package, one module per job:
 
-- ``config``: :class:`RewardConfig` (every setting, with help) and the components;
-- ``scan``: :func:`split_response`, what the reward reads from a response;
-- ``scoring``: :func:`score_batch`, the definitions of the components (its docstring has the formulas);
+- ``presets``: the named presets (``deepicd-r1`` — the paper's reward, the default —, ``icdreason``,
+  ``authors-readme``), each value with its source;
+- ``config``: :class:`RewardConfig` (every setting, with help and origin) and the components;
+- ``scan``: :func:`split_response`, how icdreason's own rule reads a response;
+- ``pairs``: :func:`find_pairs`, how the authors' rules read one (think/diagnosis pairs at line starts);
+- ``outcome``: the hierarchical outcome reward and :class:`RewardBreakdown`;
+- ``rules``: the authors' single-trace and multi-trace rules;
+- ``scoring``: :func:`score_batch`, which applies the configured rule (its docstring has icdreason's formulas);
 - ``judge``: the LLM-judge client (imported when the judge component is on: it needs httpx and SQLite);
 - ``verl_adapter``, ``trl_adapter``: the two trainers' signatures;
 - ``report``: ``icdreason reward score`` (a file of responses) and the reward settings of a training run.
@@ -27,8 +32,11 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .config import COMPONENTS, DEFAULT_COMPONENTS, RewardConfig
+    from .outcome import RewardBreakdown, outcome_units
+    from .pairs import find_pairs
+    from .presets import PRESETS, get_preset
     from .scan import ResponseParts, split_response
-    from .scoring import RewardBreakdown, outcome_units, score_batch, score_response
+    from .scoring import score_batch, score_response
     from .trl_adapter import completion_text, reward_functions
     from .verl_adapter import compute_score, compute_score_batch
 
@@ -37,10 +45,13 @@ _SOURCES = {
     "COMPONENTS": "config",
     "DEFAULT_COMPONENTS": "config",
     "RewardConfig": "config",
+    "PRESETS": "presets",
+    "get_preset": "presets",
+    "find_pairs": "pairs",
     "ResponseParts": "scan",
     "split_response": "scan",
-    "RewardBreakdown": "scoring",
-    "outcome_units": "scoring",
+    "RewardBreakdown": "outcome",
+    "outcome_units": "outcome",
     "score_batch": "scoring",
     "score_response": "scoring",
     "completion_text": "trl_adapter",
@@ -52,12 +63,15 @@ _SOURCES = {
 __all__ = [
     "COMPONENTS",
     "DEFAULT_COMPONENTS",
+    "PRESETS",
     "RewardBreakdown",
     "RewardConfig",
     "ResponseParts",
     "completion_text",
     "compute_score",
     "compute_score_batch",
+    "find_pairs",
+    "get_preset",
     "outcome_units",
     "reward_functions",
     "score_batch",

@@ -2,7 +2,8 @@
 
 As in the paper (section 3.1), the judge sees the admission note, the *predicted* code with its description, and —
 retrieved for the predicted code, not the gold one — the symptom description and the chapter's coding guideline
-from the knowledge base (:func:`icdreason.kb.enrich.enrichment_for`). It answers ``{"score": n}``; constrained
+from the knowledge base (:func:`icdreason.kb.enrich.enrichment_for`; ``rag=False`` leaves them out). The prompt is
+icdreason's own, or a file in the authors' JSON shape (:mod:`icdreason.rewards.judge_prompt`). It answers ``{"score": n}``; constrained
 decoding is asked for where the server supports it (vLLM ``structured_outputs``/``guided_choice``, or an OpenAI
 ``response_format`` JSON schema), and the answer is parsed strictly.
 
@@ -30,6 +31,7 @@ from typing import Any
 
 from ..codes import dotted, normalize
 from ..errors import DependencyError, UsageError
+from .judge_prompt import SYSTEM_PROMPT, USER_TEMPLATE, JudgePrompt, load_judge_prompt
 
 __all__ = [
     "CHOICES",
@@ -52,31 +54,6 @@ _SCHEMA = {
     "required": ["score"],
     "additionalProperties": False,
 }
-
-SYSTEM_PROMPT = (
-    "You are an experienced clinical coder and physician reviewing the reasoning of a model that predicts the "
-    "principal ICD-10-CM diagnosis from an admission note. Judge the reasoning, not only the code: is it grounded "
-    "in the note, clinically sound, consistent with the predicted code, its typical symptoms and the official coding "
-    "guideline, and concise? Answer only with JSON of the form {\"score\": n}, n an integer from 1 (poor) to 5 "
-    "(excellent)."
-)
-
-USER_TEMPLATE = """Admission note:
-{note}
-
-Reasoning trace:
-{trace}
-
-Predicted ICD-10-CM code: {code} - {description}
-
-Symptom description for the predicted code:
-{symptoms}
-
-Coding guideline for the predicted code's chapter:
-{guideline}
-
-Rate the reasoning trace from 1 to 5. Answer with {{"score": n}} only."""
-
 
 @dataclass(frozen=True)
 class JudgeItem:
@@ -167,11 +144,20 @@ class JudgeClient:
         kb_path: str | os.PathLike[str] | None = None,
         retries: int = 1,
         max_tokens: int = 16,
+        prompt: JudgePrompt | str | os.PathLike[str] | None = None,
+        rag: bool = True,
     ):
         import httpx
 
         self.url = url.rstrip("/")
         self.model = model
+        self.prompt = load_judge_prompt(prompt) if isinstance(prompt, (str, os.PathLike)) else prompt
+        self.rag = rag
+        # Scores depend on the prompt: a prompt file or RAG off get their own cache entries (the model column).
+        self._cache_model = model
+        if self.prompt is not None or not rag:
+            prompt_id = self.prompt.sha256[:16] if self.prompt else "icdreason"
+            self._cache_model = f"{model} prompt={prompt_id} rag={int(rag)}"
         self.guided = guided
         self.retries = retries
         self.max_tokens = max_tokens
@@ -219,9 +205,10 @@ class JudgeClient:
                 from ..kb.enrich import enrichment_for
 
                 ctx["description"] = kb.description(dotted(code)) or ctx["description"]
-                extra = enrichment_for(kb, dotted(code))
-                ctx["symptoms"] = extra.get("symptoms") or ctx["symptoms"]
-                ctx["guideline"] = extra.get("guideline") or ctx["guideline"]
+                if self.rag:
+                    extra = enrichment_for(kb, dotted(code))
+                    ctx["symptoms"] = extra.get("symptoms") or ctx["symptoms"]
+                    ctx["guideline"] = extra.get("guideline") or ctx["guideline"]
             except Exception as exc:  # a KB problem must not stop a training step
                 self._warn("knowledge-base lookup failed", exc)
         self._enrichment[code] = ctx
@@ -250,6 +237,10 @@ class JudgeClient:
         """The chat messages sent for one item."""
         code = normalize(item.code)
         ctx = self._context(code)
+        if self.prompt is not None:
+            return self.prompt.messages(note=item.note, trace=item.trace.strip(), code=item.code.strip(),
+                                        symptoms=ctx["symptoms"] if self.rag else "",
+                                        chapter=ctx["guideline"] if self.rag else "")
         user = USER_TEMPLATE.format(note=item.note.strip() or "(no note)", trace=item.trace.strip(),
                                     code=dotted(code), **ctx)
         return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
@@ -313,7 +304,7 @@ class JudgeClient:
     def score_many(self, items: list[JudgeItem]) -> list[float | None]:
         """Scores 1-5 for each item (None where the call failed), at most ``concurrency`` requests at a time."""
         results: list[float | None] = [None] * len(items)
-        keys = [(_sha(it.note), _sha(it.trace), normalize(it.code), self.model) for it in items]
+        keys = [(_sha(it.note), _sha(it.trace), normalize(it.code), self._cache_model) for it in items]
         todo: dict[tuple, list[int]] = {}
         with self._state_lock:
             for i, key in enumerate(keys):
@@ -362,13 +353,14 @@ _CLIENTS_LOCK = threading.Lock()
 def judge_for_config(config: Any) -> JudgeClient:
     """The shared client for a :class:`icdreason.rewards.RewardConfig` (one per process and setting)."""
     key = (config.judge_url, config.judge_model, config.judge_api_key_env, config.judge_timeout,
-           config.judge_concurrency, config.judge_guided, config.judge_cache)
+           config.judge_concurrency, config.judge_guided, config.judge_cache, config.judge_prompt, config.judge_rag)
     with _CLIENTS_LOCK:
         client = _CLIENTS.get(key)
         if client is None:
             client = JudgeClient(config.judge_url, config.judge_model, api_key_env=config.judge_api_key_env,
                                  timeout=config.judge_timeout, concurrency=config.judge_concurrency,
-                                 guided=config.judge_guided, cache=config.judge_cache)
+                                 guided=config.judge_guided, cache=config.judge_cache,
+                                 prompt=config.judge_prompt, rag=config.judge_rag)
             _CLIENTS[key] = client
     return client
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import IcdreasonError, InputError, UsageError
+from ..errors import IcdreasonError, InputError
 from .config import COMPONENTS, RewardConfig
 from .scoring import RewardBreakdown, score_batch
 
@@ -115,36 +115,53 @@ def summarize(results: Sequence[RewardBreakdown], components: Sequence[str] = CO
 REWARD_FILE = "reward.yaml"  # the resolved reward settings, in a run's output folder
 
 
-def reward_config_for_run(components: Sequence[str], *, reward_config: str | os.PathLike[str] | None = None,
-                          judge_url: str | None = None, judge_model: str | None = None,
-                          judge_api_key_env: str = "ICDREASON_JUDGE_API_KEY") -> RewardConfig:
-    """A run's reward config: defaults, then the ``reward_config`` YAML, then the run's components and judge options."""
-    base = RewardConfig.from_yaml(reward_config) if reward_config else RewardConfig(components=())
-    values: dict[str, Any] = {"components": list(components), "judge_api_key_env": judge_api_key_env}
+def reward_config_for_run(components: Sequence[str] | None = None, *, preset: str | None = None,
+                          reward_config: str | os.PathLike[str] | None = None, judge_url: str | None = None,
+                          judge_model: str | None = None, judge_api_key_env: str = "ICDREASON_JUDGE_API_KEY",
+                          judge_prompt: str | os.PathLike[str] | None = None,
+                          origin: str = "train grpo") -> RewardConfig:
+    """A run's reward config: the preset (default ``deepicd-r1``), then the ``reward_config`` YAML, then the run's
+    preset, components (None: the preset's) and judge options, labelled ``origin``."""
+    base = RewardConfig.from_yaml(reward_config, origin=f"YAML {reward_config} (reward_config)") if reward_config \
+        else RewardConfig()
+    values: dict[str, Any] = {}
+    if preset:
+        values["preset"] = preset
+    if components is not None:
+        values["components"] = list(components)
     if judge_url:
         values["judge_url"] = judge_url
     if judge_model:
         values["judge_model"] = judge_model
-    return RewardConfig.from_dict(values, base=base)
+    if judge_prompt:
+        values["judge_prompt"] = str(judge_prompt)
+    if judge_api_key_env != "ICDREASON_JUDGE_API_KEY":
+        values["judge_api_key_env"] = judge_api_key_env
+    return RewardConfig.from_dict(values, base=base, origin=origin)
 
 
-def check_reward_setup(components: Sequence[str], *, dry_run: bool, reward_config: str | os.PathLike[str] | None = None,
-                       judge_url: str | None = None, judge_model: str | None = None,
-                       judge_api_key_env: str = "ICDREASON_JUDGE_API_KEY") -> tuple[RewardConfig, list[str]]:
+def check_reward_setup(components: Sequence[str] | None = None, *, dry_run: bool, preset: str | None = None,
+                       reward_config: str | os.PathLike[str] | None = None, judge_url: str | None = None,
+                       judge_model: str | None = None, judge_api_key_env: str = "ICDREASON_JUDGE_API_KEY",
+                       judge_prompt: str | os.PathLike[str] | None = None) -> tuple[RewardConfig, list[str]]:
     """Build a run's reward config and probe the judge when it is used. Returns (config, notes for a dry run).
 
-    In a dry run an unreachable judge is a note; otherwise it stops the run before any training work.
+    The notes say where the reward departs from its preset's original (e.g. the paper's judge term left off). In a
+    dry run an unreachable judge is a note; otherwise it stops the run before any training work.
     """
     from .judge import check_judge
+    from .judge_prompt import load_judge_prompt
+    from .presets import departures
 
-    notes: list[str] = []
-    if "judge" in components and not (judge_url and judge_model):
-        raise UsageError("the judge reward needs --judge-url and --judge-model (or train without it: --no-judge)")
-    reward_cfg = reward_config_for_run(components, reward_config=reward_config, judge_url=judge_url,
-                                       judge_model=judge_model, judge_api_key_env=judge_api_key_env)
-    if "judge" in components:
+    reward_cfg = reward_config_for_run(components, preset=preset, reward_config=reward_config, judge_url=judge_url,
+                                       judge_model=judge_model, judge_api_key_env=judge_api_key_env,
+                                       judge_prompt=judge_prompt)
+    notes = [f"reward preset {reward_cfg.preset}: {note}" for note in departures(reward_cfg)]
+    if reward_cfg.judge_prompt:
+        load_judge_prompt(reward_cfg.judge_prompt)  # a broken prompt file stops the run now, not at the first step
+    if "judge" in reward_cfg.components:
         try:
-            check_judge(judge_url, judge_model)
+            check_judge(reward_cfg.judge_url, reward_cfg.judge_model)
         except IcdreasonError as exc:
             if not dry_run:
                 raise

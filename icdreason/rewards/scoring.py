@@ -7,7 +7,11 @@ One implementation (:func:`score_batch`) sits behind every entry point:
   (``train/reward_fn.py``);
 - :func:`~icdreason.rewards.trl_adapter.reward_functions` — trl ``GRPOTrainer`` reward functions, one per component.
 
-Definitions (``docs/rewards.md`` has the worked examples):
+The rule (``RewardConfig.rule``, set by the preset) decides how a response is read and scored: ``single-trace``
+and ``multi-trace`` are the DeepICD-R1 authors' functions (:mod:`icdreason.rewards.rules`; ``single-trace`` is the
+default ``deepicd-r1`` preset's); ``icdreason`` is icdreason's own rule, defined below.
+
+Definitions of the ``icdreason`` rule (``docs/rewards.md`` has the worked examples):
 
 - The response may start inside the reasoning block (the rollout was prefilled with ``<think>``): when it does not
   begin with ``<think>``, the tag is put in front before checking, as the authors' released code does.
@@ -31,78 +35,24 @@ Definitions (``docs/rewards.md`` has the worked examples):
   prediction that merely starts with the gold code, so the exact code is the unique maximum.
 - **length**: ``length_malus`` per character of the raw response.
 - **trace**: ``trace_reward`` when the reasoning block has non-whitespace text.
-- **judge**: ``judge_scale`` times the judge's 1–5 score for the trace (see :mod:`icdreason.rewards.judge`); 0 when
-  the response has no valid code or no trace to judge; ``judge_neutral`` when the call failed.
+- **judge** (every rule): ``judge_scale`` times the judge's 1–5 score for the trace (see
+  :mod:`icdreason.rewards.judge`); ``judge_skip_score`` (times the scale) when the response is not judged (icdreason
+  rule: no valid code or no trace; the authors' rules: see :mod:`~icdreason.rewards.rules`); ``judge_neutral`` when
+  the call failed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
-from ..errors import InputError, UsageError
+from ..errors import UsageError
 from .config import COMPONENTS, RewardConfig
+from .outcome import RewardBreakdown, gold_codes, outcome_units
+from .rules import JudgeInput, score_multi_trace, score_single_trace
 from .scan import ResponseParts, split_response
 
 __all__ = ["RewardBreakdown", "outcome_units", "score_batch", "score_response"]
-
-
-@dataclass(slots=True)
-class RewardBreakdown:
-    """The reward of one response: the total, each component, and what it was computed from."""
-
-    score: float
-    components: dict[str, float]
-    code: str | None = None  # the undotted predicted code that was scored
-    gold: str | None = None  # the undotted gold code it was compared with
-    prefix: int = 0  # O: longest common prefix in characters
-    exact: bool = False
-    format_ok: bool = False
-    judge_score: float | None = None  # the judge's raw 1-5 score (None: not judged or failed)
-
-    def as_dict(self) -> dict[str, float]:
-        """Flat numeric dict (what verl logs): score, every component, prefix, exact, format_ok."""
-        out = {"score": self.score}
-        out.update(self.components)
-        out["prefix"] = float(self.prefix)
-        out["exact"] = float(self.exact)
-        out["format_ok"] = float(self.format_ok)
-        return out
-
-
-def outcome_units(pred: str, gold: str, *, bonus_from: int = 3, prefix_bonus: str = "released") -> tuple[float, int, bool]:
-    """Hierarchical outcome in units of ``match_weight`` for two undotted codes: ``(units, O, exact)``."""
-    if pred == gold:
-        return float(len(gold)), len(gold), True
-    o = 0
-    for a, b in zip(pred, gold):
-        if a != b:
-            break
-        o += 1
-    if prefix_bonus == "literal":
-        return o / len(gold) + abs(o - 2), o, False
-    return o / len(gold) + (o - 2 if o >= bonus_from else 0), o, False
-
-
-def _golds(gold: Any) -> list[str]:
-    """Gold codes as undotted strings; accepts a code, or a list/array of codes (the best match counts)."""
-    if gold is None:
-        raise InputError("no gold code for a response: the data needs reward_model.ground_truth (or a 'code' column)")
-    if isinstance(gold, str):
-        items: Iterable[Any] = (gold,)
-    elif isinstance(gold, Mapping):
-        return _golds(gold.get("ground_truth"))
-    else:
-        items = list(gold)
-    out = []
-    for g in items:
-        code = str(g).strip().upper().replace(".", "")
-        if code:
-            out.append(code)
-    if not out:
-        raise InputError(f"empty gold code {gold!r}")
-    return out
 
 
 def _score_parts(response: str, parts: ResponseParts, golds: list[str], c: RewardConfig, on: frozenset[str]) -> RewardBreakdown:
@@ -135,6 +85,18 @@ def _score_parts(response: str, parts: ResponseParts, golds: list[str], c: Rewar
     return RewardBreakdown(sum(comps.values()), comps, code, gold, o, exact, parts.format_ok)
 
 
+def _score_icdreason(text: str, golds: list[str], c: RewardConfig,
+                     on: frozenset[str]) -> tuple[RewardBreakdown, JudgeInput]:
+    parts = split_response(text)
+    result = _score_parts(text, parts, golds, c, on)
+    if "judge" not in on or result.code is None or not parts.has_trace:
+        return result, None
+    return result, (parts.trace.strip(), result.code)
+
+
+_RULES = {"icdreason": _score_icdreason, "single-trace": score_single_trace, "multi-trace": score_multi_trace}
+
+
 def score_batch(
     responses: Sequence[str],
     golds: Sequence[Any],
@@ -152,47 +114,51 @@ def score_batch(
     if len(responses) != len(golds):
         raise UsageError(f"{len(responses)} responses but {len(golds)} gold codes")
     on = frozenset(c.components)
+    rule = _RULES[c.rule]
     cache: dict[Any, list[str]] = {}
-    out = []
+    out: list[RewardBreakdown] = []
+    judge_inputs: list[JudgeInput] = []
     for response, gold in zip(responses, golds):
         key = gold if isinstance(gold, str) else None
         g = cache.get(key) if key is not None else None
         if g is None:
-            g = _golds(gold)
+            g = gold_codes(gold)
             if key is not None:
                 cache[key] = g
         text = response if isinstance(response, str) else ("" if response is None else str(response))
-        out.append(_score_parts(text, split_response(text), g, c, on))
+        result, judge_input = rule(text, g, c, on)
+        out.append(result)
+        judge_inputs.append(judge_input)
     if "judge" in on:
-        _add_judge(out, responses, notes, c, judge)
+        _add_judge(out, judge_inputs, notes, c, judge)
     return out
 
 
-def _add_judge(results: list[RewardBreakdown], responses: Sequence[str], notes: Sequence[str | None] | None,
+def _add_judge(results: list[RewardBreakdown], inputs: list[JudgeInput], notes: Sequence[str | None] | None,
                c: RewardConfig, judge: Any) -> None:
     from .judge import JudgeItem, judge_for_config
 
-    judge = judge or judge_for_config(c)
     todo: list[int] = []
     items: list[JudgeItem] = []
-    for i, r in enumerate(results):
-        if r.code is None:
-            continue
-        parts = split_response(responses[i] or "")
-        if not parts.has_trace:
+    for i, judge_input in enumerate(inputs):
+        if judge_input is None:
+            _add(results[i], c.judge_scale * c.judge_skip_score)
             continue
         note = (notes[i] if notes is not None else None) or ""
         todo.append(i)
-        items.append(JudgeItem(note=note, trace=parts.trace.strip(), code=r.code))
+        items.append(JudgeItem(note=note, trace=judge_input[0], code=judge_input[1]))
     if not items:
         return
+    judge = judge or judge_for_config(c)
     scores = judge.score_many(items)
     for i, s in zip(todo, scores):
-        r = results[i]
-        r.judge_score = s
-        value = c.judge_scale * (s if s is not None else c.judge_neutral)
-        r.components["judge"] = value
-        r.score += value
+        results[i].judge_score = s
+        _add(results[i], c.judge_scale * (s if s is not None else c.judge_neutral))
+
+
+def _add(result: RewardBreakdown, value: float) -> None:
+    result.components["judge"] = value + 0.0  # no -0.0
+    result.score += value
 
 
 def score_response(response: str, gold: Any, *, config: RewardConfig | None = None, note: str | None = None,

@@ -40,7 +40,9 @@ def completion_text(completion: Any) -> str:
             content = "".join(p.get("text", "") for p in content if isinstance(p, Mapping))
         reasoning = m.get("reasoning_content") or m.get("thinking") or m.get("reasoning")
         if reasoning and THINK_OPEN not in content and THINK_CLOSE not in content:
-            content = f"{THINK_OPEN}{reasoning}{THINK_CLOSE}{content}"
+            # As a prefilled rollout writes it: the reward puts the opening <think> in front itself (the authors'
+            # rules score a response that opens with its own <think> as malformed).
+            content = f"{reasoning}{THINK_CLOSE}{content}"
         texts.append(content)
     return "".join(texts)
 

@@ -1,7 +1,8 @@
 """verl entry points of the rewards: thin adapters over :func:`icdreason.rewards.scoring.score_batch`.
 
 :func:`compute_score` and :func:`compute_score_batch` are verl's custom reward signatures (``train/reward_fn.py``
-re-exports them for verl, which loads that file by path). Settings come from ``ICDREASON_REWARD_*`` variables, a
+re-exports them for verl, which loads that file by path). Settings start from the preset (``deepicd-r1`` unless
+``ICDREASON_REWARD_PRESET`` or a ``preset`` kwarg names another) and come from ``ICDREASON_REWARD_*`` variables, a
 YAML file (``reward_kwargs.config``) and verl's other ``reward_kwargs``; the resolved config is cached per process,
 keyed by those three, because verl calls the reward once per response or per step.
 """
@@ -40,10 +41,11 @@ def _config_from_kwargs(kwargs: Mapping[str, Any]) -> RewardConfig:
         with _config_lock:
             base = RewardConfig.from_env()
             if config_file:
-                base = RewardConfig.from_yaml(config_file, base=base)
+                base = RewardConfig.from_yaml(config_file, base=base,
+                                              origin=f"YAML {config_file} (verl reward_kwargs.config)")
             plain = {k: (list(v) if not isinstance(v, (str, int, float, bool, type(None))) else v)
                      for k, v in settings.items()}
-            cfg = RewardConfig.from_dict(plain, base=base) if plain else base
+            cfg = RewardConfig.from_dict(plain, base=base, origin="verl reward_kwargs") if plain else base
             _config_cache[key] = cfg
     return cfg
 

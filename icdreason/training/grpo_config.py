@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..errors import UsageError
-from ..rewards.config import COMPONENTS, DEFAULT_COMPONENTS
+from ..rewards.config import COMPONENTS
+from ..rewards.presets import DEFAULT_PRESET, default_components, get_preset
 from ..settings import Settings, option
 
 __all__ = ["BACKENDS", "GrpoConfig"]
@@ -34,13 +35,18 @@ class GrpoConfig(Settings):
                                    "steps).")
     output_dir: Path = option(Path("runs/grpo"), "Where the final model, checkpoints/, logs/ and the summary go.")
     # -- rewards -------------------------------------------------------------------------------------------------
-    rewards: list[str] = option(list(DEFAULT_COMPONENTS), "Reward components summed into the score: format, outcome, "
-                                "length, trace, judge (comma list; the paper's full setup adds judge).")
+    reward_preset: str = option(DEFAULT_PRESET, "Reward preset (`icdreason reward settings --preset NAME`): "
+                                "deepicd-r1 (the paper's GRPO jobs), icdreason, authors-readme.")
+    rewards: list[str] | None = option(None, "Reward components summed into the score: format, outcome, length, "
+                                       "trace, judge (comma list; default: the preset's, its judge only with "
+                                       "judge_url).")
     reward_config: Path | None = option(None, "YAML of further reward settings (icdreason.rewards.RewardConfig "
                                         "fields: match_weight, length_malus, …).")
     judge_url: str | None = option(None, "OpenAI-compatible base URL of the judge (for the judge component).")
     judge_model: str | None = option(None, "Model name served at judge_url.")
     judge_key_env: str = option("ICDREASON_JUDGE_API_KEY", "Environment variable holding the judge's API key.")
+    judge_prompt: Path | None = option(None, "Judge prompt JSON in the authors' shape {SYSTEM, USER} (default: "
+                                       "icdreason's own prompt).")
     # -- batch and optimisation (model card) -------------------------------------------------------------------
     train_batch_size: int = option(64, "Prompts per training step (model card: 64). The --train-batch-size flag also "
                                    "sets ppo_mini_batch_size: one update per step.")
@@ -94,14 +100,17 @@ class GrpoConfig(Settings):
     def __post_init__(self) -> None:
         if self.backend is not None and self.backend not in BACKENDS:
             raise UsageError(f"backend must be verl or trl, not {self.backend!r}")
-        self.rewards = [r.strip().lower() for r in self.rewards if r.strip()]
-        unknown = [r for r in self.rewards if r not in COMPONENTS]
-        if unknown:
-            raise UsageError(f"unknown reward component(s): {', '.join(unknown)} "
-                             f"(choose from {', '.join(COMPONENTS)})")
-        if not self.rewards:
-            raise UsageError("no reward component left: keep at least one of format, outcome, length, trace, judge")
-        self.rewards = list(dict.fromkeys(self.rewards))
+        get_preset(self.reward_preset)
+        if self.rewards is not None:
+            self.rewards = [r.strip().lower() for r in self.rewards if r.strip()]
+            unknown = [r for r in self.rewards if r not in COMPONENTS]
+            if unknown:
+                raise UsageError(f"unknown reward component(s): {', '.join(unknown)} "
+                                 f"(choose from {', '.join(COMPONENTS)})")
+            if not self.rewards:
+                raise UsageError("no reward component left: keep at least one of format, outcome, length, trace, "
+                                 "judge")
+            self.rewards = list(dict.fromkeys(self.rewards))
         self._check_numbers()
         self.report_to = [r.strip().lower() for r in self.report_to if r.strip()] or ["none"]
         bad = [r for r in self.report_to if r not in ("tensorboard", "wandb", "none")]
@@ -154,14 +163,19 @@ class GrpoConfig(Settings):
     def apply_ablations(self, *, no_format: bool = False, no_outcome: bool = False, no_judge: bool = False) -> None:
         """The paper's reward ablations: drop the format, outcome or judge component from ``rewards``."""
         dropped = {name for name, off in (("format", no_format), ("outcome", no_outcome), ("judge", no_judge)) if off}
+        if not dropped:
+            return
+        if self.rewards is None:
+            self.rewards = default_components(self.reward_preset, judge=bool(self.judge_url))
         self.rewards = [r for r in self.rewards if r not in dropped]
         if not self.rewards:
             raise UsageError("no reward component left after the ablation flags: keep at least one")
 
     def reward_options(self) -> dict[str, Any]:
         """This run's reward options, as :mod:`icdreason.rewards.report`'s run helpers take them."""
-        return {"components": list(self.rewards), "reward_config": self.reward_config, "judge_url": self.judge_url,
-                "judge_model": self.judge_model, "judge_api_key_env": self.judge_key_env}
+        return {"components": None if self.rewards is None else list(self.rewards), "preset": self.reward_preset,
+                "reward_config": self.reward_config, "judge_url": self.judge_url, "judge_model": self.judge_model,
+                "judge_api_key_env": self.judge_key_env, "judge_prompt": self.judge_prompt}
 
     def _check_numbers(self) -> None:
         positive = ("train_batch_size", "ppo_mini_batch_size", "micro_batch_size_per_gpu", "epochs",

@@ -96,14 +96,14 @@ def train_grpo_worker(cfg: GrpoConfig, *, progress=None) -> TrainSummary:
         save_steps=cfg.save_freq,
         model_init_kwargs={"dtype": torch.float32 if cpu else torch.bfloat16},
     )
-    funcs = reward_functions(reward_cfg, components=cfg.rewards)
+    funcs = reward_functions(reward_cfg)
 
     def build_trainer():
         trainer = GRPOTrainer(model=cfg.model, reward_funcs=funcs, args=args, train_dataset=train,
                               processing_class=tokenizer)
         if progress:
             progress(f"GRPO on {len(train):,} prompts: {cfg.rollout_n} responses each, rewards "
-                     f"{'+'.join(cfg.rewards)}, micro batch {per_device} x {accumulation} accumulation")
+                     f"{'+'.join(reward_cfg.components)}, micro batch {per_device} x {accumulation} accumulation")
         return trainer
 
     return train_and_save(cfg, tokenizer, build_trainer, command="grpo", train_rows=len(train))

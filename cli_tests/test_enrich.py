@@ -65,7 +65,8 @@ def test_enrichment_for_fills_the_record_fields(enriched_kb):
     fields = enrichment_for(enriched_kb, "I21.A1")
     assert fields["symptoms"] == "Sie haben einen akuten Herzinfarkt." and fields["symptoms_from"] == "I21"
     assert fields["guideline_section"] == "I.C.9.d"
-    assert fields["guideline"].startswith("Acute myocardial infarction (AMI)\n1) Type 1 ST elevation")
+    # the first line says where the passage comes from: the chapter, then the heading as the guidelines print it
+    assert fields["guideline"].startswith("Chapter 9 › d. Acute myocardial infarction (AMI)\n1) Type 1 ST elevation")
     assert enrichment_for(enriched_kb, None) == dict.fromkeys(
         ["symptoms", "symptoms_from", "guideline", "guideline_section"])
 
@@ -118,9 +119,13 @@ def test_kb_lookup_shows_symptoms_and_guideline(runner, enriched_kb):
     assert result.exit_code == 0, result.output + result.stderr
     card = json.loads(result.stdout)
     assert card["symptoms"] == "Sie haben einen akuten Herzinfarkt." and card["symptoms_from"] == "I21"
-    assert card["guideline_section"] == "I.C.9.d" and card["guideline"].startswith("I.C.9.d Acute myocardial")
+    assert card["guideline_section"] == "I.C.9.d"
+    assert card["guideline"].startswith("Chapter 9 › d. Acute myocardial infarction (AMI): 1) Type 1 ST")
+    assert card["guideline_path"] == ["Chapter 9: Diseases Of The Circulatory System (I00-I99)",
+                                      "d. Acute myocardial infarction (AMI)"]
     panel = runner.invoke(app, ["kb", "lookup", "I21.A1"]).stdout
-    assert "symptoms: Sie haben einen akuten Herzinfarkt." in panel and "guideline: I.C.9.d" in panel
+    assert "symptoms: Sie haben einen akuten Herzinfarkt." in panel
+    assert "guideline: Chapter 9 › d. Acute myocardial" in panel
 
 
 def test_fresh_database_has_the_scrape_tables(kb):
@@ -133,4 +138,4 @@ def test_fresh_database_has_the_scrape_tables(kb):
                                    "text", "url", "fetched_at", "http_status", "content_hash"]
     assert columns("scrape_log") == ["source", "code", "url", "outcome", "reason", "http_status", "attempted_at"]
     assert columns("guidelines") == ["id", "parent", "level", "seq", "section", "chapter", "title", "text",
-                                     "page_start", "page_end", "source", "imported_at"]
+                                     "page_start", "page_end", "source", "imported_at", "path", "items"]

@@ -1,4 +1,6 @@
-"""`icdreason scrape guidelines` on a PDF with the CMS heading scheme, the JSON export and `kb import-guidelines`."""
+"""`icdreason scrape guidelines` on a PDF with the CMS heading scheme, its nested JSON export, and
+`kb import-guidelines` of that export and of the flat shape earlier icdreason versions wrote (files in the shape of
+the authors' release: test_guidelines_nested.py)."""
 
 from __future__ import annotations
 
@@ -15,11 +17,10 @@ def guidelines_pdf(tmp_path_factory):
     return build_guidelines_pdf(tmp_path_factory.mktemp("pdf") / "fy-2025-icd-10-cm-coding-guidelines.pdf")
 
 
-def _sections(kb_file):
+def _sections(kb_file, columns="id, parent, level, section, chapter, title, text"):
     con = duckdb.connect(str(kb_file), read_only=True)
     try:
-        return con.execute("SELECT id, parent, level, section, chapter, title, text FROM guidelines ORDER BY seq"
-                           ).fetchall()
+        return con.execute(f"SELECT {columns} FROM guidelines ORDER BY seq").fetchall()
     finally:
         con.close()
 
@@ -58,23 +59,100 @@ def test_scrape_guidelines_export_and_import_round_trip(runner, kb_file, built_k
     assert len(stored) == 43
     assert sorted(p.name for p in out.iterdir()) == sorted([f"chapter_{n}.json" for n in range(1, 22)]
                                                            + ["sections.json"])
+    # nested: the chapter title over its lettered subsections; the chapter's own text under the empty key, first
     chapter9 = json.loads((out / "chapter_9.json").read_text())
-    assert list(chapter9)[:3] == ["9. Chapter 9: Diseases Of The Circulatory System (I00-I99)", "a. Hypertension",
-                                  "b. Atherosclerotic Coronary Artery Disease and Angina"]
-    assert chapter9["a. Hypertension"].startswith("The classification presumes")
+    assert list(chapter9) == ["Chapter 9: Diseases Of The Circulatory System (I00-I99)"]
+    body = chapter9["Chapter 9: Diseases Of The Circulatory System (I00-I99)"]
+    assert list(body)[:3] == ["", "a. Hypertension", "b. Atherosclerotic Coronary Artery Disease and Angina"]
+    assert body[""] == "Guidance that applies to every code of chapter 9 is given here."
+    assert body["a. Hypertension"].startswith("The classification presumes")
+    sections = json.loads((out / "sections.json").read_text())
+    assert list(sections)[:2] == ["Section I. Conventions, general coding guidelines and chapter specific guidelines",
+                                  "Section II. Selection of Principal Diagnosis"]
+    assert list(sections["Section II. Selection of Principal Diagnosis"])[:2] == [
+        "", "A. Codes for symptoms, signs, and ill-defined conditions"]
 
     other = tmp_path / "other.duckdb"
     shutil.copy(built_kb, other)
     result = runner.invoke(app, ["kb", "import-guidelines", str(out), "--kb", str(other)])
     assert result.exit_code == 0, result.output + result.stderr
     assert "Imported 43 guideline sections" in result.stderr
-    assert _sections(other) == stored
+    assert "chapters 1-21 (21 files, nested) and sections.json; missing chapters: 22" in " ".join(result.stderr.split())
+    everything = "id, parent, level, section, chapter, title, text, path, items"
+    assert _sections(other, everything) == _sections(kb_file, everything)
+    # and the knowledge base exports the same files again, byte for byte
+    again = tmp_path / "again"
+    result = runner.invoke(app, ["kb", "export-guidelines", str(again), "--kb", str(other)])
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "Wrote 43 guideline sections to 22 files" in result.stderr
+    assert {p.name: p.read_bytes() for p in again.iterdir()} == {p.name: p.read_bytes() for p in out.iterdir()}
 
     # the authors' release has only chapter files: those import on their own
     (out / "sections.json").unlink()
     result = runner.invoke(app, ["kb", "import-guidelines", str(out), "--kb", str(other)])
     assert result.exit_code == 0
     assert _sections(other) == [row for row in stored if row[4] is not None]
+
+
+def test_the_flat_shape_of_earlier_exports_still_imports(runner, kb_file, tmp_path):
+    from icdreason.cli import app
+
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    (flat / "chapter_9.json").write_text(json.dumps({
+        "9. Chapter 9: Diseases of the Circulatory System (I00-I99)": "Rules for the whole chapter.",
+        "a. Hypertension": "Link hypertension with heart disease unless the notes say otherwise.",
+        "b. Angina": "Use the combination codes.",
+    }))
+    (flat / "chapter_10.json").write_text(json.dumps({
+        "10. Chapter 10: Diseases of the Respiratory System (J00-J99)": "Breathing rules.",
+        "a. Asthma": "Code the exacerbation.",
+    }))
+    (flat / "sections.json").write_text(json.dumps({
+        "Section I. Conventions": "Read these first.",
+        "A. Conventions for the ICD-10-CM": "General rules.",
+        "1. The Alphabetic Index and Tabular List": "Look the term up in the index first.",
+        "C. Chapter-Specific Coding Guidelines": "",
+        "Section II. Selection of Principal Diagnosis": "The circumstances of admission decide.",
+        "A. Codes for symptoms": "Not when a definitive diagnosis is known.",
+    }))
+    result = runner.invoke(app, ["kb", "import-guidelines", str(flat)])
+    assert result.exit_code == 0, result.output + result.stderr
+    assert "chapters 9, 10 (2 files, flat) and sections.json" in " ".join(result.stderr.split())
+    assert _sections(kb_file, "id, parent, level, section, chapter, title, text, path") == [
+        ("I", None, 0, "I", None, "Conventions", "Read these first.", ["Section I. Conventions"]),
+        ("I.A", "I", 1, "I", None, "Conventions for the ICD-10-CM", "General rules.",
+         ["Section I. Conventions", "A. Conventions for the ICD-10-CM"]),
+        ("I.A.1", "I.A", 2, "I", None, "The Alphabetic Index and Tabular List", "Look the term up in the index first.",
+         ["Section I. Conventions", "A. Conventions for the ICD-10-CM", "1. The Alphabetic Index and Tabular List"]),
+        ("I.C", "I", 1, "I", None, "Chapter-Specific Coding Guidelines", "",
+         ["Section I. Conventions", "C. Chapter-Specific Coding Guidelines"]),
+        ("I.C.9", "I.C", 2, "I", 9, "Chapter 9: Diseases of the Circulatory System (I00-I99)",
+         "Rules for the whole chapter.", ["9. Chapter 9: Diseases of the Circulatory System (I00-I99)"]),
+        ("I.C.9.a", "I.C.9", 3, "I", 9, "Hypertension", "Link hypertension with heart disease unless the notes say "
+         "otherwise.", ["9. Chapter 9: Diseases of the Circulatory System (I00-I99)", "a. Hypertension"]),
+        ("I.C.9.b", "I.C.9", 3, "I", 9, "Angina", "Use the combination codes.",
+         ["9. Chapter 9: Diseases of the Circulatory System (I00-I99)", "b. Angina"]),
+        ("I.C.10", "I.C", 2, "I", 10, "Chapter 10: Diseases of the Respiratory System (J00-J99)", "Breathing rules.",
+         ["10. Chapter 10: Diseases of the Respiratory System (J00-J99)"]),
+        ("I.C.10.a", "I.C.10", 3, "I", 10, "Asthma", "Code the exacerbation.",
+         ["10. Chapter 10: Diseases of the Respiratory System (J00-J99)", "a. Asthma"]),
+        ("II", None, 0, "II", None, "Selection of Principal Diagnosis", "The circumstances of admission decide.",
+         ["Section II. Selection of Principal Diagnosis"]),
+        ("II.A", "II", 1, "II", None, "Codes for symptoms", "Not when a definitive diagnosis is known.",
+         ["Section II. Selection of Principal Diagnosis", "A. Codes for symptoms"]),
+    ]
+    # exported, the same sections come out nested, and read back as they were
+    out = tmp_path / "nested"
+    assert runner.invoke(app, ["kb", "export-guidelines", str(out)]).exit_code == 0
+    assert json.loads((out / "chapter_9.json").read_text()) == {
+        "9. Chapter 9: Diseases of the Circulatory System (I00-I99)": {
+            "": "Rules for the whole chapter.",
+            "a. Hypertension": "Link hypertension with heart disease unless the notes say otherwise.",
+            "b. Angina": "Use the combination codes."}}
+    before = _sections(kb_file, "*")
+    assert runner.invoke(app, ["kb", "import-guidelines", str(out)]).exit_code == 0
+    assert [row[:10] + row[12:] for row in _sections(kb_file, "*")] == [row[:10] + row[12:] for row in before]
 
 
 def test_guidelines_download_from_url(runner, kb_file, guidelines_pdf):
@@ -101,4 +179,6 @@ def test_bad_guideline_inputs_name_the_fix(runner, kb_file, tmp_path):
     assert result.exit_code == 2 and "no chapter_N.json files" in result.stderr
     (tmp_path / "chapter_1.json").write_text('["not", "an", "object"]')
     result = runner.invoke(app, ["kb", "import-guidelines", str(tmp_path)])
-    assert result.exit_code == 2 and "heading -> text" in result.stderr
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("error: chapter_1.json: $: expected an object with the chapter title as its one "
+                                     "key, got a list")

@@ -89,9 +89,11 @@ def enriched_kb(kb_file):
     con.execute("""INSERT INTO symptoms VALUES ('I21.4', 'I214', 'gesund', 'I21.4', 'exact', 'en', 'NSTEMI',
                    'Heart attack without ST elevation: chest pain, shortness of breath, sweating.', NULL,
                    now(), 200, 'h')""")
-    con.execute("""INSERT INTO guidelines VALUES ('I.C.9', 'I.C', 2, 1, 'I', 9,
-                   'Chapter 9: Diseases of the Circulatory System', 'Code acute myocardial infarction by site.',
-                   1, 2, 'test', now())""")
+    con.execute("""INSERT INTO guidelines (id, parent, level, seq, section, chapter, title, text, page_start, page_end,
+                                          source, imported_at, path)
+                   VALUES ('I.C.9', 'I.C', 2, 1, 'I', 9, 'Chapter 9: Diseases of the Circulatory System',
+                   'Code acute myocardial infarction by site.', 1, 2, 'test', now(),
+                   ['Chapter 9: Diseases of the Circulatory System'])""")
     con.close()
     from icdreason.kb import KnowledgeBase
 
@@ -113,7 +115,8 @@ def test_prompt_carries_note_predicted_code_symptoms_and_guideline(server, enric
     assert NOTE in user and TRACE in user
     assert "I21.4 - Non-ST elevation (NSTEMI) myocardial infarction" in user
     assert "chest pain, shortness of breath, sweating" in user  # symptoms of the PREDICTED code
-    assert "Code acute myocardial infarction by site." in user  # its chapter's guideline
+    # its chapter's guideline, under the heading path it comes from
+    assert "Chapter 9: Diseases of the Circulatory System\nCode acute myocardial infarction by site." in user
     assert sent["structured_outputs"] == {"choice": CHOICES} and sent["model"] == "judge-model"
     assert FakeJudge.headers_seen[0]["Authorization"] == "Bearer sk-secret-123"
 

@@ -82,27 +82,34 @@ def lookup(
         raise typer.Exit(1)
 
 
+def _printable(text: str) -> str:
+    """Scraped or imported text with control characters (terminal escape sequences) shown as �."""
+    return "".join(ch if ch in "\n\t" or ch.isprintable() else "\ufffd" for ch in text)
+
+
 def _print_card(card: dict) -> None:
+    from rich.markup import escape
     from rich.panel import Panel
 
     if not card["found"]:
-        console.print(f"[bold]{card['input']}[/bold]: [red]{card['message']}[/red]")
+        console.print(f"[bold]{escape(card['input'])}[/bold]: [red]{escape(card['message'])}[/red]")
         return
-    lines = [f"[bold]{card['code']}[/bold]  {card['description']}"]
+    lines = [f"[bold]{card['code']}[/bold]  {escape(card['description'])}"]
     if card["billable"]:
         lines.append("[green]billable[/green]")
     else:
         lines.append(f"[yellow]not billable[/yellow] ({card['kind']}): {card['billable_below']:,} billable codes below"
                      + (f", e.g. {', '.join(card['examples'])}" if card["examples"] else ""))
     path = " → ".join(f"{a['code']} {a['description']}" for a in card["path"])
-    lines.append(f"[dim]path:[/dim] {path}")
+    lines.append(f"[dim]path:[/dim] {escape(path)}")
     for kind, texts in card["notes"].items():
-        lines.append(f"[dim]{kind.replace('_', ' ')}:[/dim] " + "; ".join(texts))
+        lines.append(f"[dim]{kind.replace('_', ' ')}:[/dim] " + escape("; ".join(texts)))
     if card["seventh_characters"]:
-        lines.append("[dim]7th characters:[/dim] " + "; ".join(f"{k} {v}" for k, v in card["seventh_characters"].items()))
+        lines.append("[dim]7th characters:[/dim] "
+                     + escape("; ".join(f"{k} {v}" for k, v in card["seventh_characters"].items())))
     for key, label in (("symptoms", "symptoms"), ("guideline", "guideline")):
         if card.get(key):
-            lines.append(f"[dim]{label}:[/dim] {card[key]}")
+            lines.append(f"[dim]{label}:[/dim] {escape(_printable(card[key]))}")
     console.print(Panel("\n".join(lines), expand=False))
 
 
@@ -139,16 +146,38 @@ def search(
 
 @app.command("import-guidelines")
 def import_guidelines(
-    directory: Annotated[Path, typer.Argument(help="A folder of chapter_N.json files (heading → text), e.g. the "
-                                              "DeepICD-R1 release or `icdreason scrape guidelines --export-json`.")],
+    directory: Annotated[Path, typer.Argument(help="A folder of chapter_N.json files, nested (chapter title → "
+                                              "heading → … → text, e.g. the DeepICD-R1 release) or flat (heading → "
+                                              "text, earlier icdreason exports), plus sections.json if present.")],
     kb: KbOption = None,
 ) -> None:
     """Load per-chapter guideline JSON files into the knowledge base's guidelines table (replacing it)."""
     from ..kb import KnowledgeBase
-    from ..scrape.guidelines_store import import_json_dir, store_sections
+    from ..scrape.guidelines_store import import_json_dir, store_rows
 
-    sections = import_json_dir(directory)
+    found = import_json_dir(directory)
     with KnowledgeBase.open(kb, read_only=False, progress=say) as base:
-        rows = store_sections(base, sections, str(directory))
-    chapters = sorted({s.chapter for s in sections if s.chapter is not None})
-    say(f"Imported {rows} guideline sections from {directory} ({len(chapters)} chapters)")
+        stored = store_rows(base, found.rows, str(directory))
+    say(found.summary(stored))
+
+
+@app.command("export-guidelines")
+def export_guidelines(
+    directory: Annotated[Path, typer.Argument(help="The folder to write chapter_N.json (nested) and sections.json "
+                                              "into; files of the same name are replaced.")],
+    kb: KbOption = None,
+) -> None:
+    """Write the knowledge base's guidelines as nested per-chapter JSON (what import-guidelines reads back)."""
+    from ..errors import KnowledgeBaseError
+    from ..scrape.guidelines_store import export_json
+
+    with open_kb(kb) as base:
+        rows = base.guidelines()
+    if not rows:
+        raise KnowledgeBaseError("the knowledge base holds no guidelines: run `icdreason kb import-guidelines DIR` "
+                                 "or `icdreason scrape guidelines --pdf FILE` first")
+    files = export_json(rows, directory)
+    chapters = [f.name for f in files if f.name != "sections.json"]
+    say(f"Wrote {len(rows)} guideline sections to {len(files)} files in {directory} ({chapters[0]} … {chapters[-1]}"
+        f"{' and sections.json' if len(chapters) < len(files) else ''})" if chapters else
+        f"Wrote {len(rows)} guideline sections to {directory / 'sections.json'}")

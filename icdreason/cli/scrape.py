@@ -115,13 +115,15 @@ def guidelines(
     url: Annotated[Optional[str], typer.Option("--url", help="Download the PDF from this address first (e.g. "
                                                "https://www.cms.gov/files/document/fy-2025-icd-10-cm-coding-"
                                                "guidelines.pdf).")] = None,
-    export_json: Annotated[Optional[Path], typer.Option("--export-json", help="Also write chapter_N.json (heading → "
-                                                        "text) per chapter into this folder.")] = None,
+    export_json: Annotated[Optional[Path], typer.Option("--export-json", help="Also write nested chapter_N.json "
+                                                        "(chapter title → heading → … → text) per chapter, and "
+                                                        "sections.json for the rest, into this folder.")] = None,
     kb: KbOption = None,
 ) -> None:
     """Parse the official coding guidelines into the knowledge base's guidelines table (section tree)."""
     from ..errors import InputError, UsageError
-    from ..scrape import FetchOptions, PoliteFetcher, export_json as write_json, parse_pdf, store_sections
+    from ..scrape import FetchOptions, PoliteFetcher, export_json as write_json, parse_pdf, rows_from_sections
+    from ..scrape import store_rows
 
     if (pdf is None) == (url is None):
         raise UsageError("give the guidelines as exactly one of --pdf FILE or --url URL")
@@ -138,11 +140,12 @@ def guidelines(
             raise InputError(f"could not download {url} ({result.reason or 'empty answer'}): download it yourself "
                              "and pass --pdf FILE")
         sections, origin = parse_pdf(result.content), url
+    rows_to_store = rows_from_sections(sections)
     with _open_writable(kb) as base:
-        rows = store_sections(base, sections, origin)
+        rows = store_rows(base, rows_to_store, origin)
     chapters = sorted({s.chapter for s in sections if s.chapter is not None})
     say(f"Stored {rows} guideline sections ({len(chapters)} chapter-specific parts: "
         f"{', '.join(f'I.C.{c}' for c in chapters[:3])}{' …' if len(chapters) > 3 else ''})")
     if export_json is not None:
-        files = write_json(sections, export_json)
+        files = write_json(rows_to_store, export_json)
         say(f"Wrote {len(files)} JSON files to {export_json}")

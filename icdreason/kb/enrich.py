@@ -5,20 +5,30 @@ here works on a knowledge base without those tables or rows: it then returns ``N
 
 - :func:`symptoms` walks up the hierarchy (``I21.41`` → ``I21.4`` → ``I21``) until a stored description is found and
   says which code it came from.
-- :func:`guideline` returns the guideline sections of the code's chapter (Section I.C.N and its subsections), the
-  most relevant subsection first by keyword overlap with the code's description and its ancestors' descriptions.
-- :func:`enrichment_for` packs both into the four fields of a prediction record.
+- :func:`guideline` returns the guideline passages of the code's chapter (Section I.C.N and below), the most relevant
+  first by keyword overlap of the code's description and its ancestors' descriptions with each passage's heading path
+  and text. Each passage says where it comes from (:attr:`GuidelineSection.where`, e.g. ``Chapter 9 › Hypertension ›
+  Hypertension with Heart Disease``).
+- :func:`enrichment_for` packs both into the four fields of a prediction record; the guideline field starts with the
+  heading path.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import NamedTuple
 
 from ..codes import chapter_of, dotted, is_well_formed, normalize
+from .scraped import GuidelineRow
 from .store import KnowledgeBase
 
-__all__ = ["GuidelineSection", "SymptomDescription", "enrichment_for", "guideline", "symptoms", "DEFAULT_SOURCES"]
+__all__ = ["GuidelineSection", "SymptomDescription", "best_passage", "enrichment_for", "guideline", "heading_path",
+           "symptoms", "DEFAULT_SOURCES"]
+
+#: What separates the headings of a passage's path when it is shown.
+PATH_SEPARATOR = " › "
 
 #: Preference order when a code has descriptions from several sources: the paper's source first.
 DEFAULT_SOURCES: tuple[str, ...] = ("gesund", "medlineplus")
@@ -55,10 +65,27 @@ class GuidelineSection:
     page_start: int | None
     page_end: int | None
     score: float = 0.0
+    path: tuple[str, ...] | None = None  # the headings from the top of its file down to it (None: stored without)
 
     @property
     def label(self) -> str:
         return f"{self.id} {self.title}".strip()
+
+    @property
+    def where(self) -> str:
+        """Where the passage comes from: its heading path (``Chapter 10 › COPD and Asthma › Acute exacerbation``),
+        or its id and title when it was stored without one."""
+        return heading_path(self.path, self.chapter) if self.path else self.label
+
+
+def heading_path(path: tuple[str, ...] | list[str], chapter: int | None) -> str:
+    """A heading path for people: a chapter's long title (the top key of its file) shortened to ``Chapter N``, the
+    headings below it as written, joined by ``›``; a chapter's own passage keeps its title."""
+    if chapter is None or not path:
+        return PATH_SEPARATOR.join(path)
+    if len(path) > 1:
+        return PATH_SEPARATOR.join([f"Chapter {chapter}", *path[1:]])
+    return path[0] if path[0].lower().startswith("chapter") else f"Chapter {chapter}: {path[0]}"
 
 
 def _prefixes(code: str) -> list[str]:
@@ -105,50 +132,128 @@ def _stem(word: str) -> str:
     return word[:6]
 
 
-def keywords(text: str) -> set[str]:
-    """Lower-case content words of a text, crudely stemmed, without stop words."""
-    return {_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 2}
+@lru_cache(maxsize=8192)
+def keywords(text: str) -> frozenset[str]:
+    """Lower-case content words of a text, crudely stemmed, without stop words (memoised: passages repeat)."""
+    return frozenset(_stem(w) for w in _WORD.findall(text.lower()) if w not in _STOP and len(w) > 2)
 
 
-def _code_terms(kb: KnowledgeBase, code: str) -> tuple[int | None, set[str], set[str]]:
+def _code_terms(kb: KnowledgeBase, code: str) -> tuple[int | None, frozenset[str], frozenset[str]]:
     """(chapter, keywords of the code's own description, keywords of its ancestors' descriptions)."""
     info = kb.lookup(code)
     if info is None:
         ch = chapter_of(code)
-        return (ch.number if ch else None), set(), set()
+        return (ch.number if ch else None), frozenset(), frozenset()
     own = keywords(info.description)
     above: set[str] = set()
     for anc in kb.ancestors(info.code):
         if anc.kind in ("category", "subcategory", "code"):
             above |= keywords(anc.description)
-    return info.chapter, own, above - own
+    return info.chapter, own, frozenset(above - own)
+
+
+#: Headings that say what kind of text follows, not its topic: such a passage is ranked by the heading above it.
+_GENERIC_HEADINGS = frozenset("descri overvi rule rules refere defini note notes exampl usage purpos list catego "
+                              "types genera sequen".split())
+_CODE = r"[A-Z]\d[0-9A-Z](?:\.[0-9A-Z]{1,4})?"
+_MENTION = re.compile(rf"\b({_CODE})(?:\s*[-–—]\s*({_CODE}))?\b")
+
+
+@lru_cache(maxsize=8192)
+def _mentions(text: str) -> tuple[tuple[str, str], ...]:
+    """The codes and code ranges a text names, undotted: ``"I21.0–I21.4 and I50"`` → ((I210, I214), (I50, I50))."""
+    return tuple((normalize(first), normalize(last or first)) for first, last in _MENTION.findall(text))
+
+
+def _mention_points(code_nodot: str, text: str) -> int:
+    """How specifically ``text`` names the code: the length of the longest mention (a code, a category or a range)
+    that covers it, 0 when none does (``I21.4`` in "I21.0–I21.4" → 4, in "category I21" → 3)."""
+    best = 0
+    for first, last in _mentions(text):
+        if code_nodot[:len(first)] >= first and code_nodot[:len(last)] <= last:
+            best = max(best, min(len(first), len(last)))
+    return best
+
+
+def _topic(path: tuple[str, ...] | None, title: str) -> tuple[str, str]:
+    """(the heading that names the passage's topic, the headings above it below the chapter title): a generic own
+    heading (``description``, ``rule``, ``examples``) hands the topic to the nearest specific heading above it."""
+    headings = list(path[1:]) if path and len(path) > 1 else [title]
+    while len(headings) > 1 and keywords(headings[-1]) <= _GENERIC_HEADINGS:
+        headings.pop()
+    return headings[-1], " ".join(headings[:-1])
+
+
+def _chapters(kb: KnowledgeBase, code_nodot: str, chapter: int) -> list[int]:
+    """The code's chapter, then any chapter whose title lists the code (the guidelines treat COVID-19, U07.1, in
+    chapter 1, although the code sits in chapter 22)."""
+    found = [chapter]
+    for number in range(1, 23):
+        rows = kb.chapter_guidelines(number) if number != chapter else []
+        if rows and rows[0].level == 2 and _mention_points(code_nodot, rows[0].title) >= 4:
+            found.append(number)
+    return found
+
+
+class _Passage(NamedTuple):
+    """What the ranking reads of one stored row, worked out once per row."""
+
+    topic: str                  # the heading that names its topic
+    topic_words: frozenset[str]
+    heading_words: frozenset[str]  # of the headings above the topic heading, below the chapter title
+    text_words: frozenset[str]
+    length: float               # the square root of the text's length in hundreds of words (at least 1)
+
+
+@lru_cache(maxsize=16384)
+def _passage(row: GuidelineRow) -> _Passage:
+    topic, headings = _topic(row.path, row.title)
+    return _Passage(topic, keywords(topic), keywords(headings), keywords(row.text),
+                    max(1.0, len(row.text.split()) / 100) ** 0.5)
 
 
 def guideline(kb: KnowledgeBase, code: str) -> list[GuidelineSection]:
-    """The guideline sections of the code's chapter, the most relevant subsection first; [] when none are stored.
+    """The guideline passages of the code's chapter, the most relevant first; [] when none are stored.
 
-    Relevance is keyword overlap with the code's description (and, at half weight, its ancestors' descriptions):
-    title words count three times, body words once, divided by the square root of the body length in hundreds of
-    words so that long sections do not win by size alone. Ties keep document order; the chapter's own introduction
-    comes after every subsection that matched.
+    Relevance is keyword overlap with the code's description (and, at half weight, its ancestors' descriptions): words
+    of the passage's topic heading (its own, or the nearest one above when its own is generic like ``description``)
+    count three times, of the headings above that (below the chapter title) twice, of its text once, and each other
+    word of the topic heading takes half a point off; a heading that names the code (``Z79``, ``I21.0–I21.4``) adds
+    twice, and text that names it once, the length of the code named. The sum is divided by the square root of the
+    text's length in hundreds of words so that long passages do not win by size alone. Headings without text of
+    their own (a nested file's objects) are not passages. Ties keep document order; the chapter's own introduction
+    comes after every passage that matched.
     """
     if not code or not is_well_formed(code) or not kb.has_rows("guidelines"):
         return []
     chapter, own, above = _code_terms(kb, code)
     if chapter is None:
         return []
+    key = normalize(code)
     scored = []
-    for position, row in enumerate(kb.chapter_guidelines(chapter)):
-        title_words, body_words = keywords(row.title), keywords(row.text)
-        hits = 3 * len(own & title_words) + len(own & body_words)
-        hits += 0.5 * (3 * len(above & title_words) + len(above & body_words))
-        length = max(1.0, len(row.text.split()) / 100)
-        score = round(hits / length**0.5, 4)
+    rows = [row for number in _chapters(kb, key, chapter) for row in kb.chapter_guidelines(number)]
+    for position, row in enumerate(rows):
+        if not row.text.strip():
+            continue
+        p = _passage(row)
+        hits = 3 * len(own & p.topic_words) + 2 * len(own & p.heading_words) + len(own & p.text_words)
+        hits += 0.5 * (3 * len(above & p.topic_words) + 2 * len(above & p.heading_words) + len(above & p.text_words))
+        hits -= 0.5 * len(p.topic_words - own - above - _GENERIC_HEADINGS)  # what the heading names beyond the code
+        hits += 2 * _mention_points(key, p.topic) + _mention_points(key, row.text)
+        score = round(hits / p.length, 4)
         rank = 0.0 if row.level <= 2 else -score  # the chapter's introduction never outranks a matching subsection
         scored.append((rank, position, GuidelineSection(row.id, row.title, row.chapter, row.level, row.text,
-                                                        row.page_start, row.page_end, score)))
+                                                        row.page_start, row.page_end, score, row.path)))
     scored.sort(key=lambda item: (item[0], item[1]))
     return [section for *_, section in scored]
+
+
+def best_passage(sections: list[GuidelineSection]) -> GuidelineSection | None:
+    """The passage to show for a code: the first of :func:`guideline`'s ranking when it matched the code, or when it
+    is the chapter's own introduction; None when no passage of the chapter matched."""
+    if sections and (sections[0].score > 0 or sections[0].level <= 2):
+        return sections[0]
+    return None
 
 
 # -- the record fields ----------------------------------------------------------------------------------------------
@@ -156,7 +261,8 @@ def enrichment_for(kb: KnowledgeBase, code: str | None, *, sources: tuple[str, .
     """The enrichment fields of a prediction record for ``code``.
 
     Keys: ``symptoms`` (text), ``symptoms_from`` (the dotted code it was found on), ``guideline`` (the most relevant
-    section's title and text) and ``guideline_section`` (its id, e.g. ``I.C.9.a``); each None when nothing applies.
+    passage: where it comes from on the first line, e.g. ``Chapter 9 › Hypertension › Hypertension with Heart
+    Disease``, then its text) and ``guideline_section`` (its id, e.g. ``I.C.9.a``); each None when nothing applies.
     """
     out: dict = {"symptoms": None, "symptoms_from": None, "guideline": None, "guideline_section": None}
     if not code:
@@ -165,9 +271,8 @@ def enrichment_for(kb: KnowledgeBase, code: str | None, *, sources: tuple[str, .
     if found is not None:
         out["symptoms"] = found.text
         out["symptoms_from"] = found.from_code
-    sections = guideline(kb, code)
-    if sections:
-        best = sections[0]
-        out["guideline"] = f"{best.title}\n{best.text}".strip() if best.text else best.title
+    best = best_passage(guideline(kb, code))
+    if best is not None:
+        out["guideline"] = f"{best.where}\n{best.text}".strip() if best.text else best.where
         out["guideline_section"] = best.id
     return out

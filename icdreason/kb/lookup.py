@@ -36,20 +36,21 @@ def describe_code(kb: KnowledgeBase, raw: str) -> dict:
 
 
 def _enrichment(kb: KnowledgeBase, code: str) -> dict:
-    """The symptom description and the most relevant guideline section (None when the KB has none)."""
-    from .enrich import guideline, symptoms
+    """The symptom description and the most relevant guideline passage, with where it comes from (None when the KB
+    has none)."""
+    from .enrich import best_passage, guideline, symptoms
 
     found = symptoms(kb, code)
-    sections = guideline(kb, code)
-    best = sections[0] if sections else None
+    best = best_passage(guideline(kb, code))
     excerpt = None
     if best is not None:
         body = " ".join(best.text.split())
-        excerpt = f"{best.label}: {body[:300]}{'…' if len(body) > 300 else ''}"
+        excerpt = f"{best.where}: {body[:300]}{'…' if len(body) > 300 else ''}"
     return {
         "symptoms": found.text if found else None,
         "symptoms_from": found.from_code if found else None,
         "symptoms_source": found.source if found else None,
         "guideline": excerpt,
         "guideline_section": best.id if best else None,
+        "guideline_path": list(best.path) if best is not None and best.path else None,
     }

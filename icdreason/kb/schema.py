@@ -1,8 +1,8 @@
 """The knowledge base's schema as ordered, named migrations, recorded in the ``_migrations`` table.
 
 ``kb build`` applies every migration to a fresh file. Opening an existing file applies the migrations it lacks when
-they only add tables (issues that add symptoms or guidelines register theirs here); a file whose core code-table
-layout is older than :data:`SCHEMA_VERSION` must be rebuilt with ``icdreason kb build --force``.
+they only add tables or columns (issues that add symptoms or guidelines register theirs here); a file whose core
+code-table layout is older than :data:`SCHEMA_VERSION` must be rebuilt with ``icdreason kb build --force``.
 """
 
 from __future__ import annotations
@@ -124,11 +124,24 @@ def _m0004_guidelines(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _m0005_guideline_paths(con: duckdb.DuckDBPyConnection) -> None:
+    """Where each guideline passage sits in its JSON file (``icdreason kb import-guidelines``): its heading path, and
+    the strings of a list leaf. Rows stored before this migration keep NULL in both."""
+    con.execute(
+        """
+        ALTER TABLE guidelines ADD COLUMN path VARCHAR[];   -- headings from the top of its file down to it, as written
+        ALTER TABLE guidelines ADD COLUMN items VARCHAR[];  -- a list of strings in the file; text holds them as
+                                                            -- bullet lines ('- item'), in order
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_core_tables", _m0001_core),
     ("0002_lookup_indexes", _m0002_indexes),
     ("0003_symptoms", _m0003_symptoms),
     ("0004_guidelines", _m0004_guidelines),
+    ("0005_guideline_paths", _m0005_guideline_paths),
 ]
 
 

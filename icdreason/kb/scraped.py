@@ -57,7 +57,7 @@ class ScrapeLogEntry(NamedTuple):
 class GuidelineRow(NamedTuple):
     """One section of the official coding guidelines (a row of ``guidelines``, without its bookkeeping columns)."""
 
-    id: str                     # I, I.C, I.C.9, I.C.9.a, ...
+    id: str                     # I, I.C, I.C.9, I.C.9.a, I.C.10.s1.s2, ...
     parent: str | None
     level: int
     section: str
@@ -66,9 +66,16 @@ class GuidelineRow(NamedTuple):
     text: str
     page_start: int | None
     page_end: int | None
+    path: tuple[str, ...] | None = None   # the headings from the top of its JSON file down to it, as written there
+    items: tuple[str, ...] | None = None  # a list of strings in the file (``text`` holds them as bullet lines)
 
 
-_GUIDELINE_FIELDS = "id, parent, level, section, chapter, title, text, page_start, page_end"
+_GUIDELINE_FIELDS = "id, parent, level, section, chapter, title, text, page_start, page_end, path, items"
+
+
+def _guideline_row(values: tuple) -> GuidelineRow:
+    *head, path, items = values
+    return GuidelineRow(*head, tuple(path) if path is not None else None, tuple(items) if items is not None else None)
 _SOURCE_NAME = re.compile(r"^[\w.-]+$")
 
 
@@ -115,7 +122,7 @@ class ScrapedTables(TableCache):
                         preference: tuple[str, ...] = ()) -> StoredSymptom | None:
         """The stored description of the longest of ``codes_nodot`` that has one (a code and its ancestors), from
         ``sources`` only when given; among sources, ``preference`` order first, then by name. None when none."""
-        if not codes_nodot or "symptoms" not in self.tables():
+        if not codes_nodot or not self.has_rows("symptoms"):
             return None
         rank = " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(preference) if _SOURCE_NAME.match(s))
         where = f"AND source IN ({', '.join('?' * len(sources))})" if sources else ""
@@ -142,26 +149,41 @@ class ScrapedTables(TableCache):
     def replace_guidelines(self, rows: Iterable[GuidelineRow], source: str) -> int:
         """Replace every stored guideline section with ``rows`` (in document order) in one transaction; returns the
         number of rows stored."""
-        now = _now()
-        values = [[r.id, r.parent, r.level, seq, r.section, r.chapter, r.title, r.text, r.page_start, r.page_end,
-                   source, now] for seq, r in enumerate(rows, start=1)]
+        import pyarrow as pa
+
+        rows = list(rows)
+        table = pa.table({
+            "id": [r.id for r in rows], "parent": [r.parent for r in rows], "level": [r.level for r in rows],
+            "seq": list(range(1, len(rows) + 1)), "section": [r.section for r in rows],
+            "chapter": pa.array([r.chapter for r in rows], pa.int32()), "title": [r.title for r in rows],
+            "text": [r.text for r in rows], "page_start": pa.array([r.page_start for r in rows], pa.int32()),
+            "page_end": pa.array([r.page_end for r in rows], pa.int32()), "source": [source] * len(rows),
+            "imported_at": pa.array([_now()] * len(rows), pa.timestamp("us")),
+            "path": pa.array([list(r.path) if r.path is not None else None for r in rows], pa.list_(pa.string())),
+            "items": pa.array([list(r.items) if r.items is not None else None for r in rows], pa.list_(pa.string())),
+        })
+        columns = ", ".join(table.column_names)
         with self._writing("guidelines") as con:
             con.execute("DELETE FROM guidelines")
-            if values:
-                con.executemany("INSERT INTO guidelines VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", values)
-        return len(values)
+            if rows:
+                con.register("new_guidelines", table)
+                try:
+                    con.execute(f"INSERT INTO guidelines ({columns}) SELECT {columns} FROM new_guidelines")
+                finally:
+                    con.unregister("new_guidelines")
+        return len(rows)
 
     def guidelines(self) -> list[GuidelineRow]:
         """Every stored guideline section in document order."""
         if "guidelines" not in self.tables():
             return []
         rows = self.con.execute(f"SELECT {_GUIDELINE_FIELDS} FROM guidelines ORDER BY seq").fetchall()
-        return [GuidelineRow(*row) for row in rows]
+        return [_guideline_row(row) for row in rows]
 
     def chapter_guidelines(self, chapter: int) -> list[GuidelineRow]:
         """The guideline sections of one ICD-10-CM chapter (Section I.C.N and below) in document order (cached)."""
         if "guidelines" not in self.tables():
             return []
-        return self._cached(f"guidelines:{chapter}", ("guidelines",), lambda: [GuidelineRow(*row) for row in (
+        return self._cached(f"guidelines:{chapter}", ("guidelines",), lambda: [_guideline_row(row) for row in (
             self.con.execute(f"SELECT {_GUIDELINE_FIELDS} FROM guidelines WHERE chapter = ? ORDER BY seq",
                              [chapter]).fetchall())])

@@ -1,6 +1,6 @@
 """Benchmark: the retriever in-process against `--ray` with 1 and 2 replicas, on a local 2-CPU Ray.
 
-Run: python bench/ray_scaling.py [--notes 3000] [--kb PATH] [--repeat 2]
+Run: python bench/ray_scaling.py [--notes 3000] [--small 300] [--kb PATH] [--repeat 2]
 
 The notes are bench/retriever.py's (1-3 KB, no two alike). Each configuration runs the whole prediction of
 ``icdreason predict`` as a library call (``run_predict``: prompts, engine, parsing, validation, voting, JSONL
@@ -10,16 +10,21 @@ records), in-process or with ``runner=predict_on_ray`` and a :class:`~icdreason.
   knowledge base and the BM25 index; the Dataset planned and streamed);
 - first record s: how long until the first batch of records is on disk;
 - steady notes/s: the notes after the first batch over the time after it (the rate once the replicas run);
-- Ray overhead per note: (Ray wall - in-process wall) / notes.
+- driver CPU s: CPU time of this process (the in-process run does everything here; on Ray the engine runs in the
+  actors' processes);
+- fixed s and ms per note: each configuration also runs on ``--small`` notes; the line through the two (median) wall
+  times gives a fixed cost per run and a marginal cost per note. Ray's overhead is the difference to in-process:
+  per run (start-up) and per note.
 
 ``ray.init`` (a new local cluster, once per CLI run) is timed on its own. Configurations run in turn, ``--repeat``
-times each, on the same Ray; every row is one run.
+times each, on the same Ray.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -59,7 +64,7 @@ def run(config: str, notes, kb, tmp: Path, replicas: int) -> dict:
     wall = time.perf_counter() - started
     assert summary.predicted == len(notes), summary
     first = times[0] - started
-    steady = (len(notes) - 64) / (times[-1] - times[0]) if len(times) > 1 else float("nan")
+    steady = (len(notes) - len(notes) // len(times)) / (times[-1] - times[0]) if len(times) > 1 else float("nan")
     return {"config": config, "wall": wall, "first": first, "steady": steady, "driver_cpu": time.process_time() - cpu}
 
 
@@ -67,6 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--notes", type=int, default=3000)
     parser.add_argument("--kb", default=None, help="knowledge-base file (default: ICDREASON_KB or the home default)")
+    parser.add_argument("--small", type=int, default=300, help="the smaller run, for fixed and per-note costs")
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
     console = Console(width=150)
@@ -83,23 +89,39 @@ def main() -> None:
     t0 = time.perf_counter()
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="error", log_to_driver=False)
     t_init = time.perf_counter() - t0
-    rows = []
+    configs = (("in-process", 0), ("ray, 1 replica", 1), ("ray, 2 replicas", 2))
+    rows: dict[tuple[str, int], list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeat):
-            for config, replicas in (("in-process", 0), ("ray, 1 replica", 1), ("ray, 2 replicas", 2)):
-                rows.append(run(config, notes, kb, Path(tmp), replicas))
-                console.print(rows[-1])
+            for size in (args.small, args.notes):
+                for config, replicas in configs:
+                    row = run(config, notes[:size], kb, Path(tmp), replicas)
+                    rows.setdefault((config, size), []).append(row)
+                    console.print(size, row)
     ray.shutdown()
-    base = min(r["wall"] for r in rows if r["config"] == "in-process")
-    n = len(notes)
-    table = Table(title=f"retriever on {n} notes: in-process vs Ray Data (local Ray, 2 CPUs)")
+
+    def median(config: str, size: int, key: str) -> float:
+        return statistics.median(r[key] for r in rows[(config, size)])
+
+    n, small = args.notes, args.small
+    lines = {}
+    for config, _ in configs:
+        slope = (median(config, n, "wall") - median(config, small, "wall")) / (n - small)
+        lines[config] = (median(config, small, "wall") - slope * small, slope)
+    table = Table(title=f"retriever, {n} notes: in-process vs Ray Data on a local 2-CPU Ray (medians of "
+                        f"{args.repeat} runs)")
     for col in ("configuration", "wall s", "notes/s (wall)", "first record s", "steady notes/s", "driver CPU s",
-                "Ray overhead per note"):
+                "fixed s", "ms per note", "Ray overhead: per run", "per note"):
         table.add_column(col, justify="left" if col == "configuration" else "right")
-    for r in rows:
-        extra = "" if r["config"] == "in-process" else f"{(r['wall'] - base) / n * 1e3:.2f} ms"
-        table.add_row(r["config"], f"{r['wall']:.2f}", f"{n / r['wall']:.0f}", f"{r['first']:.2f}",
-                      f"{r['steady']:.0f}", f"{r['driver_cpu']:.2f}", extra)
+    base_fixed, base_slope = lines["in-process"]
+    for config, _ in configs:
+        fixed, slope = lines[config]
+        overhead = ("", "") if config == "in-process" else (f"{fixed - base_fixed:+.1f} s",
+                                                           f"{(slope - base_slope) * 1e3:+.2f} ms")
+        wall = median(config, n, "wall")
+        table.add_row(config, f"{wall:.2f}", f"{n / wall:.0f}", f"{median(config, n, 'first'):.2f}",
+                      f"{median(config, n, 'steady'):.0f}", f"{median(config, n, 'driver_cpu'):.2f}",
+                      f"{fixed:.1f}", f"{slope * 1e3:.2f}", *overhead)
     console.print(table)
     load = os.getloadavg()[0]
     console.print(f"ray.init (new local cluster, 2 CPUs): {t_init:.1f} s. CPU: {os.cpu_count()} cores, load average "

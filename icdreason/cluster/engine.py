@@ -106,39 +106,43 @@ class RayEngine(Engine):
         pending: dict[int, Prompt] = dict(enumerate(items))
         suspects: set[int] = set()
         idle = 0
-        while pending:
-            ledger = ray.remote(Ledger).options(num_cpus=0).remote()
-            size = batch_size
-            found = False
-            try:
-                for seqs, size in (([s for s in pending if s in suspects], 1),
-                                   ([s for s in pending if s not in suspects], batch_size)):
-                    for out in self._run_pool(seqs, pending, size, params, ledger):
-                        pairs = [(pending.pop(seq), gen) for seq, gen in out if seq in pending]
-                        found = found or bool(pairs)
-                        yield pairs
-            except Exception as exc:  # noqa: BLE001 - sorted below
-                if not worker_lost(exc):
-                    raise library_error(exc) from None
-                counts = ray.get(ledger.counts.remote())
-                unfinished = {s: c for s, c in counts.items() if s in pending}
-                given_up = [s for s, c in unfinished.items() if c > self.plan.max_retries]
-                why = first_line(exc)
-                if size == 1 and given_up:
-                    yield [(pending.pop(s), Generation(texts=[], error=(
-                        f"the Ray worker died on this note {counts[s]} times ({why}); given up"))) for s in given_up]
-                    found = True
-                else:
-                    new = set(given_up or unfinished) - suspects
-                    suspects |= new
-                    found = found or bool(new)
-                self.restarts += 1
-                idle = 0 if found else idle + 1
-                if idle > _MAX_IDLE_ROUNDS:
-                    raise EngineError(f"Ray workers keep dying ({why}): rerun with --resume, or see the Ray logs "
-                                      "(ICDREASON_DEBUG=1 shows them)") from None
-            finally:
-                ray.kill(ledger)
+        ledger = ray.remote(Ledger).options(num_cpus=0).remote()
+        try:
+            while pending:
+                ray.get(ledger.reset.remote())
+                size = batch_size
+                found = False
+                try:
+                    for seqs, size in (([s for s in pending if s in suspects], 1),
+                                       ([s for s in pending if s not in suspects], batch_size)):
+                        for out in self._run_pool(seqs, pending, size, params, ledger):
+                            pairs = [(pending.pop(seq), gen) for seq, gen in out if seq in pending]
+                            if pairs:
+                                found = True
+                                yield pairs
+                except Exception as exc:  # noqa: BLE001 - sorted below
+                    if not worker_lost(exc):
+                        raise library_error(exc) from None
+                    counts = ray.get(ledger.counts.remote())
+                    unfinished = {s: c for s, c in counts.items() if s in pending}
+                    given_up = [s for s, c in unfinished.items() if c > self.plan.max_retries]
+                    why = first_line(exc)
+                    if size == 1 and given_up:
+                        yield [(pending.pop(s), Generation(texts=[], error=(
+                            f"the Ray worker died on this note {counts[s]} times ({why}); given up")))
+                            for s in given_up]
+                        found = True
+                    else:
+                        new = set(given_up or unfinished) - suspects
+                        suspects |= new
+                        found = found or bool(new)
+                    self.restarts += 1
+                    idle = 0 if found else idle + 1
+                    if idle > _MAX_IDLE_ROUNDS:
+                        raise EngineError(f"Ray workers keep dying ({why}): rerun with --resume, or see the Ray "
+                                          "logs (ICDREASON_DEBUG=1 shows them)") from None
+        finally:
+            ray.kill(ledger)
 
     def _run_pool(self, seqs: list[int], pending: dict[int, Prompt], size: int, params: SamplingParams,
                   ledger) -> Iterator[list[tuple[int, Generation]]]:

@@ -102,10 +102,13 @@ def _open_kb(path: str | None):
 
 
 class Ledger:
-    """Counts how often each row was started (a Ray actor; see the module docstring)."""
+    """Counts how often each row was started in the current round (a Ray actor; see the module docstring)."""
 
     def __init__(self) -> None:
         self.started: dict[int, int] = {}
+
+    def reset(self) -> None:
+        self.started.clear()
 
     def begin(self, seqs: list[int]) -> None:
         for seq in seqs:

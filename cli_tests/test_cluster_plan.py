@@ -79,6 +79,15 @@ def test_dry_run_prints_the_plan_and_the_processor_config(runner):
     assert config["should_continue_on_error"] is True and config["batch_size"] == 64
 
 
+def test_distill_dry_run_prints_the_teachers_plan(runner, tmp_path):
+    result = runner.invoke(app, ["distill", str(tmp_path / "rl.parquet"), "--teacher", "Qwen/Qwen2.5-72B-Instruct",
+                                 "--engine", "transformers", "-E", "device=cuda", "--ray", "auto", "--replicas", "4",
+                                 "--batch-size", "8", "--dry-run"])
+    assert result.exit_code == 0, result.stdout + result.stderr
+    plan = yaml.safe_load(result.stdout)["ray"]
+    assert (plan["runner"], plan["replicas"], plan["gpus_per_replica"], plan["batch_size"]) == ("actor pool", 4, 1, 8)
+
+
 def test_ray_only_flags_and_bad_addresses_are_one_line_errors(runner):
     result = runner.invoke(app, ["predict", EXAMPLE, "--replicas", "2"])
     assert result.exit_code == 2 and result.stderr.strip() == "error: --replicas only apply with --ray"

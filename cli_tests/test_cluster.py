@@ -61,16 +61,18 @@ def test_transformers_engine_on_ray_gives_the_local_answers(ray_cluster, use_kb,
     assert all(r["raw"] and r["tokens_out"] > 0 for r in on_ray.values())
 
 
-def test_killing_the_driver_then_resuming_loses_and_repeats_nothing(ray_cluster, retriever_kb, tmp_path):
+def test_killing_the_driver_then_resuming_loses_and_repeats_nothing(ray_cluster, retriever_kb, runner, monkeypatch,
+                                                                    tmp_path):
     """The driver is a separate `icdreason predict --ray HOST:PORT` process, killed with SIGKILL after its first
-    batch of records is on disk; the same command with --resume finishes the job."""
+    batch of records is on disk; the same command with --resume (run here) finishes the job."""
     env = {**os.environ, "ICDREASON_KB": str(retriever_kb)}
     env.pop("RAY_ADDRESS", None)
     ids = note_table(tmp_path / "notes.jsonl", 300)
     out = tmp_path / "pred.jsonl"
-    args = [str(ICDREASON), "predict", str(tmp_path / "notes.jsonl"), "-o", str(out), "--batch-size", "10",
-            "--ray", ray_cluster, "-q"]
-    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    args = ["predict", str(tmp_path / "notes.jsonl"), "-o", str(out), "--batch-size", "10", "--ray", ray_cluster,
+            "-q"]
+    proc = subprocess.Popen([str(ICDREASON), *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True)
     deadline = time.monotonic() + 180
     while proc.poll() is None and time.monotonic() < deadline and not (out.exists() and out.stat().st_size):
         time.sleep(0.02)
@@ -79,8 +81,9 @@ def test_killing_the_driver_then_resuming_loses_and_repeats_nothing(ray_cluster,
     assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
     before = read_predictions(out)
     assert 0 < len(before) < len(ids)
-    done = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
+    monkeypatch.setenv("ICDREASON_KB", str(retriever_kb))
+    result = runner.invoke(app, [*args, "--resume"])
+    assert result.exit_code == 0, result.stdout + result.stderr
     after = read_predictions(out)
     assert sorted(r["id"] for r in after) == ids  # 0 lost, 0 duplicated
     assert after[: len(before)] == before  # what was written before the kill is kept as it was

@@ -162,6 +162,17 @@ def test_the_vllm_processor_has_fixed_replicas_tensor_parallel_gpus_and_capped_r
             assert callable(kwargs["ray_remote_args_fn"])
 
 
+def test_a_vllm_run_on_a_cluster_without_gpus_stops_before_it_starts(ray_cluster, use_kb, runner, tmp_path):
+    """Ray would wait for ever for a vLLM replica it cannot place: the plan is checked against the cluster first."""
+    pytest.importorskip("ray.data.llm")
+    result = runner.invoke(app, ["predict", str(EXAMPLES / "copd.txt"), "--engine", "vllm", "--model", "m",
+                                 "--replicas", "2", "--ray", "local", "-o", str(tmp_path / "out.jsonl")])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        "error: the Ray cluster (local) has 0 GPU(s) but the plan needs 2 (2 replica(s) x 1)")
+    assert not (tmp_path / "out.jsonl").exists()
+
+
 @pytest.mark.gpu
 def test_vllm_on_ray_predicts_on_a_gpu(ray_cluster, use_kb, runner, tmp_path):
     """Needs CUDA, vLLM and ray[llm]: two sampled answers per note through ray.data.llm, one record per note."""

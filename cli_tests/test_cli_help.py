@@ -48,7 +48,8 @@ def test_readme_says_research_use_only():
 
 
 #: Imported only by the command that needs them: the model and plotting libraries, and `audit serve`'s web stack.
-HEAVY = ("torch", "transformers", "vllm", "trl", "verl", "matplotlib", "starlette", "uvicorn", "jinja2", "selenium")
+HEAVY = ("torch", "transformers", "vllm", "trl", "verl", "ray", "matplotlib", "starlette", "uvicorn", "jinja2",
+         "selenium")
 
 
 def test_help_does_not_import_heavy_libraries():

@@ -171,6 +171,36 @@ def test_sft_deepspeed_dry_run_points_at_the_zero3_json(runner, tmp_path, tiny, 
     assert argv[argv.index("--config_file") + 1].endswith("deepspeed_zero3.yaml")
 
 
+def test_sft_on_two_machines_runs_the_same_command_with_each_rank(runner, tmp_path, tiny, sft_file):
+    """accelerate's --num_processes is the total over the machines: 2 machines x 8 GPUs = 16 processes, 8 here."""
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils.launch import prepare_multi_gpu_env  # fills in what torchrun gets
+
+    base = ["sft", "--model", str(tiny), "--train", str(sft_file), "-o", str(tmp_path / "o"), "--gpus", "8",
+            "--nnodes", "2", "--main-process-ip", "10.0.0.1", "--main-process-port", "29555"]
+    docs = [dry_run(runner, *base, "--node-rank", rank) for rank in ("0", "1")]
+    argvs = [doc["launch"]["argv"] for doc in docs]
+    flags = argvs[1][argvs[1].index("--num_processes"):argvs[1].index("--mixed_precision")]
+    assert flags == ["--num_processes", "16", "--num_machines", "2", "--machine_rank", "1", "--main_process_ip",
+                     "10.0.0.1", "--main_process_port", "29555"]
+    assert [a for a in argvs[0] if a not in ("0", "1")] == [a for a in argvs[1] if a not in ("0", "1")]
+    config = docs[1]["config"]
+    assert config["per_device_batch_size"] * config["gradient_accumulation_steps"] * 16 == 32
+    args = launch_command_parser().parse_args(argvs[1][3:])  # what accelerate makes of it
+    args, _, _ = _validate_launch_command(args)
+    prepare_multi_gpu_env(args)
+    assert (str(args.nproc_per_node), str(args.nnodes), int(args.node_rank)) == ("8", "2", 1)
+    assert args.rdzv_endpoint == "10.0.0.1:29555"  # torchrun's rendezvous on the rank-0 machine
+
+
+def test_sft_multi_node_needs_the_main_machine_and_gpus(runner, tmp_path, tiny, sft_file):
+    base = ["sft", "--model", str(tiny), "--train", str(sft_file), "-o", str(tmp_path / "o"), "--dry-run"]
+    assert "needs --main-process-ip" in fails(runner, *base, "--gpus", "8", "--nnodes", "2", code=2)
+    assert "node_rank must be 0 to 1" in fails(runner, *base, "--gpus", "8", "--nnodes", "2", "--node-rank", "2",
+                                               "--main-process-ip", "h0", code=2)
+    assert "needs GPUs" in fails(runner, *base, "--gpus", "0", "--nnodes", "2", "--main-process-ip", "h0", code=2)
+
+
 def test_launch_configs_are_valid_accelerate_and_deepspeed_files():
     from accelerate.commands.config.config_args import load_config_from_file
 

@@ -171,6 +171,51 @@ def test_multi_node_runs_join_an_existing_ray_cluster(runner, model_dir, rl_file
     assert doc["launch"]["command"].startswith("TENSORBOARD_DIR=")
 
 
+def test_on_a_ray_cluster_the_reward_function_and_settings_travel_with_the_job(runner, model_dir, rl_file, tmp_path):
+    """Without a shared filesystem no reward path of this machine may reach verl's reward workers (Ray puts them on
+    any node): verl imports the adapter by name, the package travels in the job's runtime environment, and every
+    setting is an inline value, which the worker's compute_score turns into the run's settings."""
+    import icdreason
+    from icdreason.rewards import RewardConfig
+    from icdreason.rewards.report import reward_config_for_run, write_reward_config
+    from icdreason.rewards.verl_adapter import compute_score
+
+    out = tmp_path / "o"
+    doc, _ = verl_dry_run(runner, model_dir, rl_file, out, "--nnodes", "2", "--gpus", "8", "--ray-address",
+                          "10.0.0.1:6379", "--reward", "format,outcome,length")
+    o = overrides_of(doc)
+    assert o["reward.custom_reward_function.path"] == "pkg://icdreason.rewards.verl_adapter"
+    assert o["reward.custom_reward_function.name"] == "compute_score"
+    package = Path(icdreason.__file__).parent
+    assert o["+ray_kwargs.ray_init.runtime_env.py_modules"] == f"['{package}']"
+    inline = {k.rsplit(".", 1)[1]: v for k, v in o.items() if ".reward_kwargs." in k}
+    assert set(inline) == set(RewardConfig.field_names())  # "config" (a local YAML path) is not among them
+    assert inline["components"] == "['format','outcome','length']" and inline["judge_url"] == "null"
+    assert not [v for k, v in o.items() if "reward" in k and (str(out) in v or str(train_dir()) in v)]
+    # A reward worker: Hydra's values (plain YAML here: no quotes inside them) as compute_score's keyword arguments.
+    kwargs = {k: yaml.safe_load(v) for k, v in inline.items()}
+    run_file = write_reward_config(reward_config_for_run(["format", "outcome", "length"]), tmp_path / "reward.yaml")
+    for answer in ("<think>chest pain, troponin up</think><diagnosis>I21.4</diagnosis>", "no tags", "<think>x</think>"
+                   "<diagnosis>I10</diagnosis>"):
+        assert compute_score("mimic", answer, "I214", {"note": "x"}, **kwargs) == \
+            compute_score("mimic", answer, "I214", {"note": "x"}, config=str(run_file))
+
+
+def test_inline_values_are_written_in_hydras_override_syntax():
+    """Checked once against hydra-core 1.3.2's own override parser (not installed for the tests): inside quotes only
+    a quote and the backslashes just before a quote are escaped."""
+    from icdreason.rewards import RewardConfig
+    from icdreason.training.grpo_verl import inline_reward_overrides
+
+    values = dict(line.split("=", 1) for line in inline_reward_overrides(
+        RewardConfig(judge_url="http://h:8000/v1", judge_model="it's\\x", judge_cache="ends\\")))
+    key = "+reward.custom_reward_function.reward_kwargs."
+    assert values[key + "judge_url"] == "'http://h:8000/v1'"
+    assert values[key + "judge_model"] == "'it\\'s\\x'" and values[key + "judge_cache"] == "'ends\\\\'"
+    assert values[key + "match_weight"] == "15.0" and values[key + "length_malus"] == "-0.0001"
+    assert values[key + "components"] == "['format','outcome','length','trace']"
+
+
 def test_without_cuda_the_verl_run_stops_with_one_line(runner, model_dir, rl_file, tmp_path):
     result = runner.invoke(app, ["train", "grpo", "--backend", "verl", "--model", str(model_dir), "--train",
                                  str(rl_file), "-o", str(tmp_path / "o")])

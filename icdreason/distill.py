@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from .codes import dotted, normalize
-from .engines.base import Engine, Prompt, SamplingParams
+from .engines.base import Engine, Generation, Prompt, SamplingParams
 from .errors import InputError, UsageError
 from .tables import iter_rows
 
 __all__ = ["DistillOptions", "DistillResult", "distill", "teacher_prompt", "read_examples", "check_trace",
-           "TEACHER_SYSTEM"]
+           "judge_generation", "TEACHER_SYSTEM"]
 
 TEACHER_SYSTEM = (
     "You are an expert clinician and clinical coder writing teaching material. You are given an admission note and "
@@ -202,7 +202,11 @@ def _load_progress(path: Path) -> dict[str, dict[str, Any]]:
 
 def distill(opts: DistillOptions, engine: Engine, kb=None,
             progress: Callable[[int, int], None] | None = None) -> DistillResult:
-    """Generate, filter and write the SFT traces (see the module docstring). Resumes from the progress log."""
+    """Generate, filter and write the SFT traces (see the module docstring). Resumes from the progress log.
+
+    Generation goes through :meth:`Engine.stream <icdreason.engines.base.Engine.stream>`: batch by batch here, or
+    spread over a Ray cluster with :class:`icdreason.cluster.RayEngine` (``distill --ray``).
+    """
     from .predict import sampling_for
 
     opts.out = Path(opts.out).expanduser()
@@ -210,56 +214,51 @@ def distill(opts: DistillOptions, engine: Engine, kb=None,
     log_path = _progress_path(opts.out)
     done = _load_progress(log_path)
     params: SamplingParams = sampling_for(opts.n, opts.temperature, max_new_tokens=opts.max_new_tokens, seed=opts.seed)
-    todo: list[dict[str, Any]] = []
-    total = 0
+    seen = [0]  # notes read so far (within --limit)
+    examples: dict[int, dict[str, Any]] = {}  # id(prompt) -> its example
 
-    def run(batch: list[dict[str, Any]], log) -> None:
-        prompts = [teacher_prompt(ex, kb, max_note_chars=opts.max_note_chars) for ex in batch]
-        error = None
-        try:
-            gens = engine.generate(prompts, params)
-        except Exception as exc:  # an engine that fails for the whole batch: record and go on
-            gens = None
-            error = f"engine error: {type(exc).__name__}: {exc}"
-        for k, ex in enumerate(batch):
-            rec: dict[str, Any] = {"id": ex["id"], "code": ex["code"], "split": ex.get("split"), "kept": False}
-            gen = gens[k] if gens is not None else None
-            if gen is None or gen.error:
-                rec["reason"] = error if gen is None else f"engine error: {gen.error}"
-            else:
-                reasons = []
-                for text in gen.texts or [""]:
-                    trace, why = check_trace(text, ex["code"], opts)
-                    if trace is not None:
-                        rec.update(kept=True, trace=trace, reason=None, note=ex["note"])
-                        break
-                    reasons.append(why)
-                if not rec["kept"]:
-                    rec["reason"] = reasons[0]
-            log.write(json.dumps(rec) + "\n")
-            done[ex["id"]] = rec
-        log.flush()
-
-    with log_path.open("a", encoding="utf-8") as log:
+    def prompts() -> Iterator[Prompt]:
         for ex in read_examples(opts.data, split=opts.split):
-            if opts.limit is not None and total >= opts.limit:
-                break
-            total += 1
+            if opts.limit is not None and seen[0] >= opts.limit:
+                return
+            seen[0] += 1
             if ex["id"] in done:
                 continue
-            todo.append(ex)
-            if len(todo) >= opts.batch_size:
-                run(todo, log)
-                todo = []
-                if progress:
-                    progress(len(done), total)
-        if todo:
-            run(todo, log)
+            prompt = teacher_prompt(ex, kb, max_note_chars=opts.max_note_chars)
+            examples[id(prompt)] = ex
+            yield prompt
+
+    with log_path.open("a", encoding="utf-8") as log:
+        for pairs in engine.stream(prompts(), params, batch_size=opts.batch_size):
+            for prompt, gen in pairs:
+                ex = examples.pop(id(prompt))
+                rec = judge_generation(ex, gen, opts)
+                log.write(json.dumps(rec) + "\n")
+                done[ex["id"]] = rec
+            log.flush()
             if progress:
-                progress(len(done), total)
+                progress(len(done), seen[0])
     stats = _write_sft(opts, done, engine)
-    stats["attempted"] = total
+    stats["attempted"] = seen[0]
     return DistillResult(out=opts.out, stats=stats)
+
+
+def judge_generation(example: dict[str, Any], gen: Generation, opts: DistillOptions) -> dict[str, Any]:
+    """The progress-log entry of one note: kept with its trace (the first sample that passes
+    :func:`check_trace`), or the reason it was not."""
+    rec: dict[str, Any] = {"id": example["id"], "code": example["code"], "split": example.get("split"), "kept": False}
+    if gen.error:
+        rec["reason"] = f"engine error: {gen.error}"
+        return rec
+    reasons = []
+    for text in gen.texts or [""]:
+        trace, why = check_trace(text, example["code"], opts)
+        if trace is not None:
+            rec.update(kept=True, trace=trace, reason=None, note=example["note"])
+            return rec
+        reasons.append(why)
+    rec["reason"] = reasons[0]
+    return rec
 
 
 def _write_sft(opts: DistillOptions, done: dict[str, dict[str, Any]], engine: Engine) -> dict[str, Any]:

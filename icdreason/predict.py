@@ -23,7 +23,8 @@ from .records import Record, RecordWriter
 from .settings import Settings, option
 from .vote import vote
 
-__all__ = ["PredictSettings", "Summary", "predict", "sampling_for", "DEFAULT_MAX_NOTE_CHARS"]
+__all__ = ["PredictSettings", "Summary", "predict", "sampling_for", "DEFAULT_MAX_NOTE_CHARS", "prepare_prompt",
+           "generate_batch", "note_record", "Enrichment", "count_records"]
 
 #: Notes longer than this are cut in the middle. About 2,000 tokens of English clinical text: the 2,048-token prompt
 #: budget the reference models were trained with.
@@ -289,6 +290,45 @@ def _reconcile(writer: RecordWriter, db, run_id: str) -> None:
         writer.write_batch(db.records(run_id, missing_in_file))
 
 
+# -- the steps of one note, public for other runners of the same pipeline (icdreason.cluster generates on Ray) ------
+def prepare_prompt(note: Note, template: PromptTemplate, max_chars: int) -> tuple[Prompt, list[str]]:
+    """The prompt of one note (cut in the middle when longer than ``max_chars``, neutralised, rendered) and its
+    flags: what :func:`predict` gives the engine."""
+    return _prepare(note, template, max_chars)
+
+
+def note_record(note: Note, prompt: Prompt | None, flags: list[str], gen: Generation | None, *, kb, engine: Engine,
+                run_id: str, parameters: dict[str, Any], settings: PredictSettings, prefilled_think: bool,
+                enrichment: Enrichment | None = None) -> Record:
+    """parse -> validate -> vote -> enrich -> :class:`Record` for one note, as :func:`predict` does (``gen`` None:
+    the note was not given to the engine, its ``problem`` says why)."""
+    return _record(note, prompt, flags, gen, kb=kb, engine=engine, run_id=run_id, parameters=parameters,
+                   settings=settings, prefilled_think=prefilled_think, enrichment=enrichment)
+
+
+def generate_batch(engine: Engine, prompts: list[Prompt], params: SamplingParams) -> list[Generation]:
+    """One generation per prompt, as :func:`predict` gets them: a batch the engine fails on is retried one prompt at
+    a time, so one bad note costs only its own record; an :class:`IcdreasonError` raised for every prompt (a server
+    down, weights missing) is raised."""
+    return _generate(engine, prompts, params)
+
+
+class Enrichment(_Enrichment):
+    """Symptom and guideline enrichment of a run, memoised per code (give one to :func:`note_record`)."""
+
+
+def count_records(summary: Summary, records: list[Record]) -> None:
+    """Add written records to a run's summary (status, chapter, flags, tokens, errors), as :func:`predict` does."""
+    for r in records:
+        summary.by_status[r.status] += 1
+        summary.by_chapter[r.chapter if r.chapter is not None else "-"] += 1
+        summary.flags.update(r.flags)
+        summary.tokens_in += r.tokens_in
+        summary.tokens_out += r.tokens_out
+        summary.errors += r.error is not None
+    summary.predicted += len(records)
+
+
 # -- a whole run: what `icdreason predict` does, as a library call -----------------------------------------------
 def build_engine(name: str | None, model: str | None, options: dict[str, Any] | None = None, *, kb=None,
                  base_urls: list[str] | None = None) -> Engine:
@@ -306,8 +346,11 @@ def run_predict(notes: list[Note], *, engine: Engine, kb, out: str | None = None
                 params: SamplingParams | None = None, template: PromptTemplate | None = None,
                 settings: PredictSettings | None = None, command: str | None = None,
                 progress: Callable[[int, int], None] | None = None,
-                on_records: Callable[[list[Record]], None] | None = None, stream=None) -> Summary:
+                on_records: Callable[[list[Record]], None] | None = None, stream=None,
+                runner: Callable[..., Summary] | None = None) -> Summary:
     """Open the output (and the ``--db`` log), pick or resume the run id, predict, and log the run.
+
+    ``runner`` replaces :func:`predict` (same arguments), e.g. :func:`icdreason.cluster.predict_on_ray`.
 
     The run row (engine, model, options, prompt-template hash, KB release, timings, token counts) is written before
     the first note and completed at the end, also when the run is interrupted.
@@ -356,9 +399,9 @@ def run_predict(notes: list[Note], *, engine: Engine, kb, out: str | None = None
         if resume and db is not None:
             _reconcile(writer, db, run_id)
         summary = Summary(run_id=run_id, engine=engine.name, model=engine.model, uses_llm=engine.uses_llm)
-        predict(notes, engine=engine, kb=kb, template=template, params=params, writer=writer, run_id=run_id,
-                settings=settings, db=db, parameters=parameters, progress=progress, on_records=on_records,
-                summary=summary)
+        (runner or predict)(notes, engine=engine, kb=kb, template=template, params=params, writer=writer,
+                            run_id=run_id, settings=settings, db=db, parameters=parameters, progress=progress,
+                            on_records=on_records, summary=summary)
         status = "finished"
         return summary
     except KeyboardInterrupt:

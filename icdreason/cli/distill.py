@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import KbOption, console, disclaimer, err_console, open_kb
+from .cluster import CpusOption, DryRunOption, GpusOption, RayOption, ReplicasOption, print_plan, ray_plan
+from .common import KbOption, console, disclaimer, err_console, open_kb, say
 
 
 def distill(
@@ -36,10 +37,16 @@ def distill(
                                                                               "before their last fifth.")] = False,
     prompt_template: Annotated[Optional[str], typer.Option(help="Student prompt template written into the SFT file "
                                                                 "(default: the bundled DeepICD-R1 prompt).")] = None,
+    ray: RayOption = None,
+    replicas: ReplicasOption = 1,
+    cpus_per_replica: CpusOption = None,
+    gpus_per_replica: GpusOption = None,
+    dry_run: DryRunOption = False,
     kb: KbOption = None,
 ) -> None:
     """Generate reasoning traces that reach each note's gold code, keep the valid ones and write trl SFT Parquet;
-    resumable (a progress log sits next to --out). Prints the paper's Table 2 statistics."""
+    resumable (a progress log sits next to --out). Prints the paper's Table 2 statistics. With --ray the teacher
+    runs on a Ray cluster."""
     from rich.table import Table
 
     from ..distill import DistillOptions
@@ -51,11 +58,24 @@ def distill(
     opts = DistillOptions(data=data, out=out, min_words=min_words, max_words=max_words, n=n, temperature=temperature,
                           max_new_tokens=max_new_tokens, batch_size=batch_size, limit=limit, split=split,
                           allow_early_code=allow_early_code, prompt_template=prompt_template)
-    base = open_kb(kb)
     name = choose_engine(engine, model=teacher, base_urls=base_url)
-    options = engine_options(engine_class(name), {"base_url": base_url, "api_key_env": api_key_env},
-                             engine_option or [])
-    with build_engine(name, teacher, options, kb=base, base_urls=base_url) as teacher_engine:
+    cls = engine_class(name, check_requirements=ray is None)  # on Ray the workers need the engine's packages
+    options = engine_options(cls, {"base_url": base_url, "api_key_env": api_key_env}, engine_option or [])
+    checked = cls.Options.from_dict(options)
+    plan = ray_plan(ray, cls, teacher, checked, replicas=replicas, batch_size=batch_size,
+                    cpus_per_replica=cpus_per_replica, gpus_per_replica=gpus_per_replica, dry_run=dry_run)
+    if plan is not None and dry_run:
+        print_plan(plan, options=checked)
+        return
+    base = open_kb(kb)
+    if plan is None:
+        teacher_engine = build_engine(name, teacher, options, kb=base, base_urls=base_url)
+    else:
+        from ..cluster import RayEngine
+
+        say(f"on Ray ({plan.address}): {plan.replicas} replica(s) of the {name} teacher through the {plan.runner}")
+        teacher_engine = RayEngine(cls, teacher, checked, base, plan)
+    with teacher_engine:
         result = run_distill(opts, teacher_engine, base,
                              progress=lambda done, seen: err_console.print(f"  {done:,} of {seen:,} notes done",
                                                                            highlight=False))

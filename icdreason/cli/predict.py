@@ -14,6 +14,7 @@ from rich.table import Table
 from ..engines.base import SamplingParams, SharedOptions
 from ..errors import UsageError
 from ..settings import parse_assignments
+from .cluster import CpusOption, DryRunOption, GpusOption, RayOption, ReplicasOption, print_plan, ray_plan
 from .common import KbOption, console, err_console, open_kb, say, setting_flag
 
 _STATUS_STYLE = {"billable": "green", "header": "yellow", "unknown": "red", "malformed": "red", "no_output": "red"}
@@ -152,6 +153,11 @@ def predict(
     engine_option: Annotated[Optional[list[str]], typer.Option("--engine-option", "-E", metavar="KEY=VALUE",
                              help="Any engine option (repeatable), e.g. -E batch_size=4; values are read as the "
                              "option's type (true/false, numbers, a,b,c lists, none).")] = None,
+    ray: RayOption = None,
+    replicas: ReplicasOption = 1,
+    cpus_per_replica: CpusOption = None,
+    gpus_per_replica: GpusOption = None,
+    dry_run: DryRunOption = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
     kb: KbOption = None,
 ) -> None:
@@ -159,7 +165,8 @@ def predict(
 
     Without --model the embedded retriever runs (no language model, CPU only). Records are checked against the code
     table (billable / header / unknown / malformed / no_output) and written batch by batch; --resume continues a
-    killed run without losing or duplicating records.
+    killed run without losing or duplicating records. With --ray generation runs on a Ray cluster (Ray Data; vLLM
+    through ray.data.llm) and the records are the same.
     """
     from .. import DISCLAIMER
     from ..engines.registry import choose_engine, engine_class
@@ -173,7 +180,7 @@ def predict(
         _show_prompt(template, notes, max_note_chars)
         return
     name = choose_engine(engine, model=model, base_urls=base_url)
-    cls = engine_class(name)
+    cls = engine_class(name, check_requirements=ray is None)  # on Ray the workers need the engine's packages
     flags = {"base_url": base_url, "api_key_env": api_key_env, "concurrency": concurrency, "timeout": timeout,
              "retries": retries, "tensor_parallel_size": tensor_parallel_size,
              "gpu_memory_utilization": gpu_memory_utilization, "max_model_len": max_model_len, "dtype": dtype,
@@ -182,6 +189,11 @@ def predict(
     params = sampling_for(n, temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed, constrain=constrain)
     settings = PredictSettings(top_k=top_k, batch_size=batch_size, max_note_chars=max_note_chars, keep_raw=keep_raw,
                                include_note=not no_note, enrich=not no_enrich)
+    plan = ray_plan(ray, cls, model, options, replicas=replicas, batch_size=batch_size,
+                    cpus_per_replica=cpus_per_replica, gpus_per_replica=gpus_per_replica, dry_run=dry_run)
+    if dry_run:
+        print_plan(plan, notes=len(notes), options=options)
+        return
     screen = err_console if out == "-" else console
     kept: list = []
     with open_kb(kb) as base:
@@ -192,8 +204,8 @@ def predict(
                 say("the retriever is deterministic: --n is ignored")
         else:
             say(f"engine: {name}, model: {model}")
-        with cls(model, options, base) as eng:
-            progress = None if quiet else _progress()
+        with _engine(cls, model, options, base, plan, quiet=quiet) as eng:
+            progress = None if quiet or plan is not None else _progress()  # on Ray: Ray Data's progress bars
             task = None
 
             def on_progress(done: int, total: int) -> None:
@@ -214,7 +226,7 @@ def predict(
                     notes, engine=eng, kb=base, out=out, fmt=fmt, db_path=str(db) if db else None, resume=resume,
                     overwrite=overwrite, run_id=run_id, params=params, template=template, settings=settings,
                     command=command, progress=on_progress, on_records=kept.extend if out is None else None,
-                    stream=sys.stdout,
+                    stream=sys.stdout, runner=_ray_runner() if plan is not None else None,
                 )
             except KeyboardInterrupt:
                 if progress is not None:
@@ -233,8 +245,28 @@ def predict(
         say(f"wrote {summary.predicted} records to {out}" + (f" and {db}" if db else "")
             + (f" ({summary.skipped} already there)" if summary.skipped else ""))
     if not quiet:
-        screen.print(_summary_table(summary))
+        table = _summary_table(summary)
+        if plan is not None:
+            table.add_row("ray", f"{plan.replicas} replica(s) x {plan.gpus_per_replica or 0:g} GPU(s) on {plan.address}"
+                          + (f"; {eng.restarts} round(s) re-run after workers died" if eng.restarts else ""))
+        screen.print(table)
     err_console.print(f"[dim]{DISCLAIMER}[/dim]")
+
+
+def _engine(cls, model, options, kb, plan, *, quiet: bool):
+    """The engine here, or (with --ray) its :class:`~icdreason.cluster.RayEngine`, which connects to the cluster."""
+    if plan is None:
+        return cls(model, options, kb)
+    from ..cluster import RayEngine
+
+    say(f"on Ray ({plan.address}): {plan.replicas} replica(s) of {cls.name} through the {plan.runner}")
+    return RayEngine(cls, model, options, kb, plan, progress_bars=not quiet)
+
+
+def _ray_runner():
+    from ..cluster import predict_on_ray
+
+    return predict_on_ray
 
 
 def _show_prompt(template, notes, max_note_chars: int) -> None:

@@ -97,6 +97,10 @@ def sft(
     warmup_steps: Annotated[Optional[int], setting_flag(SftConfig, "warmup_steps")] = None,
     max_length: Annotated[Optional[int], setting_flag(SftConfig, "max_length")] = None,
     gpus: Annotated[Optional[int], setting_flag(SftConfig, "gpus")] = None,
+    nnodes: Annotated[Optional[int], setting_flag(SftConfig, "nnodes")] = None,
+    node_rank: Annotated[Optional[int], setting_flag(SftConfig, "node_rank")] = None,
+    main_process_ip: Annotated[Optional[str], setting_flag(SftConfig, "main_process_ip")] = None,
+    main_process_port: Annotated[Optional[int], setting_flag(SftConfig, "main_process_port")] = None,
     distributed: Annotated[Optional[str], setting_flag(SftConfig, "distributed")] = None,
     lora: Annotated[Optional[bool], setting_flag(SftConfig, "lora", "--lora/--full")] = None,
     report_to: Annotated[Optional[str], setting_flag(SftConfig, "report_to")] = None,
@@ -110,7 +114,8 @@ def sft(
     """Supervised fine-tuning on reasoning traces (trl SFTTrainer, loss on the answer only).
 
     Paper defaults: 1 epoch, effective batch 32, learning rate 2e-5, AdamW, 100 warm-up steps; bf16 and gradient
-    checkpointing on GPUs. Several GPUs train through `accelerate launch` (FSDP by default).
+    checkpointing on GPUs. Several GPUs train through `accelerate launch` (FSDP by default); several machines run the
+    same command with --nnodes, their own --node-rank and the rank-0 machine's --main-process-ip.
     """
     from ..training.sft import plan_sft, run_sft
 
@@ -119,7 +124,8 @@ def sft(
         return
     flags = dict(model=model, train_file=train, eval_file=eval_file, output_dir=output_dir, epochs=epochs,
                  max_steps=max_steps, effective_batch_size=batch_size, per_device_batch_size=per_device_batch_size,
-                 learning_rate=lr, warmup_steps=warmup_steps, max_length=max_length, gpus=gpus,
+                 learning_rate=lr, warmup_steps=warmup_steps, max_length=max_length, gpus=gpus, nnodes=nnodes,
+                 node_rank=node_rank, main_process_ip=main_process_ip, main_process_port=main_process_port,
                  distributed=distributed, lora=lora, report_to=report_to, resume_from=resume_from,
                  overwrite=overwrite or None, max_samples=max_samples)
     cfg = _load(SftConfig, config, flags, sets)

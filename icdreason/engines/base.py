@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import MISSING, dataclass, field
 from typing import Any, ClassVar
 
@@ -108,6 +108,32 @@ class Engine(ABC):
     @abstractmethod
     def generate(self, prompts: list[Prompt], params: SamplingParams) -> list[Generation]:
         """Generate for a batch; one :class:`Generation` per prompt, in order. Must not raise for one bad prompt."""
+
+    def stream(self, prompts: Iterable[Prompt], params: SamplingParams, *,
+               batch_size: int = 32) -> Iterator[list[tuple[Prompt, Generation]]]:
+        """Generate for many prompts, yielding ``(prompt, generation)`` pairs batch by batch (the same ``Prompt``
+        objects that were given). A batch whose :meth:`generate` raises gets the error on each of its prompts.
+
+        Here the batches are generated one after the other, in order; an engine that schedules the work elsewhere
+        (:class:`icdreason.cluster.RayEngine`) overrides this and yields results as they are ready, in any order.
+        """
+        batch: list[Prompt] = []
+        for prompt in prompts:
+            batch.append(prompt)
+            if len(batch) >= batch_size:
+                yield self._generate_or_fail(batch, params)
+                batch = []
+        if batch:
+            yield self._generate_or_fail(batch, params)
+
+    def _generate_or_fail(self, batch: list[Prompt], params: SamplingParams) -> list[tuple[Prompt, Generation]]:
+        try:
+            gens = self.generate(batch, params)
+            if len(gens) != len(batch):
+                raise RuntimeError(f"engine returned {len(gens)} results for {len(batch)} prompts")
+        except Exception as exc:  # noqa: BLE001 - recorded on each prompt of the batch
+            gens = [Generation(texts=[], error=f"{type(exc).__name__}: {exc}") for _ in batch]
+        return list(zip(batch, gens))
 
     def describe(self) -> dict[str, Any]:
         """Engine, model and options, for the run log."""

@@ -93,8 +93,9 @@ def available_engines() -> list[str]:
     return sorted(ENGINES)
 
 
-def engine_class(name: str) -> type[Engine]:
-    """Import and return the engine class registered under ``name``."""
+def engine_class(name: str, *, check_requirements: bool = True) -> type[Engine]:
+    """Import and return the engine class registered under ``name``. ``check_requirements=False`` skips the check
+    that the engine's packages are importable here (for engines that run elsewhere, such as on Ray workers)."""
     target = ENGINES.get(name)
     if target is None:
         if not ENGINES:
@@ -102,7 +103,7 @@ def engine_class(name: str) -> type[Engine]:
                                   f"{ENTRY_POINT_GROUP!r}) is missing; install it with `pip install .` or "
                                   f"`pip install -e .` from the checkout")
         raise UsageError(f"unknown engine {name!r}: choose one of {', '.join(available_engines())}")
-    for package, hint in REQUIREMENTS.get(name, ()):
+    for package, hint in REQUIREMENTS.get(name, ()) if check_requirements else ():
         if importlib.util.find_spec(package) is None:
             raise DependencyError(f"the {name} engine needs the Python package {package!r}: {hint}")
     module_name, _, class_name = target.partition(":")

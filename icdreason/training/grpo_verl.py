@@ -4,17 +4,26 @@
 verl's packaged config (:mod:`icdreason.training.verl_config`) before anything starts. After the run the newest
 checkpoint's Hugging Face export (``global_step_N/actor/huggingface``, saved because ``hf_model`` is in the actor's
 ``checkpoint.save_contents``) is copied into the output folder so ``icdreason predict --model OUT`` loads it.
+
+verl loads the reward function on each of its reward workers, which Ray places on any node. On one machine it reads
+``train/reward_fn.py`` and the run's ``reward.yaml`` by path. With ``--ray-address`` (a cluster, perhaps without a
+shared filesystem) nothing is read by a local path: the function is ``pkg://icdreason.rewards.verl_adapter``, the
+icdreason package travels to every node in the job's Ray runtime environment (``py_modules``), and every reward setting
+is an inline Hydra value (:func:`inline_reward_overrides`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from ..errors import DependencyError, InputError, UsageError
+from ..rewards.config import RewardConfig
 from ..rewards.report import REWARD_FILE, check_reward_setup, write_reward_config
 from .checks import check_gpus, check_run_inputs, cuda_device_count, has_package, machine_check, train_dir
 from .common import CHECKPOINTS, LOGS
@@ -24,7 +33,11 @@ from .grpo_config import GrpoConfig
 from .launch import CONFIG_FILE, LaunchPlan
 from .verl_config import check_overrides, composed_config, flat_keys, verl_version
 
-__all__ = ["CONFIG_FILE", "export_verl_model", "plan_verl", "run_verl", "verl_overrides"]
+__all__ = ["CONFIG_FILE", "REWARD_MODULE", "export_verl_model", "inline_reward_overrides", "plan_verl", "run_verl",
+           "verl_overrides"]
+
+#: The reward module verl imports on each worker when the run joins a Ray cluster (``pkg://`` = import by name).
+REWARD_MODULE = "icdreason.rewards.verl_adapter"
 
 _GLOBAL_STEP = re.compile(r"^global_step_(\d+)$")
 
@@ -33,8 +46,10 @@ def _b(value: bool) -> str:
     return "true" if value else "false"
 
 
-def verl_overrides(cfg: GrpoConfig, *, reward_file: Path, config: dict | None = None) -> list[str]:
-    """The Hydra overrides of a run, in the order verl's docs list them (paths absolute)."""
+def verl_overrides(cfg: GrpoConfig, *, reward_file: Path, config: dict | None = None,
+                   reward: RewardConfig | None = None) -> list[str]:
+    """The Hydra overrides of a run, in the order verl's docs list them (paths absolute). With ``cfg.ray_address``
+    the reward function and its settings (``reward``) are shipped instead of given as local paths."""
     keys = flat_keys(config if config is not None else composed_config())
     out = Path(cfg.output_dir).resolve()
     train = str(Path(cfg.train_file).resolve()) if cfg.train_file else ""
@@ -79,9 +94,7 @@ def verl_overrides(cfg: GrpoConfig, *, reward_file: Path, config: dict | None = 
         f"actor_rollout_ref.ref.fsdp_config.param_offload={_b(cfg.param_offload)}",
         "algorithm.use_kl_in_reward=false",
         f"algorithm.kl_ctrl.kl_coef={cfg.kl_coef}",
-        f"{reward_key}.path={train_dir() / 'reward_fn.py'}",
-        f"{reward_key}.name=compute_score",
-        f"+{reward_key}.reward_kwargs.config={out / REWARD_FILE}",
+        *_reward_overrides(cfg, reward_key, reward_file, reward),
         f"trainer.total_epochs={cfg.epochs}",
         f"trainer.n_gpus_per_node={cfg.gpus}",
         f"trainer.nnodes={cfg.nnodes}",
@@ -107,16 +120,50 @@ def verl_overrides(cfg: GrpoConfig, *, reward_file: Path, config: dict | None = 
     return [*o, *cfg.verl_overrides]
 
 
+def _reward_overrides(cfg: GrpoConfig, key: str, reward_file: Path, reward: RewardConfig | None) -> list[str]:
+    if not cfg.ray_address:  # one machine: the reward file and the settings file, by path
+        return [f"{key}.path={train_dir() / 'reward_fn.py'}", f"{key}.name=compute_score",
+                f"+{key}.reward_kwargs.config={reward_file}"]
+    if reward is None:
+        raise UsageError("a run on a Ray cluster needs its resolved reward settings to ship them")
+    package = Path(__file__).resolve().parents[1]  # the icdreason package, uploaded by Ray to every node
+    return [f"{key}.path=pkg://{REWARD_MODULE}", f"{key}.name=compute_score",
+            *inline_reward_overrides(reward, key),
+            f"+ray_kwargs.ray_init.runtime_env.py_modules=[{_hydra_value(str(package))}]"]
+
+
+def inline_reward_overrides(reward: RewardConfig, key: str = "reward.custom_reward_function") -> list[str]:
+    """One ``+KEY.reward_kwargs.<setting>=<value>`` per reward setting: verl pickles them to every reward worker,
+    whose ``compute_score`` receives them as keyword arguments (they win over ``ICDREASON_REWARD_*`` variables)."""
+    return [f"+{key}.reward_kwargs.{name}={_hydra_value(value)}"
+            for name, value in dataclasses.asdict(reward).items()]
+
+
+def _hydra_value(value: Any) -> str:
+    """A Python value in Hydra's override syntax: null, true/false, numbers, quoted strings, [lists]."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_hydra_value(v) for v in value) + "]"
+    # Inside quotes Hydra unescapes only quotes and the backslashes just before a quote (or the closing one).
+    text = re.sub(r"(\\+)(?='|$)", lambda m: m.group(1) * 2, str(value))
+    return "'" + text.replace("'", "\\'") + "'"
+
+
 def plan_verl(cfg: GrpoConfig, *, dry_run: bool = False) -> LaunchPlan:
     """Check everything a verl run needs and build its command. ``dry_run`` turns device facts into notes."""
     cfg.resolve(devices=cuda_device_count)
     check_run_inputs(cfg, check_rl_parquet, eval_file=cfg.val_file, eval_flag="--val")
     if cfg.resume_from and cfg.resume_from != "latest" and not _GLOBAL_STEP.match(Path(cfg.resume_from).name):
         raise InputError(f"--resume-from {cfg.resume_from}: verl resumes from a global_step_N folder or 'latest'")
-    _, notes = check_reward_setup(**cfg.reward_options(), dry_run=dry_run)
+    reward, notes = check_reward_setup(**cfg.reward_options(), dry_run=dry_run)
     config = composed_config()
     out = Path(cfg.output_dir).resolve()
-    overrides = verl_overrides(cfg, reward_file=out / REWARD_FILE, config=config)
+    overrides = verl_overrides(cfg, reward_file=out / REWARD_FILE, config=config, reward=reward)
     check_overrides(overrides, config)
     machine_check(lambda: _check_devices(cfg), notes, dry_run=dry_run)
     env = {}

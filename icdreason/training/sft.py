@@ -3,6 +3,9 @@
 :func:`plan_sft` checks everything and returns the launch (``--dry-run`` prints it); :func:`run_sft` executes it.
 One process (CPU, or one GPU) trains here; more GPUs go through ``accelerate launch`` with a config from
 ``train/accelerate/``, which starts ``python -m icdreason.training.sft --config OUT/train_config.yaml`` per GPU.
+Several machines (``nnodes``) run the same command, each with its ``node_rank``; accelerate's ``--num_processes`` is
+then the total over all machines, and each machine writes its own copy of the resolved config, so no shared
+filesystem is needed for it (the model and the training data must be on every machine).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import DependencyError, InputError
+from ..errors import DependencyError, InputError, UsageError
 from .checks import (
     check_gpus,
     check_loggers,
@@ -44,7 +47,9 @@ def plan_sft(cfg: SftConfig, *, dry_run: bool = False) -> LaunchPlan:
     config_path = Path(cfg.output_dir).resolve() / CONFIG_FILE
     worker = ["-m", "icdreason.training.sft", "--config", str(config_path)]
     gpus = cfg.gpus or 0
-    if gpus <= 1:
+    if cfg.nnodes > 1 and gpus < 1:
+        raise UsageError("multi-node training (nnodes > 1) needs GPUs: pass --gpus with the GPUs of each machine")
+    if gpus <= 1 and cfg.nnodes == 1:
         argv = [sys.executable, *worker]
         env = {}
         present = cuda_device_count()
@@ -60,7 +65,10 @@ def plan_sft(cfg: SftConfig, *, dry_run: bool = False) -> LaunchPlan:
     if not Path(accelerate_config).is_file():
         raise InputError(f"accelerate config not found: {accelerate_config}")
     argv = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(accelerate_config),
-            "--num_processes", str(gpus), "--num_machines", "1"]
+            "--num_processes", str(cfg.world_size), "--num_machines", str(cfg.nnodes)]
+    if cfg.nnodes > 1:
+        argv += ["--machine_rank", str(cfg.node_rank), "--main_process_ip", str(cfg.main_process_ip),
+                 "--main_process_port", str(cfg.main_process_port)]
     if cfg.distributed.startswith("deepspeed") and cfg.accelerate_config is None:
         # DeepSpeed takes precision from its JSON ("auto" = the trainer's bf16); the path is made absolute here.
         stage = cfg.distributed.rsplit("zero", 1)[1]
@@ -128,7 +136,7 @@ def train_sft_worker(cfg: SftConfig, *, progress=None) -> TrainSummary:
         if progress:
             progress(f"training {len(train):,} examples: {trainer.args.max_steps if cfg.max_steps > 0 else 'all'} "
                      f"steps, batch {cfg.per_device_batch_size} x {cfg.gradient_accumulation_steps} accumulation x "
-                     f"{max(cfg.gpus or 0, 1)} device(s)")
+                     f"{cfg.world_size} device(s)")
         return trainer
 
     return train_and_save(cfg, tokenizer, build_trainer, command="sft", train_rows=len(train), lora=cfg.lora)

@@ -41,7 +41,7 @@ class SftConfig(Settings):
     epochs: float = option(1.0, "Training epochs (paper: 1).")
     max_steps: int = option(-1, "Stop after this many optimizer steps (-1: run the epochs).")
     effective_batch_size: int = option(32, "Sequences per optimizer step = per-device batch x gradient "
-                                       "accumulation x GPUs (paper: 32).")
+                                       "accumulation x GPUs of all machines (paper: 32).")
     per_device_batch_size: int | None = option(None, "Sequences per GPU per forward pass (default: the largest "
                                                "divisor of effective_batch_size / GPUs that is at most "
                                                "max_per_device_batch_size).")
@@ -58,6 +58,12 @@ class SftConfig(Settings):
                              "Default = GRPO's 2048 prompt + 1024 response tokens.")
     gpus: int | None = option(None, "GPUs on this node (default: 4 when CUDA shows 4 or more, else all CUDA "
                               "devices, else 0 = CPU). More than 1 launches `accelerate launch`.")
+    nnodes: int = option(1, "Machines training together (accelerate multi-node). Run the same command on each one "
+                         "with its own node_rank; gpus is per machine.")
+    node_rank: int = option(0, "This machine's rank among the nnodes (0 = the machine of main_process_ip).")
+    main_process_ip: str | None = option(None, "Address of the rank-0 machine, reachable from the others (needed "
+                                         "with nnodes > 1).")
+    main_process_port: int = option(29500, "Port on the rank-0 machine for the rendezvous.")
     distributed: str = option("fsdp", "Multi-GPU strategy: fsdp, ddp, deepspeed-zero2, deepspeed-zero3 (the "
                               "last two need `pip install deepspeed`). Configs live in train/accelerate/.")
     accelerate_config: Path | None = option(None, "Your own accelerate config file (overrides `distributed`).")
@@ -99,6 +105,7 @@ class SftConfig(Settings):
             raise UsageError("warmup_steps must be 0 or more")
         if self.distributed not in DISTRIBUTED:
             raise UsageError(f"distributed must be one of {', '.join(DISTRIBUTED)}, not {self.distributed!r}")
+        self._check_nodes()
         if self.gpus is not None:
             self._derive()
         self.report_to = [r.strip().lower() for r in self.report_to if r.strip()] or ["none"]
@@ -109,6 +116,21 @@ class SftConfig(Settings):
             raise UsageError("report_to: 'none' cannot be combined with other loggers")
         if self.run_name is None:
             self.run_name = Path(self.output_dir).name or "sft"
+
+    def _check_nodes(self) -> None:
+        if self.nnodes < 1:
+            raise UsageError(f"nnodes must be at least 1, not {self.nnodes}")
+        if not 0 <= self.node_rank < self.nnodes:
+            raise UsageError(f"node_rank must be 0 to {self.nnodes - 1} with nnodes {self.nnodes}, not {self.node_rank}")
+        if self.nnodes > 1 and not self.main_process_ip:
+            raise UsageError(f"nnodes {self.nnodes} needs --main-process-ip: the address of the rank-0 machine")
+        if not 0 < self.main_process_port < 65536:
+            raise UsageError(f"main_process_port must be a port number, not {self.main_process_port}")
+
+    @property
+    def world_size(self) -> int:
+        """Training processes over all machines: GPUs per machine (1 on the CPU) x machines."""
+        return max(self.gpus or 0, 1) * self.nnodes
 
     @property
     def resolved(self) -> bool:
@@ -128,7 +150,7 @@ class SftConfig(Settings):
     def _derive(self) -> None:
         """What follows from the GPU count."""
         gpus = self.gpus or 0
-        self._derive_batches(max(gpus, 1))
+        self._derive_batches(self.world_size)
         if self.bf16 is None:
             self.bf16 = gpus > 0
         if self.gradient_checkpointing is None:

@@ -1,0 +1,97 @@
+""":func:`predict_on_ray`: the prediction run of ``icdreason predict --ray``, with generation on Ray.
+
+It takes the same arguments as :func:`icdreason.predict.predict` and is what :func:`icdreason.predict.run_predict`
+calls instead (``runner=predict_on_ray``), so the output, the ``--db`` log and the run record are opened, resumed and
+closed by the local code. The steps of each note are the local ones too (:func:`~icdreason.predict.prepare_prompt`,
+:func:`~icdreason.predict.note_record`); only generation is handed to :meth:`RayEngine.stream
+<icdreason.cluster.engine.RayEngine.stream>`, and records are written as Ray delivers them, ``batch_size`` at a time,
+each batch durably before the next (the writers' guarantee), so a killed driver loses nothing that was written and
+``--resume`` skips it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..engines.base import Engine, SamplingParams
+from ..notes import Note
+from ..predict import (
+    Enrichment,
+    PredictSettings,
+    Summary,
+    count_records,
+    note_record,
+    prepare_prompt,
+)
+from ..prompts import PromptTemplate
+from ..records import Record, RecordWriter
+
+__all__ = ["predict_on_ray"]
+
+
+def predict_on_ray(notes: list[Note], *, engine: Engine, kb, template: PromptTemplate, params: SamplingParams,
+                   writer: RecordWriter, run_id: str, settings: PredictSettings | None = None, db=None,
+                   parameters: dict[str, Any] | None = None, progress: Callable[[int, int], None] | None = None,
+                   on_records: Callable[[list[Record]], None] | None = None,
+                   summary: Summary | None = None) -> Summary:
+    """Predict every note not yet in ``writer.done_ids`` (or ``db``'s run) with ``engine`` (a
+    :class:`~icdreason.cluster.RayEngine`, or any engine: its :meth:`stream` decides where generation runs)."""
+    settings = settings or PredictSettings()
+    parameters = dict(parameters or {})
+    summary = summary or Summary(run_id=run_id, engine=engine.name, model=engine.model, uses_llm=engine.uses_llm)
+    summary.total = len(notes)
+    done = set(writer.done_ids)
+    if db is not None:
+        done |= db.done_ids(run_id)
+    todo = [n for n in notes if n.id not in done]
+    summary.skipped = len(notes) - len(todo)
+    enrichment = Enrichment(kb) if settings.enrich else None
+    start = time.perf_counter()
+
+    def record(note: Note, prompt, flags: list[str], gen) -> Record:
+        return note_record(note, prompt, flags, gen, kb=kb, engine=engine, run_id=run_id, parameters=parameters,
+                           settings=settings, prefilled_think=template.prefilled_think, enrichment=enrichment)
+
+    def write(records: list[Record]) -> None:
+        writer.write_batch(records)
+        if db is not None:
+            db.write_batch(records)
+        count_records(summary, records)
+        summary.seconds = time.perf_counter() - start
+        if on_records:
+            on_records(records)
+        if progress:
+            progress(summary.predicted, len(todo))
+
+    if progress:
+        progress(0, len(todo))
+    problems = [n for n in todo if n.problem]
+    for i in range(0, len(problems), settings.batch_size):  # never given to the engine
+        write([record(n, None, list(n.flags), None) for n in problems[i:i + settings.batch_size]])
+    prepared: dict[int, tuple[Note, list[str]]] = {}
+    prompts = []
+    for note in todo:
+        if not note.problem:
+            prompt, flags = prepare_prompt(note, template, settings.max_note_chars)
+            prepared[id(prompt)] = (note, flags)
+            prompts.append(prompt)
+    pending: list[Record] = []
+    stream = engine.stream(prompts, params, batch_size=settings.batch_size)
+    while True:
+        waited = time.perf_counter()
+        pairs = next(stream, None)
+        summary.engine_seconds += time.perf_counter() - waited
+        if pairs is None:
+            break
+        for prompt, gen in pairs:
+            note, flags = prepared.pop(id(prompt))
+            pending.append(record(note, prompt, flags, gen))
+        while len(pending) >= settings.batch_size:
+            write(pending[:settings.batch_size])
+            pending = pending[settings.batch_size:]
+    if pending:
+        write(pending)
+    summary.seconds = time.perf_counter() - start
+    return summary

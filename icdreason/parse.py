@@ -328,8 +328,5 @@ def strict_answer(text: str | None) -> str | None:
 
     ``icdreason eval`` then normalises it like any prediction (a malformed or out-of-space answer is NIL).
     """
-    text = text or ""
-    spans = pair_spans(text, limit=1)
-    if not spans:
-        return None
-    return text[spans[0][2]:spans[0][3]].strip().replace(".", "")
+    pair = first_pair(text)
+    return None if pair is None else pair[1].strip().replace(".", "")

@@ -21,14 +21,13 @@ __all__ = ["compute_score", "compute_score_batch", "extra_info_note"]
 
 #: Keyword arguments verl's reward managers add on their own; they are not reward settings.
 _VERL_EXTRAS = frozenset({"reward_router_address", "reward_model_tokenizer", "return_dict", "num_examine"})
-_ENV_PREFIX = "ICDREASON_REWARD_"
 _config_cache: dict[tuple, RewardConfig] = {}
 _config_lock = threading.Lock()
 
 
 def _env_snapshot() -> tuple:
     """The ICDREASON_REWARD_* variables (part of the config cache key: this runs once per verl reward call)."""
-    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(_ENV_PREFIX)))
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(RewardConfig.env_prefix)))
 
 
 def _config_from_kwargs(kwargs: Mapping[str, Any]) -> RewardConfig:
@@ -41,8 +40,8 @@ def _config_from_kwargs(kwargs: Mapping[str, Any]) -> RewardConfig:
         with _config_lock:
             base = RewardConfig.from_env()
             if config_file:
-                base = RewardConfig.from_yaml(config_file, base=base,
-                                              origin=f"YAML {config_file} (verl reward_kwargs.config)")
+                base = RewardConfig.load(config_file, base=base,
+                                         origin=f"YAML {config_file} (verl reward_kwargs.config)")
             plain = {k: (list(v) if not isinstance(v, (str, int, float, bool, type(None))) else v)
                      for k, v in settings.items()}
             cfg = RewardConfig.from_dict(plain, base=base, origin="verl reward_kwargs") if plain else base

@@ -249,7 +249,6 @@ def pair_spans(text: str, limit: int | None = None) -> list[tuple[int, int, int,
     find, starts = text.find, text.startswith
     start = -7  # the prefilled <think>: it opens the text, at a line start, in the text's coordinates
     while True:
-        diagnosis, trace, trace_end = start, 0, 0
         if start < 0 or starts("<think>", start):  # a think block, then whitespace, then the diagnosis block
             diagnosis = -1
             trace = start + 7 if start >= 0 else 0
@@ -260,6 +259,8 @@ def pair_spans(text: str, limit: int | None = None) -> list[tuple[int, int, int,
                     d += 1
                 if starts("<diagnosis>", d):
                     diagnosis = d
+        else:  # a diagnosis block without a think block
+            diagnosis, trace, trace_end = start, 0, 0
         end = _block_end(text, diagnosis + 11, "<diagnosis>", "</diagnosis>") if diagnosis >= 0 else -1
         if end >= 0:
             spans.append((trace, trace_end, diagnosis + 11, end))
@@ -316,10 +317,7 @@ def first_pair(text: str | None) -> tuple[str, str] | None:
     """
     text = text or ""
     spans = pair_spans(text, limit=1)
-    if not spans:
-        return None
-    a, b, c, d = spans[0]
-    return text[a:b], text[c:d]
+    return (text[spans[0][0]:spans[0][1]], text[spans[0][2]:spans[0][3]]) if spans else None
 
 
 def strict_answer(text: str | None) -> str | None:
@@ -328,5 +326,6 @@ def strict_answer(text: str | None) -> str | None:
 
     ``icdreason eval`` then normalises it like any prediction (a malformed or out-of-space answer is NIL).
     """
-    pair = first_pair(text)
-    return None if pair is None else pair[1].strip().replace(".", "")
+    text = text or ""
+    spans = pair_spans(text, limit=1)  # not first_pair: the trace is not copied (1M responses in a few seconds)
+    return text[spans[0][2]:spans[0][3]].strip().replace(".", "") if spans else None

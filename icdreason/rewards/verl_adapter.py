@@ -21,13 +21,14 @@ __all__ = ["compute_score", "compute_score_batch", "extra_info_note"]
 
 #: Keyword arguments verl's reward managers add on their own; they are not reward settings.
 _VERL_EXTRAS = frozenset({"reward_router_address", "reward_model_tokenizer", "return_dict", "num_examine"})
+_ENV_PREFIX = RewardConfig.env_prefix  # ICDREASON_REWARD_
 _config_cache: dict[tuple, RewardConfig] = {}
 _config_lock = threading.Lock()
 
 
 def _env_snapshot() -> tuple:
     """The ICDREASON_REWARD_* variables (part of the config cache key: this runs once per verl reward call)."""
-    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(RewardConfig.env_prefix)))
+    return tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(_ENV_PREFIX)))
 
 
 def _config_from_kwargs(kwargs: Mapping[str, Any]) -> RewardConfig:

@@ -2,7 +2,7 @@
 
 Worked examples written from the rule (docs/rewards.md), one per edge case, then a property test that compares the
 preset with a short regular-expression restatement of the rule written here (a different code path from
-icdreason.rewards.pairs, which finds pairs without regular expressions). Gold `I2510` is a list, as verl passes it.
+icdreason.parse.pair_spans, which finds pairs without regular expressions). Gold `I2510` is a list, as verl passes it.
 """
 
 from __future__ import annotations

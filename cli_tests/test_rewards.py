@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from icdreason.errors import UsageError
+from icdreason.errors import InputError, UsageError
 from icdreason.rewards import (
     COMPONENTS,
     RewardConfig,
@@ -190,7 +190,17 @@ def test_config_errors_name_the_fix():
         RewardConfig(components=("format", "style"))
     with pytest.raises(UsageError, match="judge_url"):
         RewardConfig(components=("judge",))
+    with pytest.raises(UsageError, match="^reward setting match_weight expects a number, got 'lots'$"):
+        RewardConfig.from_dict({"match_weight": "lots"})
     assert all(help_text for _, _, help_text in RewardConfig().help_table())
+
+
+def test_config_file_errors_name_the_file(tmp_path):
+    with pytest.raises(InputError, match="^reward config not found: .*missing.yaml$"):
+        RewardConfig.load(tmp_path / "missing.yaml")
+    (tmp_path / "list.yaml").write_text("- match_weight\n")
+    with pytest.raises(InputError, match="list.yaml: expected a mapping of reward settings$"):
+        RewardConfig.load(tmp_path / "list.yaml")
 
 
 def test_config_from_env_and_yaml(tmp_path, monkeypatch):

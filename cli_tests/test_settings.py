@@ -117,6 +117,43 @@ def test_environment_overrides_on_top_of_a_base(tmp_path):
         Scoring.from_env(env)
 
 
+def test_every_value_remembers_where_it_came_from(tmp_path):
+    config = tmp_path / "scoring.yaml"
+    config.write_text("scoring:\n  weight: 3\n")
+    s = Scoring.from_env({"SCORING_CONFIG": str(config), "SCORING_STRICT": "yes"}, base=Scoring(bonus_from=4))
+    s = Scoring.from_sources({"judge_url": ("http://j/v1", "flag --judge-url")}, base=s)
+    assert s.origins() == {"components": "default", "weight": f"YAML {config} ($SCORING_CONFIG)",
+                           "bonus_from": "argument", "judge_url": "flag --judge-url", "cache": "default",
+                           "strict": "env SCORING_STRICT", "extra": "default"}
+    assert (s.weight, s.bonus_from, s.strict) == (3.0, 4, True)
+    loaded = Scoring.load(config, {"cache": "c.sqlite"})
+    assert (loaded.origins()["weight"], loaded.origins()["cache"]) == (f"YAML {config}", "override")
+    assert Scoring.from_dict({"weight": "2"}, origin="verl reward_kwargs").origins()["weight"] == "verl reward_kwargs"
+    assert Scoring.from_dict({"weight": "2"}).origins()["weight"] == "the settings"  # the source, unless named
+
+
+@dataclass
+class Tiered(Settings):
+    """A default derived from another setting, as a reward preset supplies the reward's values."""
+
+    tier: str = option("small", "Size tier.")
+    batch: int | None = option(None, "Batch size (default: the tier's).")
+
+    def __post_init__(self) -> None:
+        if self.batch is None:
+            self.derive("batch", {"small": 8, "large": 64}[self.tier], f"tier {self.tier}")
+
+
+def test_a_derived_default_is_derived_afresh_when_the_settings_are_layered():
+    small = Tiered()
+    assert (small.batch, small.origins()) == (8, {"tier": "default", "batch": "tier small"})
+    large = Tiered.from_dict({"tier": "large"}, base=small, origin="flag --tier")
+    assert (large.batch, large.origins()) == (64, {"tier": "flag --tier", "batch": "tier large"})
+    fixed = Tiered.from_dict({"batch": "16"}, base=small, origin="flag --batch")
+    again = Tiered.from_dict({"tier": "large"}, base=fixed, origin="flag --tier")
+    assert (again.batch, again.origins()["batch"]) == (16, "flag --batch")  # set explicitly: kept
+
+
 def test_a_renamed_option_still_works_with_a_deprecation_line(capsys):
     from icdreason.engines.openai_engine import OpenAIOptions
 

@@ -24,6 +24,7 @@ __all__ = [
     "undotted",
     "category",
     "chapter_of",
+    "common_prefix",
     "common_prefix_length",
     "seventh_character_code",
 ]
@@ -169,15 +170,19 @@ def chapter_of(code: str) -> Chapter | None:
     return chapter if cat <= chapter.last else None
 
 
-def common_prefix_length(a: str, b: str) -> int:
-    """Length of the longest common prefix of two normalised codes (the paper's O_prefix)."""
-    a, b = normalize(a), normalize(b)
+def common_prefix(a: str, b: str) -> int:
+    """Length of the longest common prefix of two strings as they are (the rewards compare undotted codes)."""
     n = 0
     for x, y in zip(a, b):
         if x != y:
             break
         n += 1
     return n
+
+
+def common_prefix_length(a: str, b: str) -> int:
+    """Length of the longest common prefix of two normalised codes (the paper's O_prefix)."""
+    return common_prefix(normalize(a), normalize(b))
 
 
 def seventh_character_code(code: str, seventh: str) -> str:

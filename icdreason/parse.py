@@ -1,4 +1,4 @@
-"""Parse a model response: the paper's format check, then a tolerant extraction that says what it did.
+"""Read a model response: the paper's format check with a tolerant extraction, and the authors' think/diagnosis pairs.
 
 The DeepICD-R1 format (format reward, section 3.1 of the paper) is satisfied when
 
@@ -14,9 +14,24 @@ does not itself begin with ``<think>`` is checked as if it did.
 When the format does not hold, :func:`parse_response` still looks for a code (last diagnosis block, an unclosed
 diagnosis tag, an answer line after ``</think>``, the last code-shaped token) and explains how in ``why``.
 
-:func:`strict_answer` is the other reading: the one the DeepICD-R1 authors' evaluation applies (their released
-``evaluate.py``), which ``icdreason eval`` scores by default. It takes the first think/diagnosis *pair* that starts a
-line of ``"<think>" + response`` and nothing else: no fallback.
+**The authors' reading** (their released reward and ``evaluate.py``; written from the rule, not from their code) is
+the other one: :func:`pair_spans` / :func:`find_pairs` (every pair: the ``deepicd-r1`` and ``authors-readme`` reward
+presets), :func:`first_pair` and :func:`strict_answer` (the first pair: what ``icdreason eval`` scores by default).
+``<think>`` is put in front of the response — always, even when the response opens with its own ``<think>`` — and
+every non-overlapping *pair* is collected, left to right. A pair:
+
+- starts at a **line start** (the start of the text, or right after ``\\n``; ``\\r`` does not start a line), then
+  optional whitespace (``str.isspace``, which is what a regular expression's ``\\s`` matches: newlines, tabs, NBSP…);
+- optionally a think block: ``<think>``, then text containing neither ``<think>`` nor ``</think>``, then
+  ``</think>``, then optional whitespace;
+- then a diagnosis block: ``<diagnosis>``, text containing neither ``<diagnosis>`` nor ``</diagnosis>``,
+  ``</diagnosis>``.
+
+Tags are exact and case-sensitive. The next pair is searched from the end of the previous one, so a second pair on
+the same line as the first is not a pair. When a think block opens a line but no diagnosis block follows it, that
+line start yields nothing (the think block is not skipped to reach a later diagnosis). No pair, no answer: nothing is
+salvaged. ``cli_tests/test_reward_presets.py`` checks the pairs against a regular-expression restatement of the rule
+on generated responses.
 """
 
 from __future__ import annotations
@@ -26,8 +41,8 @@ from dataclasses import dataclass, field
 
 from .codes import CODE_PATTERN, ICD10CM_PATTERN, dotted, normalize
 
-__all__ = ["Parsed", "parse_response", "format_ok", "first_pair", "strict_answer", "THINK_OPEN", "THINK_CLOSE",
-           "DIAG_OPEN", "DIAG_CLOSE", "TAGS"]
+__all__ = ["Parsed", "parse_response", "format_ok", "first_pair", "find_pairs", "pair_spans", "strict_answer",
+           "THINK_OPEN", "THINK_CLOSE", "DIAG_OPEN", "DIAG_CLOSE", "TAGS"]
 
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 DIAG_OPEN, DIAG_CLOSE = "<diagnosis>", "</diagnosis>"
@@ -219,28 +234,78 @@ def parse_response(text: str | None, *, prefilled_think: bool = True) -> Parsed:
     return Parsed(trace, code_raw, code, False, why, diag_blocks, think_blocks)
 
 
-def _text_without(tag: str) -> str:
-    """A pattern for text that contains neither ``<tag>`` nor ``</tag>`` (any other ``<`` is fine). Possessive: the
-    block's content ends where either tag first appears, so giving characters back can never reach the closing tag,
-    and a response without one fails in one pass instead of backtracking over every character."""
-    return rf"[^<]*+(?:<(?!/?{tag}>)[^<]*+)*+"
+# -- the authors' reading: think/diagnosis pairs ------------------------------------------------------------------
 
 
-# The authors' pair: at a line start (MULTILINE ``^``: the start of the text or right after "\n"), optional
-# whitespace, an optional think block and optional whitespace, then a diagnosis block. Tags exact and case-sensitive.
-# The whitespace runs are possessive: what follows them is always "<", so giving whitespace back never helps, and a
-# response of a few thousand newlines stays linear per line start (a plain ``\s*…\s*`` around the optional block
-# takes seconds on such a response).
-_PAIR = re.compile(
-    rf"^\s*+(?:<think>({_text_without('think')})</think>\s*+)?<diagnosis>({_text_without('diagnosis')})</diagnosis>",
-    re.MULTILINE,
-)
+def pair_spans(text: str, limit: int | None = None) -> list[tuple[int, int, int, int]]:
+    """(trace start, trace end, diagnosis start, diagnosis end) of the pairs of ``"<think>" + text`` as offsets into
+    ``text``, in order (at most ``limit``); a pair without a think block has the empty trace span ``(0, 0)``.
+
+    The rule is the module docstring's. Tags are found with ``str.find("<")`` (memchr-fast; tags are rare), so a
+    response costs a few C-level scans whatever its length, and degenerate ones (thousands of newlines or tags) stay
+    linear. The tag lengths are written as numbers: <think> 7, </think> 8, <diagnosis> 11, </diagnosis> 12.
+    """
+    spans: list[tuple[int, int, int, int]] = []
+    find, starts = text.find, text.startswith
+    start = -7  # the prefilled <think>: it opens the text, at a line start, in the text's coordinates
+    while True:
+        if start < 0 or starts("<think>", start):  # a think block, then whitespace, then the diagnosis block
+            diagnosis = -1
+            trace = start + 7 if start >= 0 else 0
+            trace_end = _block_end(text, trace, "<think>", "</think>")
+            if trace_end >= 0:
+                d = trace_end + 8
+                while d < len(text) and text[d].isspace():
+                    d += 1
+                if starts("<diagnosis>", d):
+                    diagnosis = d
+        else:  # a diagnosis block without a think block
+            diagnosis, trace, trace_end = start, 0, 0
+        end = _block_end(text, diagnosis + 11, "<diagnosis>", "</diagnosis>") if diagnosis >= 0 else -1
+        if end >= 0:
+            spans.append((trace, trace_end, diagnosis + 11, end))
+            if len(spans) == limit:
+                return spans
+            floor = end + 12  # the next pair is looked for after this one
+        else:
+            floor = start + 1
+        start = find("<", max(floor, 0))  # the next opening tag that starts a line
+        while start >= 0 and not ((starts("<think>", start) or starts("<diagnosis>", start))
+                                  and _starts_a_line(text, start, floor)):
+            start = find("<", start + 1)
+        if start < 0:
+            return spans
 
 
-# Where else a pair can start: a line whose first non-blank text is a tag. Trying the pair only after such a "\n"
-# finds the same first pair as ``search`` (blank lines before the tag's own line would give the same groups), and
-# matching the blanks without "\n" keeps a response of thousands of newlines linear.
-_TAG_LINE = re.compile(r"\n[^\S\n]*+<(?:think|diagnosis)>")
+def _starts_a_line(text: str, i: int, floor: int) -> bool:
+    """Is there only whitespace between ``text[i]`` and a line start at or after ``floor`` (right after a ``\\n``)?"""
+    while i > 0:
+        c = text[i - 1]
+        if c == "\n":
+            return True
+        if i - 1 < floor or not c.isspace():
+            return False
+        i -= 1
+    return False
+
+
+def _block_end(text: str, body: int, opening: str, closing: str) -> int:
+    """Where the block whose text starts at ``body`` is closed: the next ``closing`` tag, unless ``opening`` comes
+    first (a block's text holds neither); -1 when it is not closed."""
+    i = text.find("<", body)
+    while i >= 0:
+        if text.startswith(closing, i):
+            return i
+        if text.startswith(opening, i):
+            return -1
+        i = text.find("<", i + 1)
+    return -1
+
+
+def find_pairs(text: str) -> list[tuple[str, str]]:
+    """Every (trace, diagnosis) pair of ``"<think>" + text``, in order, as written (not stripped); the trace is
+    ``""`` when the pair has no think block."""
+    return [(text[a:b], text[c:d]) for a, b, c, d in pair_spans(text)]
 
 
 def first_pair(text: str | None) -> tuple[str, str] | None:
@@ -250,16 +315,9 @@ def first_pair(text: str | None) -> tuple[str, str] | None:
     own ``<think>``: such a response only has a pair where a ``<diagnosis>`` block starts a later line. The trace is
     ``""`` when the pair has no think block.
     """
-    full = THINK_OPEN + (text or "")
-    m = _PAIR.match(full)
-    if m is None:
-        for line in _TAG_LINE.finditer(full):
-            m = _PAIR.match(full, line.start() + 1)
-            if m is not None:
-                break
-        else:
-            return None
-    return m.group(1) or "", m.group(2)
+    text = text or ""
+    spans = pair_spans(text, limit=1)
+    return (text[spans[0][0]:spans[0][1]], text[spans[0][2]:spans[0][3]]) if spans else None
 
 
 def strict_answer(text: str | None) -> str | None:
@@ -268,5 +326,6 @@ def strict_answer(text: str | None) -> str | None:
 
     ``icdreason eval`` then normalises it like any prediction (a malformed or out-of-space answer is NIL).
     """
-    pair = first_pair(text)
-    return None if pair is None else pair[1].strip().replace(".", "")
+    text = text or ""
+    spans = pair_spans(text, limit=1)  # not first_pair: the trace is not copied (1M responses in a few seconds)
+    return text[spans[0][2]:spans[0][3]].strip().replace(".", "") if spans else None

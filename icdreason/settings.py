@@ -8,6 +8,10 @@ and :meth:`Settings.from_env` from ``<env_prefix><FIELD>`` variables. All of the
 that names the known ones, accept renamed keys for one release (a deprecation line on stderr) and coerce strings to
 each field's type (``true/false``, numbers, ``a,b,c`` lists, paths, ``none`` for optional fields).
 
+Each value remembers where it came from (:meth:`Settings.origins`: ``default``, the YAML file, the variable, the flag
+…), and a subclass may derive defaults from other settings (:meth:`Settings.derive`: the reward presets) that
+layering derives afresh. The error messages are classmethods a subclass may word for its users.
+
 The CLI builds its flags and ``--help-config`` from the same metadata (:meth:`Settings.help_for`,
 :meth:`Settings.type_label`, :meth:`Settings.describe`), so a help text is written once.
 """
@@ -126,11 +130,17 @@ class Settings:
     # -- construction ----------------------------------------------------------------------------------------------
     @classmethod
     def from_dict(cls: type[S], values: Mapping[str, Any] | None, *, base: S | None = None,
-                  source: str = "the settings") -> S:
+                  source: str = "the settings", origin: str | Mapping[str, str] | None = None) -> S:
         """Build from a mapping (on top of ``base``'s values when given): unknown keys are an error, renamed keys
-        are accepted with a deprecation line, strings are coerced to the field types, ``-`` in keys reads as ``_``."""
+        are accepted with a deprecation line, strings are coerced to the field types, ``-`` in keys reads as ``_``.
+
+        ``origin`` labels the new values for :meth:`origins` (one label, or one per key; default: ``source``).
+        ``base``'s values are kept unless ``values`` sets them again, except the defaults it derived
+        (:meth:`derive`), which are derived afresh (so a new reward preset brings its own values).
+        """
         known = cls.field_names()
         given: dict[str, Any] = {}
+        labels: dict[str, str] = {}
         for key, value in (values or {}).items():
             name = str(key).replace("-", "_")
             if name not in known and name in cls.renamed:
@@ -139,12 +149,34 @@ class Settings:
                       file=sys.stderr, flush=True)
                 name = new
             given[name] = value
+            labels[name] = origin.get(key, source) if isinstance(origin, Mapping) else origin or source
         unknown = sorted(set(given) - set(known))
         if unknown:
             raise UsageError(cls.unknown_keys_message(unknown, source))
-        merged = {n: getattr(base, n) for n in known} if base is not None else {}
-        merged.update({name: coerce(name, value, _hint(cls, name)) for name, value in given.items()})
-        return cls(**merged)
+        merged: dict[str, Any] = {}
+        if base is not None:
+            base_labels, derived = base._tracking()
+            merged = {n: getattr(base, n) for n in known if n not in derived}
+            labels = {**{n: o for n, o in base_labels.items() if n not in derived}, **labels}
+        merged.update({name: cls.coerce_field(name, value) for name, value in given.items()})
+        settings = cls(**merged)
+        own_labels, own_derived = settings._tracking()
+        own_labels.update(labels)
+        own_derived.difference_update(labels)
+        return settings
+
+    @classmethod
+    def from_sources(cls: type[S], settings: Mapping[str, tuple[Any, str]], *, base: S | None = None,
+                     source: str = "the settings") -> S:
+        """:meth:`from_dict` with an origin per value (``name -> (value, origin)``), applied together: settings
+        that depend on each other may come from different flags or variables of one layer."""
+        return cls.from_dict({k: v for k, (v, _) in settings.items()}, base=base, source=source,
+                             origin={k: o for k, (_, o) in settings.items()})
+
+    @classmethod
+    def coerce_field(cls, name: str, value: Any) -> Any:
+        """``value`` in the type of field ``name`` (:func:`coerce`), errors worded by :meth:`bad_value_message`."""
+        return coerce(name, value, _hint(cls, name), cls.bad_value_message)
 
     @classmethod
     def unknown_keys_message(cls, unknown: list[str], source: str) -> str:
@@ -157,21 +189,42 @@ class Settings:
         return f"unknown key(s) in {source}: {', '.join(unknown)} ({hint})"
 
     @classmethod
+    def bad_value_message(cls, name: str, value: Any, expected: Any) -> str:
+        """The one-line error for a value that is not of the field's type ``expected`` (None: no value given)."""
+        return _expected(name, value, expected)
+
+    @classmethod
+    def file_error_message(cls, path: Path, problem: str, detail: str = "") -> str:
+        """The one-line error for a settings file: ``problem`` is ``missing``, ``invalid`` (not YAML; ``detail``:
+        the parser's first line) or ``not a mapping`` (``detail``: the type the file holds)."""
+        if problem == "missing":
+            return f"config file not found: {path}"
+        if problem == "invalid":
+            return f"{path} is not valid YAML: {detail}"
+        return f"{path} must hold a mapping of config keys to values, not a {detail}"
+
+    @classmethod
     def load(cls: type[S], path: str | Path | None = None, overrides: Mapping[str, Any] | None = None, *,
-             base: S | None = None) -> S:
-        """Fields from a YAML file (optional), then ``overrides`` on top (``None`` values are ignored)."""
+             base: S | None = None, origin: str | None = None) -> S:
+        """Fields from a YAML file (optional; their origin ``origin``, default ``YAML <path>``), then ``overrides``
+        on top (origin ``override``; ``None`` values are ignored)."""
         values: dict[str, Any] = {}
+        labels: dict[str, str] = {}
         if path is not None:
             values.update(cls.read_yaml(path))
+            labels = dict.fromkeys(values, origin or f"YAML {Path(path)}")
         for key, value in (overrides or {}).items():
             if value is not None:
                 values[key.replace("-", "_")] = value
-        return cls.from_dict(values, base=base, source=str(path) if path is not None else "the overrides")
+                labels[key.replace("-", "_")] = "override"
+        return cls.from_dict(values, base=base, source=str(path) if path is not None else "the overrides",
+                             origin=labels)
 
     @classmethod
     def from_env(cls: type[S], environ: Mapping[str, str] | None = None, *, base: S | None = None) -> S:
         """``base`` (or the defaults), then the YAML file named by ``<env_prefix>CONFIG``, then one
-        ``<env_prefix><FIELD>`` variable per field (``ICDREASON_REWARD_JUDGE_URL=…``)."""
+        ``<env_prefix><FIELD>`` variable per field (``ICDREASON_REWARD_JUDGE_URL=…``), applied together. Origins:
+        ``YAML <file> ($<env_prefix>CONFIG)`` and ``env <VARIABLE>``."""
         import os
 
         if not cls.env_prefix:
@@ -180,12 +233,12 @@ class Settings:
         settings = base if base is not None else cls()
         config_file = env.get(f"{cls.env_prefix}CONFIG")
         if config_file and "config" not in cls.field_names():
-            settings = cls.from_dict(cls.read_yaml(config_file), base=settings, source=config_file)
-        overrides = {n: env[f"{cls.env_prefix}{n.upper()}"] for n in cls.field_names()
-                     if f"{cls.env_prefix}{n.upper()}" in env}
-        if not overrides:
+            settings = cls.load(config_file, base=settings, origin=f"YAML {config_file} (${cls.env_prefix}CONFIG)")
+        variables = {n: f"{cls.env_prefix}{n.upper()}" for n in cls.field_names()}
+        found = {n: (env[var], f"env {var}") for n, var in variables.items() if var in env}
+        if not found:
             return settings
-        return cls.from_dict(overrides, base=settings, source=f"the {cls.env_prefix}* environment variables")
+        return cls.from_sources(found, base=settings, source=f"the {cls.env_prefix}* environment variables")
 
     @classmethod
     def read_yaml(cls, path: str | Path) -> dict[str, Any]:
@@ -194,18 +247,49 @@ class Settings:
 
         path = Path(path)
         if not path.is_file():
-            raise InputError(f"config file not found: {path}")
+            raise InputError(cls.file_error_message(path, "missing"))
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
-            raise InputError(f"{path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+            raise InputError(cls.file_error_message(path, "invalid", str(exc).splitlines()[0])) from None
         if data is None:
             return {}
         if cls.yaml_section and isinstance(data, dict) and isinstance(data.get(cls.yaml_section), dict):
             data = data[cls.yaml_section]
         if not isinstance(data, dict):
-            raise InputError(f"{path} must hold a mapping of config keys to values, not a {type(data).__name__}")
+            raise InputError(cls.file_error_message(path, "not a mapping", type(data).__name__))
         return {str(k).replace("-", "_"): v for k, v in data.items()}
+
+    # -- where each value came from ----------------------------------------------------------------------------------
+    def origins(self) -> dict[str, str]:
+        """Where each value came from: the origin of the layer that set it (``YAML run.yaml``, ``env
+        ICDREASON_REWARD_X``, ``flag --set``, ``verl reward_kwargs`` …), the label of a derived default
+        (:meth:`derive`, e.g. ``preset deepicd-r1``), else ``default`` (the field's default) or ``argument`` (a
+        value passed to the constructor or set in code)."""
+        labels, _ = self._tracking()
+        out = {}
+        for name in self.field_names():
+            default = self.default_of(name)
+            out[name] = labels.get(name) or ("default" if default is not MISSING and getattr(self, name) == default
+                                             else "argument")
+        return out
+
+    def derive(self, name: str, value: Any, origin: str) -> None:
+        """Fill field ``name`` with a default that depends on other settings (from ``__post_init__``), labelled
+        ``origin``; layering (:meth:`from_dict` with ``base=``) derives it afresh instead of carrying it."""
+        labels, derived = self._tracking()
+        setattr(self, name, value)
+        labels[name] = origin
+        derived.add(name)
+
+    def _tracking(self) -> tuple[dict[str, str], set[str]]:
+        """The origin labels set so far and the names of derived defaults (kept beside the fields, not as fields,
+        so equality, ``repr`` and ``to_dict`` see only the values)."""
+        return self.__dict__.setdefault("_origins", {}), self.__dict__.setdefault("_derived", set())
+
+    def help_table(self) -> list[tuple[str, Any, str]]:
+        """(name, value, help) for every field: what a listing of the settings in use shows."""
+        return [(name, getattr(self, name), self.help_for(name)) for name in self.field_names()]
 
     # -- output ----------------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -303,24 +387,29 @@ def _type_name(hint: Any) -> str:
     return getattr(hint, "__name__", str(hint))
 
 
-def coerce(name: str, value: Any, hint: Any) -> Any:
+def _expected(name: str, value: Any, expected: Any) -> str:
+    return f"{name}: expected {_type_name(expected)}, got {'no value' if value is None else repr(value)}"
+
+
+def coerce(name: str, value: Any, hint: Any, message: Callable[[str, Any, Any], str] = _expected) -> Any:
     """Turn a YAML, flag or environment value into the field's type; strings (``KEY=VALUE``) are parsed.
 
     ``true/false/yes/no/on/off/1/0`` for booleans, numbers for int and float, ``a,b,c`` (or a YAML list ``[a, b]``)
-    for lists and tuples, a YAML/JSON mapping for dicts, ``none``/``null``/empty for optional fields.
+    for lists and tuples, a YAML/JSON mapping for dicts, ``none``/``null``/empty for optional fields. A value that
+    does not fit is a usage error worded by ``message(name, value, expected type)``.
     """
     inner, optional = _split_optional(hint)
     if optional and (value is None or isinstance(value, str) and value.strip().lower() in _NONE_WORDS):
         return None
     if value is None:
-        raise UsageError(f"{name}: expected {_type_name(inner)}, got no value")
+        raise UsageError(message(name, None, inner))
     try:
-        return _coerce(name, value, inner)
+        return _coerce(name, value, inner, message)
     except (TypeError, ValueError):
-        raise UsageError(f"{name}: expected {_type_name(inner)}, got {value!r}") from None
+        raise UsageError(message(name, value, inner)) from None
 
 
-def _coerce(name: str, value: Any, hint: Any) -> Any:
+def _coerce(name: str, value: Any, hint: Any, message: Callable[[str, Any, Any], str]) -> Any:
     origin = typing.get_origin(hint) or hint
     if hint is str:
         if isinstance(value, (list, tuple, dict)):
@@ -356,7 +445,7 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
             raise ValueError
         args = typing.get_args(hint)
         item = args[0] if args and (origin is list or len(args) == 2 and args[1] is Ellipsis) else None
-        items = [coerce(name, v, item) for v in value] if item is not None else list(value)
+        items = [coerce(name, v, item, message) for v in value] if item is not None else list(value)
         return tuple(items) if origin is tuple else items
     if origin is dict:
         if isinstance(value, str):

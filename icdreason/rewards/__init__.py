@@ -12,7 +12,8 @@ The package, one module per job:
   ``authors-readme``), each value with its source;
 - ``config``: :class:`RewardConfig` (every setting, with help and origin) and the components;
 - ``scan``: :func:`split_response`, how icdreason's own rule reads a response;
-- ``pairs``: :func:`find_pairs`, how the authors' rules read one (think/diagnosis pairs at line starts);
+- :func:`find_pairs` (from :mod:`icdreason.parse`, shared with strict evaluation): how the authors' rules read one
+  (think/diagnosis pairs at line starts);
 - ``outcome``: the hierarchical outcome reward and :class:`RewardBreakdown`;
 - ``rules``: the authors' single-trace and multi-trace rules;
 - ``scoring``: :func:`score_batch`, which applies the configured rule (its docstring has icdreason's formulas);
@@ -33,21 +34,21 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .config import COMPONENTS, DEFAULT_COMPONENTS, RewardConfig
     from .outcome import RewardBreakdown, outcome_units
-    from .pairs import find_pairs
+    from ..parse import find_pairs
     from .presets import PRESETS, get_preset
     from .scan import ResponseParts, split_response
     from .scoring import score_batch, score_response
     from .trl_adapter import completion_text, reward_functions
     from .verl_adapter import compute_score, compute_score_batch
 
-#: Each public name and the module that defines it.
+#: Each public name and the module that defines it (relative to this package; ".parse" is icdreason.parse).
 _SOURCES = {
     "COMPONENTS": "config",
     "DEFAULT_COMPONENTS": "config",
     "RewardConfig": "config",
     "PRESETS": "presets",
     "get_preset": "presets",
-    "find_pairs": "pairs",
+    "find_pairs": ".parse",  # icdreason.parse: the reading strict evaluation uses too
     "ResponseParts": "scan",
     "split_response": "scan",
     "RewardBreakdown": "outcome",

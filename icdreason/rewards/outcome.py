@@ -11,9 +11,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..codes import common_prefix
 from ..errors import InputError
 
-__all__ = ["RewardBreakdown", "best_same_letter", "common_prefix", "gold_codes", "outcome_units", "partial_units"]
+__all__ = ["RewardBreakdown", "best_same_letter", "gold_codes", "outcome_units", "partial_units"]
 
 
 @dataclass(slots=True)
@@ -37,16 +38,6 @@ class RewardBreakdown:
         out["exact"] = float(self.exact)
         out["format_ok"] = float(self.format_ok)
         return out
-
-
-def common_prefix(a: str, b: str) -> int:
-    """Length of the longest common prefix of two strings."""
-    o = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        o += 1
-    return o
 
 
 def partial_units(o: int, gold_length: int, *, bonus_from: int = 3, prefix_bonus: str = "released") -> float:

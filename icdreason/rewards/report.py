@@ -122,7 +122,7 @@ def reward_config_for_run(components: Sequence[str] | None = None, *, preset: st
                           origin: str = "train grpo") -> RewardConfig:
     """A run's reward config: the preset (default ``deepicd-r1``), then the ``reward_config`` YAML, then the run's
     preset, components (None: the preset's) and judge options, labelled ``origin``."""
-    base = RewardConfig.from_yaml(reward_config, origin=f"YAML {reward_config} (reward_config)") if reward_config \
+    base = RewardConfig.load(reward_config, origin=f"YAML {reward_config} (reward_config)") if reward_config \
         else RewardConfig()
     values: dict[str, Any] = {}
     if preset:
@@ -170,15 +170,6 @@ def check_reward_setup(components: Sequence[str] | None = None, *, dry_run: bool
 
 
 def write_reward_config(reward_cfg: RewardConfig, path: Path) -> Path:
-    """Write the resolved reward settings as YAML (what verl's workers read through ``reward_kwargs.config``)."""
-    import dataclasses
-
-    import yaml
-
-    data = dataclasses.asdict(reward_cfg)
-    data["components"] = list(data["components"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    """Write the resolved reward settings as YAML, atomically (what verl's workers read through
+    ``reward_kwargs.config``)."""
+    return reward_cfg.save(path)

@@ -1,7 +1,7 @@
 """The DeepICD-R1 authors' two reward rules, written from their semantics (``docs/rewards.md`` has the worked numbers).
 
-Both read a response as think/diagnosis pairs (:func:`icdreason.rewards.pairs.find_pairs`: ``<think>`` is put in
-front, pairs start at line starts).
+Both read a response as think/diagnosis pairs (:func:`icdreason.parse.pair_spans`, the reading strict evaluation
+uses too: ``<think>`` is put in front, pairs start at line starts).
 
 **single-trace** (the ``deepicd-r1`` preset; the function of the paper's GRPO jobs):
 
@@ -32,9 +32,10 @@ is theirs to the last bit.
 
 from __future__ import annotations
 
+from ..codes import CODE_PATTERN, common_prefix
+from ..parse import pair_spans
 from .config import COMPONENTS, RewardConfig
-from .outcome import RewardBreakdown, best_same_letter, common_prefix, partial_units
-from .pairs import pair_spans, pattern_code
+from .outcome import RewardBreakdown, best_same_letter, partial_units
 
 __all__ = ["JudgeInput", "score_multi_trace", "score_single_trace"]
 
@@ -51,7 +52,7 @@ def _judge_input(text: str, spans: list[tuple[int, int, int, int]]) -> JudgeInpu
         return None
     a, b, c, d = spans[0]
     trace, code = text[a:b].strip(), text[c:d].strip()
-    return (trace, code) if trace and pattern_code(code) else None
+    return (trace, code) if trace and CODE_PATTERN.match(code) else None
 
 
 def score_single_trace(text: str, golds: list[str], c: RewardConfig,
@@ -62,7 +63,7 @@ def score_single_trace(text: str, golds: list[str], c: RewardConfig,
     code: str | None = None
     if pairs:
         candidate = text[pairs[0][2]:pairs[0][3]].strip().replace(".", "")
-        if pattern_code(candidate):
+        if CODE_PATTERN.match(candidate):
             code = candidate
     gold, o, exact = golds[0], 0, False
     if code is None:
@@ -94,7 +95,7 @@ def score_single_trace(text: str, golds: list[str], c: RewardConfig,
 
 def _as_written(diagnosis: str) -> str | None:
     code = diagnosis.strip().replace(".", "").strip()
-    return code if pattern_code(code) else None
+    return code if CODE_PATTERN.match(code) else None
 
 
 def _greedy_partial(predictions: list[str], golds: list[str], c: RewardConfig) -> tuple[float, int]:

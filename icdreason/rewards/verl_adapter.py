@@ -21,7 +21,7 @@ __all__ = ["compute_score", "compute_score_batch", "extra_info_note"]
 
 #: Keyword arguments verl's reward managers add on their own; they are not reward settings.
 _VERL_EXTRAS = frozenset({"reward_router_address", "reward_model_tokenizer", "return_dict", "num_examine"})
-_ENV_PREFIX = "ICDREASON_REWARD_"
+_ENV_PREFIX = RewardConfig.env_prefix  # ICDREASON_REWARD_
 _config_cache: dict[tuple, RewardConfig] = {}
 _config_lock = threading.Lock()
 
@@ -41,8 +41,8 @@ def _config_from_kwargs(kwargs: Mapping[str, Any]) -> RewardConfig:
         with _config_lock:
             base = RewardConfig.from_env()
             if config_file:
-                base = RewardConfig.from_yaml(config_file, base=base,
-                                              origin=f"YAML {config_file} (verl reward_kwargs.config)")
+                base = RewardConfig.load(config_file, base=base,
+                                         origin=f"YAML {config_file} (verl reward_kwargs.config)")
             plain = {k: (list(v) if not isinstance(v, (str, int, float, bool, type(None))) else v)
                      for k, v in settings.items()}
             cfg = RewardConfig.from_dict(plain, base=base, origin="verl reward_kwargs") if plain else base

@@ -202,7 +202,7 @@ def test_opening_an_older_file_adds_the_tables_it_lacks(kb_file):
     con.close()
     with KnowledgeBase.open(kb_file) as base:  # read-only: reopened for writing once to add the table
         assert "guidelines" in base.tables() and not base.has_rows("guidelines")
-        assert base.info()["migrations"][-1] == "0004_guidelines"
+        assert "0004_guidelines" in base.info()["migrations"]
 
 
 def test_duckdb_errors_become_one_line_messages(tmp_path):

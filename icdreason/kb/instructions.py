@@ -65,6 +65,8 @@ class Instructions:
 
     def __init__(self, rows: Collection[tuple[str, str, str]]):
         self.items: dict[str, list[NoteItem]] = defaultdict(list)
+        self._on: dict[tuple[str, str], list[NoteItem]] = {}
+        self._words: dict[tuple[str, str], frozenset[str]] = {}
         for code, kind, text in rows:
             refs = _refs(text)
             if not refs:
@@ -73,13 +75,28 @@ class Instructions:
             key = normalize(code)
             self.items[key].append(NoteItem(key, kind, text, frozenset(words(plain)) - _FILLER, refs))
 
+    def deciding_words(self, code: str, kind: str) -> frozenset[str]:
+        """Every word of the items of ``kind`` on a code or above it (memoised): a text with none of them has no
+        item that applies."""
+        key = (normalize(code), kind)
+        found = self._words.get(key)
+        if found is None:
+            found = frozenset().union(*(i.words for i in self.on(code, kind)))
+            if len(self._words) < 100_000:
+                self._words[key] = found
+        return found
+
     def on(self, code: str, kind: str) -> list[NoteItem]:
-        """Items of ``kind`` declared on a code or on any code above it (nearest first)."""
+        """Items of ``kind`` declared on a code or on any code above it (nearest first; memoised)."""
         key = normalize(code)
-        out = []
-        for n in range(len(key), 2, -1):
-            out.extend(i for i in self.items.get(key[:n], ()) if i.kind == kind)
-        return out
+        found = self._on.get((key, kind))
+        if found is None:
+            found = []
+            for n in range(len(key), 2, -1):
+                found.extend(i for i in self.items.get(key[:n], ()) if i.kind == kind)
+            if len(self._on) < 100_000:
+                self._on[(key, kind)] = found
+        return found
 
     @staticmethod
     def missing(item: NoteItem, context: Collection[str], own: Collection[str] = ()) -> int | None:
@@ -94,11 +111,15 @@ class Instructions:
             return None
         return lacking
 
-    def best(self, code: str, kind: str, context: Collection[str], own: Collection[str] = ()) -> NoteItem | None:
+    def best(self, code: str, kind: str, context: Collection[str], own: Collection[str] = (),
+             anchor: Collection[frozenset[str]] = ()) -> NoteItem | None:
         """The item of ``kind`` on ``code`` (or above it) that applies best to ``context``: fewest deciding words
-        lacking, then most words, then nearest declaration."""
+        lacking, then most words, then nearest declaration. With ``anchor`` (word sets, e.g. a main term's
+        variants), only items whose words include one of them."""
         ranked = []
         for order, item in enumerate(self.on(code, kind)):
+            if anchor and not any(a <= item.words for a in anchor):
+                continue
             lacking = self.missing(item, context, own)
             if lacking is not None:
                 ranked.append((lacking, -len(item.words), order, item))

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 SIDES = frozenset({"right", "left", "bilateral"})
 _ENCOUNTER = re.compile(r",\s*(initial|subsequent) encounter.*$|,\s*sequela.*$", re.IGNORECASE)
+_WITH = re.compile(r"\bwith\b(?!out)([^,;]*)", re.IGNORECASE)
+#: Words of a "with" qualifier that do not make it documented.
+_VAGUE = frozenset({"unspecified", "other", "specified", "complication"})
 
 
 def sides(context: Collection[str]) -> frozenset[str]:
@@ -47,14 +50,20 @@ class Completer:
         self.ci = code_index
         self._words: dict[int, tuple[frozenset[str], bool]] = {}
 
-    def _described(self, i: int) -> tuple[frozenset[str], bool]:
-        """A code's description words without the encounter part, and whether it says "unspecified"."""
+    def _described(self, i: int) -> tuple[frozenset[str], bool, tuple[frozenset[str], ...]]:
+        """A code's description words without the encounter part, whether it says "unspecified", and the words of
+        each of its "with …" qualifiers."""
         got = self._words.get(i)
         if got is None:
             text = _ENCOUNTER.sub("", self.ci.descriptions[i])
             found = words(text)
-            got = self._words[i] = (frozenset(found), "unspecified" in found)
+            quals = tuple(frozenset(words(m.group(1))) for m in _WITH.finditer(text))
+            got = self._words[i] = (frozenset(found), "unspecified" in found, quals)
         return got
+
+    def description_words(self, position: int) -> frozenset[str]:
+        """The normalised words of a code's description (without its encounter part; memoised)."""
+        return self._described(position)[0]
 
     def billable_below(self, code_nodot: str) -> list[int]:
         """Positions of the billable codes that start with ``code_nodot`` (itself included)."""
@@ -91,11 +100,12 @@ class Completer:
             code = self.ci.nodot[j]
             if len(code) == 7 and len(base) < 7 and code[-1] not in (seventh, "A"):
                 continue  # not an initial encounter
-            described, unspecified = self._described(j)
+            described, unspecified, quals = self._described(j)
             if side_conflict(described, context_sides):
                 continue
             own = described - head_words
             score = 2 * len(own & path) + len(own & context)
+            score -= 0.5 * sum(1 for q in quals if not (q - _VAGUE) & context)  # "with X" that X is not said
             if "displaced" in own and not {"displaced", "nondisplaced"} & context:
                 score += 0.5  # a fracture not said to be displaced or not is coded displaced
             key = (-score, not unspecified, code[-1] != seventh if len(code) == 7 else False, len(code), code)

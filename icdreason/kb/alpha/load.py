@@ -20,7 +20,7 @@ import pyarrow as pa
 from ...errors import InputError, KnowledgeBaseError
 from .parse import TERM_COLUMNS, IndexFile, read_index
 from .shipped import shipped_files
-from .xrefs import XREF_COLUMNS, resolve_all
+from .xrefs import resolve_all
 
 Progress = Callable[[str], None]
 INDEX_TABLES = ("index_files", "index_terms", "index_cells", "index_columns", "index_xrefs")

@@ -22,7 +22,9 @@ from .words import GENERIC, is_connector, stem, with_joined, words
 #: How a cross-reference is written in a shown path.
 SEE = " → "
 _MAX_HOPS = 4
-_WINDOW = 6
+_WINDOW = 8
+#: Credit for a word a subterm takes from elsewhere in the record (see ``match``) instead of from near the main term.
+FAR_CREDIT = 0.3
 #: Words that choose a Table of Drugs column (intent); without them, poisoning is accidental (Guidelines I.C.19.e.5.b).
 DRUG_INTENT = {3: frozenset(words("intentional suicide suicidal self harm selfharm overdosed deliberately")),
                4: frozenset(words("assault assaulted homicide")),
@@ -31,6 +33,19 @@ DRUG_INTENT = {3: frozenset(words("intentional suicide suicidal self harm selfha
 NEOPLASM_BEHAVIOUR = [(3, frozenset(words("metastatic metastasis metastases secondary"))),
                       (4, frozenset(words("situ"))), (5, frozenset(words("benign"))),
                       (2, frozenset(words("malignant malignancy cancer carcinoma adenocarcinoma sarcoma")))]
+
+
+@dataclass(frozen=True)
+class _Walk:
+    """What one walk down the index reads: the words near the main term, those plus the record's (``both``), the
+    words that choose table columns, and where matches go."""
+
+    near: frozenset[str]                # the words around the main term
+    own: frozenset[str]                 # those of its own comma segment (later segments' words count half)
+    both: frozenset[str]                # near and every far clause together (a quick test before the clauses)
+    far: tuple[frozenset[str], ...]     # the record's clauses
+    context: Collection[str]
+    out: list
 
 
 @dataclass(frozen=True)
@@ -46,6 +61,7 @@ class IndexMatch:
     score: float
     default: bool               # the main term's own code: no subterm matched (an unspecified mention)
     manif: str | None = None    # manifestation code printed in brackets after the code
+    anchor: tuple[frozenset[str], ...] = ()  # the word sets of the main term the code sits under (the condition)
 
 
 def _first_alternative_words(title: str) -> tuple[tuple[frozenset[str], ...], frozenset[str]]:
@@ -58,13 +74,13 @@ def _first_alternative_words(title: str) -> tuple[tuple[frozenset[str], ...], fr
     segments = [s for s in (p.strip() for p in re.sub(r"\([^)]*\)", " ", title).split(",")) if s]
     if not segments or is_connector(segments[0]):
         return (), frozenset()
-    first = words(segments[0])
+    first = words(segments[0], letters=True)
     if not first:
         return (), frozenset()
     alternatives = [_choices(segments[0])]
     optional: set[str] = set()
     for segment in segments[1:]:
-        seg = words(segment)
+        seg = words(segment, letters=True)
         if seg and any(a[:3] == b[:3] for a in seg for b in first):
             alternatives.append(_choices(segment))
         else:
@@ -75,9 +91,9 @@ def _first_alternative_words(title: str) -> tuple[tuple[frozenset[str], ...], fr
 
 
 def _choices(segment: str) -> list[frozenset[str]]:
-    """A segment's word sets: one, or one per side of "or" when each side has at most two words."""
-    sides = [words(side) for side in re.split(r"\bor\b", segment)]
-    if len(sides) > 1 and all(0 < len(side) <= 2 for side in sides):
+    """A segment's word sets: one, or one per side of "or" when each side is one word ("atrial or auricular")."""
+    sides = [words(side, letters=True) for side in re.split(r"\bor\b", segment)]
+    if len(sides) > 1 and all(len(side) == 1 for side in sides):
         return [frozenset(side) for side in sides]
     return [frozenset(w for side in sides for w in side)]
 
@@ -86,6 +102,16 @@ def _essential(found: frozenset[str]) -> frozenset[str]:
     """The words of a set that must be present (generic words dropped unless nothing else is left)."""
     kept = found - GENERIC
     return kept if kept else found
+
+
+def _segment_ends(starts: list[int] | None, n: int) -> list[int]:
+    """For each token, where its comma segment ends (``n`` for the last)."""
+    if not starts:
+        return [n] * n
+    ends = [n] * n
+    for q in range(n - 2, -1, -1):
+        ends[q] = q + 1 if starts[q + 1] != starts[q] else ends[q + 1]
+    return ends
 
 
 class AlphabeticIndex:
@@ -104,6 +130,11 @@ class AlphabeticIndex:
         self.required: list[tuple[frozenset[str], ...]] = [()] * n
         self.optional: list[frozenset[str]] = [frozenset()] * n
         self.children: list[list[int]] = [[] for _ in range(n)]
+        self._children_by_word: dict[int, tuple[dict[str, list[int]], list[int], frozenset[int]]] = {}
+        self._record_key: object = None
+        self._record_value: tuple[frozenset[str], tuple[frozenset[str], ...]] = (frozenset(), ())
+        self._far_memo: dict[int, frozenset[str] | None] = {}
+        self._far_children: dict[int, list[int]] = {}
         self._qualifier: list[frozenset[str]] = [frozenset()] * n
         self.mains: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
         for i, source, parent, title, nemod, path, code, manif in sorted(zip(
@@ -161,24 +192,46 @@ class AlphabeticIndex:
     # -- lookup ------------------------------------------------------------------------------------------------------
     def lookup(self, text: str, *, sources: Iterable[str] = ("index", "eindex")) -> list[IndexMatch]:
         """Every index path the words of ``text`` support, best first, one per code."""
-        return self.match(words(text), sources=sources, window=len(text))
+        return self.match(words(text, letters=True), sources=sources, window=len(text))
 
     def match(self, tokens: list[str], *, sources: Iterable[str] = ("index",), window: int = _WINDOW,
-              context: Collection[str] | None = None) -> list[IndexMatch]:
-        """Index paths for normalised ``tokens`` (in text order), best first, one per code. A main term is matched
-        where one of its words occurs; its words and its subterms' words must lie within ``window`` tokens of it.
-        ``context`` (default: the window) are the words that choose drug-table intent and neoplasm behaviour."""
+              context: Collection[str] | None = None, far: Iterable[Collection[str]] = (),
+              starts: list[int] | None = None) -> list[IndexMatch]:
+        """Index paths for normalised ``tokens`` (in text order), best first, one per code.
+
+        A main term is matched where one of its words occurs; its words and its subterms' words must lie within
+        ``window`` tokens of it, and not before ``starts[p]`` (the start of the comma segment of the word at ``p``:
+        "yellow-green sputum, fevers" is no yellow fever, "major depressive disorder, recurrent, severe" is one
+        diagnosis). ``far`` are the record's other clauses: a subterm under "with" or a "type" subterm may take its
+        words from one of them, for less credit (FAR_CREDIT): the index presumes conditions it lists under "with" to
+        be linked (Guidelines I.A.15), and a diabetes type stated once applies to every mention. ``context``
+        (default: the window and ``far``) are the words that choose drug-table intent and neoplasm behaviour."""
         found: dict[str, IndexMatch] = {}
         seen: set[tuple[int, int]] = set()
+        far_words, far = self._record(far)
+        windows: dict[tuple[int, int], frozenset[str]] = {}
+
+        def span(lo: int, hi: int) -> frozenset[str]:
+            got = windows.get((lo, hi))
+            if got is None:
+                got = windows[(lo, hi)] = frozenset(with_joined(tokens[lo:hi]))
+            return got
+
+        ends = _segment_ends(starts, len(tokens))
+        source_mains = [self.mains[source] for source in sources]
         for p, token in enumerate(tokens):
-            for source in sources:
-                mains = self.mains[source]
+            for mains in source_mains:
                 candidates = mains.get(token, [])
                 if p + 1 < len(tokens):
-                    candidates = candidates + mains.get(token + tokens[p + 1], [])
+                    joined = mains.get(token + tokens[p + 1])
+                    if joined:
+                        candidates = candidates + joined
                 if not candidates:
                     continue
-                near = with_joined(tokens[max(0, p - window): p + window + 1])
+                lo = max(0, p - window, starts[p] if starts else 0)
+                hi = min(len(tokens), p + window + 1)
+                near = span(lo, hi)
+                own = span(lo, min(hi, ends[p])) if starts else near
                 for main in candidates:
                     if (main, p // max(window, 1)) in seen:
                         continue
@@ -187,12 +240,20 @@ class AlphabeticIndex:
                     if hit is None:
                         continue
                     out: list[IndexMatch] = []
-                    self._walk(main, near, hit, self.title[main], 0, out, context if context is not None else near)
+                    both = near | far_words
+                    walk = _Walk(near, own, both, far, context if context is not None else both, out)
+                    self._walk(main, walk, hit, self.title[main], 0)
                     for m in out:
                         best = found.get(m.code)
                         if best is None or m.score > best.score:
                             found[m.code] = m
         return sorted(found.values(), key=lambda m: (-m.score, len(m.path), m.code))
+
+    def root(self, term: int) -> int:
+        """The main term a term sits under."""
+        while self.parent[term] is not None:
+            term = self.parent[term]
+        return term
 
     def _matched(self, term: int, near: Collection[str]) -> frozenset[str] | None:
         """The largest of a term's required word sets found in ``near`` (None when none is)."""
@@ -202,28 +263,107 @@ class AlphabeticIndex:
                 best = alternative
         return best
 
-    def _walk(self, node: int, near: Collection[str], covered: frozenset[str], path: str, hops: int,
-              out: list[IndexMatch], context: Collection[str], path_words: frozenset[str] = frozenset()) -> None:
-        """Collect the matches at ``node`` (already matched) and below it."""
+    def _child_index(self, node: int) -> tuple[dict[str, list[int]], list[int], frozenset[int]]:
+        """A term's subterms by each of their words, its connector subheadings, and its "type …" subterms (built on
+        first use and kept)."""
+        found = self._children_by_word.get(node)
+        if found is None:
+            by_word: dict[str, list[int]] = defaultdict(list)
+            connectors, typed = [], set()
+            for child in self.children[node]:
+                if not self.required[child]:
+                    connectors.append(child)
+                    continue
+                for word in {w for alternative in self.required[child] for w in alternative}:
+                    by_word[word].append(child)
+                if self.title[child][:4].lower() == "type":
+                    typed.add(child)
+            found = self._children_by_word[node] = (dict(by_word), connectors, frozenset(typed))
+        return found
+
+    @staticmethod
+    def _candidates(by_word: dict[str, list[int]], present: Collection[str]) -> list[int]:
+        """The subterms with at least one word in ``present``, in document order."""
+        if len(by_word) < len(present):
+            found = {c for word, children in by_word.items() if word in present for c in children}
+        else:
+            found = {c for word in present for c in by_word.get(word, ())}
+        return sorted(found)
+
+    def _record(self, far: Iterable[Collection[str]]) -> tuple[frozenset[str], tuple[frozenset[str], ...]]:
+        """The record's words and clauses. The same record object (one note's) is read once: what its clauses
+        match is kept until another record comes (so a lookup is not thread-safe across records)."""
+        if far is not self._record_key:
+            clauses = tuple(frozenset(c) for c in far if c)
+            self._record_key = far
+            self._record_value = (frozenset().union(*clauses) if clauses else frozenset(), clauses)
+            self._far_memo = {}
+            self._far_children = {}
+        return self._record_value
+
+    def _far_matched(self, term: int, walk: _Walk) -> frozenset[str] | None:
+        """A term's largest word set found whole in one of the record's clauses (None when none is)."""
+        if term in self._far_memo:
+            return self._far_memo[term]
+        best = None
+        for alternative in self.required[term]:
+            if (alternative <= walk.both and (best is None or len(alternative) > len(best))
+                    and any(alternative <= clause for clause in walk.far)):
+                best = alternative
+        self._far_memo[term] = best
+        return best
+
+    def _far_candidates(self, node: int, walk: _Walk) -> list[int]:
+        """The subterms of ``node`` that one of the record's clauses has all the words of."""
+        found = self._far_children.get(node)
+        if found is None:
+            record_words = walk.both - walk.near if not walk.far else frozenset().union(*walk.far)
+            found = [c for c in self._candidates(self._child_index(node)[0], record_words)
+                     if self._far_matched(c, walk) is not None]
+            self._far_children[node] = found
+        return found
+
+    def _walk(self, node: int, walk: _Walk, covered: frozenset[str], path: str, hops: int,
+              path_words: frozenset[str] = frozenset(), linked: bool = False) -> None:
+        """Collect the matches at ``node`` (already matched) and below it. ``linked``: below a "with"."""
         path_words = path_words | {w for alternative in self.required[node] for w in alternative}
-        for child in self.children[node]:
-            if not self.required[child]:  # connector subheading: its subterms answer for it
-                for grandchild in self.children[child]:
-                    hit = self._matched(grandchild, near)
-                    if hit is not None:
-                        self._walk(grandchild, near, covered | hit,
-                                   f"{path}{PATH_SEPARATOR}{self.title[child]}{PATH_SEPARATOR}{self.title[grandchild]}",
-                                   hops, out, context, path_words)
-                continue
-            hit = self._matched(child, near)
+        by_word, connectors, typed = self._child_index(node)
+        children = self._candidates(by_word, walk.near)
+        if linked or typed:
+            extra = [c for c in self._far_candidates(node, walk) if linked or c in typed]
+            children = sorted(set(children).union(extra)) if extra else children
+        for child in children:
+            hit = self._matched(child, walk.near)
+            if hit is None and (linked or child in typed):
+                hit = self._far_matched(child, walk)
             if hit is not None:
-                self._walk(child, near, covered | hit, f"{path}{PATH_SEPARATOR}{self.title[child]}", hops, out,
-                           context, path_words)
-        score = len(covered) + 0.25 * len(self.optional[node] & set(near)) - 0.1 * hops
+                self._walk(child, walk, covered | hit, f"{path}{PATH_SEPARATOR}{self.title[child]}", hops,
+                           path_words, linked)
+        for connector in connectors:  # subheadings such as "with", "due to": their subterms answer for them
+            with_ = self.title[connector].lower() == "with"
+            grandchildren = self._candidates(self._child_index(connector)[0], walk.near)
+            if with_:
+                extra = self._far_candidates(connector, walk)
+                grandchildren = sorted(set(grandchildren).union(extra)) if extra else grandchildren
+            for grandchild in grandchildren:
+                hit = self._matched(grandchild, walk.near)
+                if hit is None and with_:
+                    hit = self._far_matched(grandchild, walk)
+                if hit is not None:
+                    self._walk(grandchild, walk, covered | hit,
+                               f"{path}{PATH_SEPARATOR}{self.title[connector]}{PATH_SEPARATOR}{self.title[grandchild]}",
+                               hops, path_words, with_)
+        near = walk.near
+        own = walk.own
+        score = (sum(1.0 if w in own else 0.5 if w in near else FAR_CREDIT for w in covered)
+                 + 0.25 * len(self.optional[node] & near)
+                 - 0.1 * hops)
         code = self.code[node]
+        out = walk.out
         if code:
             out.append(IndexMatch(code, node, path, self.source[node], covered, path_words, score,
-                                  default=self.parent[node] is None, manif=self.manif[node]))
+                                  default=self.parent[node] is None, manif=self.manif[node],
+                                  anchor=self.required[self.root(node)]))
         if hops >= _MAX_HOPS:
             return
         for kind, refs in (("see", self.see.get(node, ())), ("see also", self.see_also.get(node, ()))):
@@ -234,12 +374,11 @@ class AlphabeticIndex:
                     out.append(IndexMatch(ref_code, node, f"{shown}{ref_code}", self.source[node], covered,
                                           path_words, score - 0.1, default=False))
                 elif target_source == "drug":
-                    self._drug(near, covered, shown, hops + cost, out, context, col or 2)
+                    self._drug(near, covered, shown, hops + cost, out, walk.context, col or 2)
                 elif target_source == "neoplasm" and target is not None:
-                    self._neoplasm(target, near, covered, shown, hops + cost, out, context, col)
+                    self._neoplasm(target, near, covered, shown, hops + cost, out, walk.context, col)
                 elif target is not None:
-                    self._walk(target, near, covered, f"{shown}{self.path[target]}", hops + cost, out, context,
-                               path_words)
+                    self._walk(target, walk, covered, f"{shown}{self.path[target]}", hops + cost, path_words)
 
     def _drug(self, near: Collection[str], covered: frozenset[str], shown: str, hops: int, out: list[IndexMatch],
               context: Collection[str], col: int) -> None:

@@ -102,7 +102,7 @@ class IndexTables(TableCache):
             code = completer.complete(match.code, context, match.path_words)
             if code is None:
                 continue
-            code, path = self.verify_in_tabular(code, with_joined(context), match.path)
+            code, path = self.verify_in_tabular(code, with_joined(context), match.path, match.anchor)
             if code in hits:
                 continue
             hits[code] = IndexHit(dotted(code), match.code, path, match.source, match.score, match.default,
@@ -111,21 +111,35 @@ class IndexTables(TableCache):
                 break
         return list(hits.values())
 
-    def verify_in_tabular(self, code: str, context: set[str], path: str = "") -> tuple[str, str]:
-        """Check a code the index gave against the tabular list's Excludes1 notes: when one applies to the
-        ``context`` words, the code it names instead (completed with the same words) and the path extended to say
-        why; else the code and path unchanged."""
-        info = self.index.descriptions  # type: ignore[attr-defined]
-        position = self.index.position.get(code)  # type: ignore[attr-defined]
-        own = words(info[position]) if position is not None else []
-        item = self.instructions.best(code, "excludes1", context, own)  # type: ignore[attr-defined]
+    def verify_in_tabular(self, code: str, context: set[str], path: str = "",
+                          anchor: tuple[frozenset[str], ...] = ()) -> tuple[str, str]:
+        """Check a code the index gave against the tabular list's Excludes1 notes (the code's and its ancestors').
+
+        An item applies when the ``context`` words have its deciding words (``Instructions.missing``) and the item
+        is about the condition the index matched (its words include ``anchor``, the main term's words: "wheezing
+        NOS" under asthma is not about an asthma whose note mentions wheezing). The code it names instead is
+        completed with the context and the original code's own words (withdrawal stays withdrawal); among several
+        codes named, the one whose description the context best supports. Returns the code and the path, extended
+        to say why; unchanged when no item applies."""
+        ci = self.index  # type: ignore[attr-defined]
+        instructions = self.instructions  # type: ignore[attr-defined]
+        if instructions.deciding_words(code, "excludes1").isdisjoint(context):
+            return code, path
+        position = ci.position.get(code)
+        own = self.index_completer.description_words(position) if position is not None else frozenset()
+        item = instructions.best(code, "excludes1", context, own, anchor=anchor)
         if item is None:
             return code, path
-        first, last = item.refs[0]
-        target = self.index_completer.complete(first + ("-" if first == last else ""), context)
-        if target is None or target == code:
+        completer = self.index_completer
+        options = []
+        for first, last in item.refs:
+            target = completer.complete(first + ("-" if first == last else ""), context, own)
+            if target is not None and target != code:
+                described = words(ci.descriptions[ci.position[target]])
+                options.append((-len(set(described) & context), len(options), target))
+        if not options:
             return code, path
-        return target, f"{path} → tabular Excludes1: {item.text}"
+        return min(options)[2], f"{path} → tabular Excludes1: {item.text}"
 
     def index_entries_for(self, code: str, *, limit: int = 8) -> list[IndexEntry]:
         """Index entries that print ``code`` or a header above it ('L03.11-' for L03.116), most specific first."""

@@ -13,24 +13,25 @@ import re
 _WORD = re.compile(r"[a-z0-9]+")
 #: Words that never decide an index entry (connectors and fillers; "with", "in" and "due to" make subheadings).
 STOPWORDS = frozenset(
-    "a an the of and or to in on at by for as with from nec nos other than into onto its his her their this that "
+    "an the of and or to in on at by for as with from nec nos other than into onto its his her their this that "
     "is was are were be been being has have had not s".split()
 )
 #: Titles made only of these words are connector subheadings ("with", "due to", "in (due to)", "by"): a lookup
 #: passes through them to their subterms.
 CONNECTORS = frozenset("with due to in by from of as following during".split())
-_ADJECTIVE_ENDINGS = ("ical", "ial", "al", "ar", "ary", "ic", "ous", "um")
+_ADJECTIVE_ENDINGS = ("ical", "ial", "al", "ar", "ary", "ic", "ous", "um", "us")
 #: Everyday words the index does not list as main terms, read as the term it does list.
 LAY_WORDS = {"broken": "fracture", "busted": "fracture", "cracked": "fracture"}
 #: Words of a title that are not needed to find it ("sacral region" is found by "sacrum").
-GENERIC = frozenset("region area part portion site structure".split())
+GENERIC = frozenset("region area part portion site structure current".split())
 #: Clinical words and the index's own word for the same thing, added to a text's words before a lookup (the index
 #: says "hemorrhage" where notes say "bleeding", "intestine, large" where they say "colon").
 SYNONYMS: dict[str, tuple[str, ...]] = {
     "bleeding": ("hemorrhage",), "bleed": ("hemorrhage",), "colon": ("intestine", "large"),
     "sigmoid": ("intestine", "large"), "bowel": ("intestine",), "kidney": ("renal",), "renal": ("kidney",),
     "cardiac": ("heart",), "pulmonary": ("lung",), "hepatic": ("liver",), "clot": ("thrombosis",),
-    "disc": ("intervertebral",), "disk": ("disc", "intervertebral"),
+    "disc": ("intervertebral",), "disk": ("disc", "intervertebral"), "coli": ("escherichia",),
+    "distal": ("lower", "end"), "proximal": ("upper", "end"),
 }
 _cache: dict[str, str] = {}
 
@@ -56,9 +57,39 @@ def stem(word: str) -> str:
     return w
 
 
-def words(text: str) -> list[str]:
-    """The normalised content words of a text, in order (stop words left out)."""
-    return [stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS and (len(w) > 1 or w.isdigit())]
+#: "type 2", "stage 3", "grade II": the number belongs to the word ("type2"), so that "type" and a "2" elsewhere in a
+#: record do not make a type 2 diabetes.
+_NUMBERED = re.compile(r"\b(type|stage|grade|class)\s+(\d+|i{1,3}|iv|v)\b")
+
+
+def words(text: str, *, letters: bool = False) -> list[str]:
+    """The normalised content words of a text, in order (stop words left out; single letters too, unless
+    ``letters``: an index title's "Q fever" must not be found by "fever" alone)."""
+    text = text.lower()
+    if "type" in text or "stage" in text or "grade" in text or "class" in text:
+        text = _NUMBERED.sub(r"\1\2", text)
+    return [stem(w) for w in _WORD.findall(text) if w not in STOPWORDS and (letters or len(w) > 1 or w.isdigit())]
+
+
+_TOKEN_OR_BREAK = re.compile(r"[a-z0-9]+|[,;:()\[\]]")
+COMMA, BREAK = ",", ";"
+
+
+def marked_words(text: str) -> list[str]:
+    """:func:`words` with the punctuation that ends a phrase kept in place: ``","`` for a comma, ``";"`` for a
+    semicolon, colon or bracket (one pass over a note's sentence instead of one per clause)."""
+    text = text.lower()
+    if "type" in text or "stage" in text or "grade" in text or "class" in text:
+        text = _NUMBERED.sub(r"\1\2", text)
+    out = []
+    for w in _TOKEN_OR_BREAK.findall(text):
+        if w == COMMA:
+            out.append(COMMA)
+        elif w in ";:()[]":
+            out.append(BREAK)
+        elif w not in STOPWORDS and (len(w) > 1 or w.isdigit()):
+            out.append(stem(w))
+    return out
 
 
 def is_connector(title: str) -> bool:

@@ -48,9 +48,14 @@ def key(text: str) -> str:
 
 
 def _alternatives(title: str) -> set[str]:
-    """The keys a title answers to: the whole title and each of its comma-separated parts."""
+    """The keys a title answers to: the whole title, its first comma-separated part and the later parts that are
+    variants of it ("Infarct, infarction"; "femur, femoral"), not qualifiers ("sylvatic, yellow" is not "yellow")."""
     parts = [p for p in (key(s) for s in title.split(",")) if p]
-    return {key(title), *parts} if parts else {key(title)}
+    if not parts:
+        return {key(title)}
+    first = parts[0].split()
+    variants = {p for p in parts[1:] if any(a[:3] == b[:3] for a in p.split() for b in first)}
+    return {key(title), parts[0], *variants}
 
 
 class _Tree:

@@ -104,11 +104,14 @@ def principal_first(ranked: list[tuple[str, float]], kb, note_words: Collection[
             if item.names(code):
                 reordered = [(code, best_score), *ranked[:i], *ranked[i + 1:]]
                 return reordered, f"{best}: code first {item.text}"
-        first, last = item.refs[0]
-        if first == last:
-            code = kb.index_completer.complete(first + "-", note_words)
+        options = []
+        for first, last in item.refs:  # the named code whose description the note supports best
+            code = kb.index_completer.complete(first + "-", note_words) if first == last else None
             if code is not None and in_scope(code):
-                return [(dotted(code), best_score), *ranked[:-1]], f"{best}: code first {item.text}"
+                options.append((-len(set(words(describe(code))) & set(note_words)), len(options), code))
+        if options:
+            code = min(options)[2]
+            return [(dotted(code), best_score), *ranked[:-1]], f"{best}: code first {item.text}"
     for i, (code, score) in enumerate(ranked[1:], start=1):
         if score >= SEQUENCE_SHARE * best_score and instructions.sequenced_after(code, best):
             reordered = [(code, best_score), *ranked[:i], *ranked[i + 1:]]

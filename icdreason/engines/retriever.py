@@ -65,6 +65,9 @@ _DIAGNOSTIC_CUE = re.compile(
 )
 #: Codes gated by CONTEXT_GATES score this much when the note lacks their context words.
 CONTEXT_PRIOR = 0.2
+#: When the note speaks of a pregnancy, codes outside chapter XV score this much: chapter 15 codes have sequencing
+#: priority over codes from other chapters (Guidelines I.C.15.a.1).
+PREGNANCY_PRIORITY = 0.3
 #: Re-ranking of the best RERANK_DEPTH candidates (see ``_rerank``).
 RERANK_DEPTH = 60
 #: A symptom code scores this much less again when a definitive (non-symptom) diagnosis among the candidates is
@@ -270,6 +273,8 @@ class RetrieverEngine(Engine):
             strongest = max((ev.strength for ev in found.values()), default=1.0)
             for i, ev in found.items():
                 scores[i] += INDEX_WEIGHT * reference * (ev.strength / strongest) ** INDEX_SHARPNESS
+            if CONTEXT_GATES["O"] & weights.keys():
+                scores[pool[~index.gated["O"][pool]]] *= PREGNANCY_PRIORITY
             self._rerank([int(i) for i in pool], scores, weights, found, sites)
             hit = pool
         k = min(self.options.candidates, len(hit))
@@ -312,10 +317,13 @@ class RetrieverEngine(Engine):
             lines.append("No term of the note matched a code description, so no code is proposed.")
             return "\n".join(lines)
         code = candidates[0][0]
+        if analysis["thin"]:  # the trace names no code: a parser must not find one in it
+            lines.append("No Alphabetic Index entry supports the best lexical match and the note names no condition "
+                         "the index knows in its chief complaint, present illness or assessment, or few of the "
+                         "match's words: the evidence is too thin, so no code is proposed. The candidates travel with "
+                         "the record for review.")
+            return "\n".join(lines)
         lines.append(f"Best match: {code} {self.index.description(code)} (score {candidates[0][1]:.2f}).")
-        if analysis["thin"]:
-            lines.append("No Alphabetic Index entry supports it and few of its words are in the note: the evidence is "
-                         "too thin, so no code is proposed (see the candidates).")
         found = analysis["index"].get(code)
         if found is not None:
             lines.append(f"Alphabetic Index: \"{found.sentence}\" → {found.path} → {code}"

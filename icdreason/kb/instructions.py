@@ -41,8 +41,9 @@ class NoteItem(NamedTuple):
     words: frozenset[str]           # normalised words without the code references and fillers
     refs: tuple[tuple[str, str], ...]   # (first, last) undotted code prefixes; first == last for one code or header
 
-    def names(self, code_nodot: str) -> bool:
-        """Whether a code falls under one of the codes or ranges the item names."""
+    def names(self, code: str) -> bool:
+        """Whether a code (dotted or not) falls under one of the codes or ranges the item names."""
+        code_nodot = normalize(code)
         for first, last in self.refs:
             if first == last:
                 if code_nodot.startswith(first):

@@ -3,7 +3,8 @@
 An index code with a trailing ``-`` (``L03.11-``, ``S72.00-``, ``C34.1-``) or a table cell such as ``T40.1X1`` needs
 more characters. Among the billable codes below it, the one whose description's own words (those the header does not
 have) best agree with the words at hand wins: first the words of the index path that led there ("lower limb"), then
-the words of the note or query ("left"). A side (right / left / bilateral) the context contradicts rules a code out.
+the words of the note or query ("left"). A side (right / left / bilateral) the context contradicts rules a code out;
+one the context does not state loses to a code without a side (or for an unspecified side).
 Without a deciding word the unspecified child wins, then the shortest. Fractures default to displaced (Guidelines
 I.C.19.c.1); the 7th character is the initial encounter (``A``, or ``B`` for an open fracture when the context says
 "open").
@@ -25,8 +26,9 @@ if TYPE_CHECKING:
 SIDES = frozenset({"right", "left", "bilateral"})
 _ENCOUNTER = re.compile(r",\s*(initial|subsequent) encounter.*$|,\s*sequela.*$", re.IGNORECASE)
 _WITH = re.compile(r"\bwith\b(?!out)([^,;]*)", re.IGNORECASE)
+_WITHOUT = re.compile(r"\bwithout\b[^,;]*", re.IGNORECASE)
 #: Words of a "with" qualifier that do not make it documented.
-_VAGUE = frozenset({"unspecified", "other", "specified", "complication"})
+_VAGUE = frozenset({"unspecified", "specified", "complication"})
 
 
 def sides(context: Collection[str]) -> frozenset[str]:
@@ -50,15 +52,17 @@ class Completer:
         self.ci = code_index
         self._words: dict[int, tuple[frozenset[str], bool]] = {}
 
-    def _described(self, i: int) -> tuple[frozenset[str], bool, tuple[frozenset[str], ...]]:
-        """A code's description words without the encounter part, whether it says "unspecified", and the words of
-        each of its "with …" qualifiers."""
+    def _described(self, i: int) -> tuple[frozenset[str], bool, tuple[frozenset[str], ...], frozenset[str]]:
+        """A code's description words without the encounter part, whether it says "unspecified", the words of each
+        of its "with …" qualifiers, and the words that say something (not "unspecified", not "without …": the
+        default a coder assumes)."""
         got = self._words.get(i)
         if got is None:
             text = _ENCOUNTER.sub("", self.ci.descriptions[i])
             found = words(text)
             quals = tuple(frozenset(words(m.group(1))) for m in _WITH.finditer(text))
-            got = self._words[i] = (frozenset(found), "unspecified" in found, quals)
+            saying = frozenset(words(_WITHOUT.sub(" ", text))) - _VAGUE - {"unspecified", "part"}
+            got = self._words[i] = (frozenset(found), "unspecified" in found, quals, saying)
         return got
 
     def description_words(self, position: int) -> frozenset[str]:
@@ -100,12 +104,17 @@ class Completer:
             code = self.ci.nodot[j]
             if len(code) == 7 and len(base) < 7 and code[-1] not in (seventh, "A"):
                 continue  # not an initial encounter
-            described, unspecified, quals = self._described(j)
+            described, unspecified, quals, saying = self._described(j)
             if side_conflict(described, context_sides):
                 continue
+            if not context_sides and SIDES.intersection(described):
+                score_side = -2.5  # a side nobody stated: the code without one (or for an unspecified side) wins
+            else:
+                score_side = 0.0
             own = described - head_words
-            score = 2 * len(own & path) + len(own & context)
+            score = 2 * len(own & path) + len(own & context) + score_side
             score -= 0.5 * sum(1 for q in quals if not (q - _VAGUE) & context)  # "with X" that X is not said
+            score -= 0.1 * len((saying - head_words) - context - path)  # more than anyone said
             if "displaced" in own and not {"displaced", "nondisplaced"} & context:
                 score += 0.5  # a fracture not said to be displaced or not is coded displaced
             key = (-score, not unspecified, code[-1] != seventh if len(code) == 7 else False, len(code), code)

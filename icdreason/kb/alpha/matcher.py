@@ -64,14 +64,19 @@ class IndexMatch:
     anchor: tuple[frozenset[str], ...] = ()  # the word sets of the main term the code sits under (the condition)
 
 
+_CODE_AS = re.compile(r"\s+-\s+code (?:as|to)\b", re.IGNORECASE)
+_PARENS = re.compile(r"\([^)]*\)")
+_OR = re.compile(r"\bor\b")
+
+
 def _first_alternative_words(title: str) -> tuple[tuple[frozenset[str], ...], frozenset[str]]:
     """A title's required word sets and its optional words.
 
     The required sets are its first comma segment and the variants of it listed after commas ("Infarct,
     infarction"; "femur, femoral"), with "or" read as a choice ("atrial or auricular"). Other segments ("traumatic"
     in "Fracture, traumatic") and generic words ("region" in "sacral region") are optional."""
-    title = re.split(r"\s+-\s+code (?:as|to)\b", title, maxsplit=1, flags=re.IGNORECASE)[0]
-    segments = [s for s in (p.strip() for p in re.sub(r"\([^)]*\)", " ", title).split(",")) if s]
+    title = _CODE_AS.split(title, maxsplit=1)[0]
+    segments = [s for s in (p.strip() for p in _PARENS.sub(" ", title).split(",")) if s]
     if not segments or is_connector(segments[0]):
         return (), frozenset()
     first = words(segments[0], letters=True)
@@ -92,7 +97,7 @@ def _first_alternative_words(title: str) -> tuple[tuple[frozenset[str], ...], fr
 
 def _choices(segment: str) -> list[frozenset[str]]:
     """A segment's word sets: one, or one per side of "or" when each side is one word ("atrial or auricular")."""
-    sides = [words(side, letters=True) for side in re.split(r"\bor\b", segment)]
+    sides = [words(side, letters=True) for side in _OR.split(segment)]
     if len(sides) > 1 and all(len(side) == 1 for side in sides):
         return [frozenset(side) for side in sides]
     return [frozenset(w for side in sides for w in side)]
@@ -137,15 +142,23 @@ class AlphabeticIndex:
         self._far_children: dict[int, list[int]] = {}
         self._qualifier: list[frozenset[str]] = [frozenset()] * n
         self.mains: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+        read_title: dict[str, tuple[tuple[frozenset[str], ...], frozenset[str]]] = {}
+        read_nemod: dict[str, frozenset[str]] = {}
         for i, source, parent, title, nemod, path, code, manif in sorted(zip(
                 ids, terms["source"], terms["parent"], terms["title"], terms["nemod"], terms["path"], terms["code"],
                 terms["manif"])):
             self.source[i], self.parent[i], self.title[i], self.path[i] = source, parent, title, path
             self.code[i], self.manif[i] = code, manif
-            required, optional = _first_alternative_words(title)
+            got = read_title.get(title)
+            if got is None:
+                got = read_title[title] = _first_alternative_words(title)
+            required, optional = got
             self.required[i] = required
             self._qualifier[i] = optional
-            self.optional[i] = optional | frozenset(words(nemod or ""))
+            modifiers = read_nemod.get(nemod or "")
+            if modifiers is None:
+                modifiers = read_nemod[nemod or ""] = frozenset(words(nemod or ""))
+            self.optional[i] = optional | modifiers
             if parent is None:
                 for word in {w for alternative in required for w in alternative}:
                     self.mains[source][word].append(i)
@@ -175,18 +188,17 @@ class AlphabeticIndex:
             parent = self.parent[i]
             if parent is not None:
                 size[parent] += size[i] + 1
-        for source, by_word in self.mains.items():
+        for by_word in self.mains.values():
             groups: dict[frozenset[str], list[int]] = defaultdict(list)
             for main in {m for ms in by_word.values() for m in ms}:
-                if self.required[main] and self._qualifier[main]:
+                if self.required[main]:
                     groups[self.required[main][0]].append(main)
-            for first, mains in groups.items():
-                plain = [m for ms in by_word.values() for m in ms if self.required[m][:1] == (first,)]
-                if len(set(plain)) < 2:
+            for mains in groups.values():
+                if len(mains) < 2:
                     continue
-                general = max(set(plain), key=lambda m: (size[m], -m))
+                general = max(mains, key=lambda m: (size[m], -m))
                 for main in mains:
-                    if main != general:
+                    if main != general and self._qualifier[main]:
                         self.required[main] = tuple(a | self._qualifier[main] for a in self.required[main])
 
     # -- lookup ------------------------------------------------------------------------------------------------------
@@ -369,6 +381,9 @@ class AlphabeticIndex:
         for kind, refs in (("see", self.see.get(node, ())), ("see also", self.see_also.get(node, ()))):
             cost = 1 if kind == "see" else 3  # an optional reference is a weaker path than a mandatory one
             for target, target_source, col, ref_code in refs:
+                if (kind == "see also" and code and target is not None and target_source != "neoplasm"
+                        and self._matched(target, near) is None):
+                    continue  # a term with its own code sends the coder on only when the text names the other term
                 shown = f"{path}{SEE}{kind} "
                 if ref_code:
                     out.append(IndexMatch(ref_code, node, f"{shown}{ref_code}", self.source[node], covered,

@@ -31,7 +31,8 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "sigmoid": ("intestine", "large"), "bowel": ("intestine",), "kidney": ("renal",), "renal": ("kidney",),
     "cardiac": ("heart",), "pulmonary": ("lung",), "hepatic": ("liver",), "clot": ("thrombosis",),
     "disc": ("intervertebral",), "disk": ("disc", "intervertebral"), "coli": ("escherichia",),
-    "distal": ("lower", "end"), "proximal": ("upper", "end"),
+    "distal": ("lower", "end"), "proximal": ("upper", "end"), "gestation": ("pregnancy",),
+    "pregnant": ("pregnancy",),
 }
 _cache: dict[str, str] = {}
 

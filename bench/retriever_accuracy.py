@@ -53,13 +53,15 @@ def main() -> None:
     parser.add_argument("--kb", default=None, help="knowledge-base file (default: ICDREASON_KB or the home default)")
     parser.add_argument("--set", dest="sets", action="append", type=Path, help="a labelled set folder (repeatable)")
     parser.add_argument("--per-note", action="store_true", help="print every note's answer")
+    parser.add_argument("--no-index", action="store_true", help="retriever option index=false (the coding rules stay)")
     args = parser.parse_args()
     console = Console()
 
     from icdreason.engines.retriever import RetrieverEngine
     from icdreason.kb import KnowledgeBase
 
-    with KnowledgeBase.open(args.kb) as kb, RetrieverEngine(kb=kb) as engine:
+    options = RetrieverEngine.Options(index=False) if args.no_index else None
+    with KnowledgeBase.open(args.kb) as kb, RetrieverEngine(kb=kb, options=options) as engine:
         table = Table(title="retriever accuracy (top-1 answer; top-5 recall of the gold code)")
         for col in ("set", "notes", "code", "category", "chapter", "top-5", "no code"):
             table.add_column(col, justify="left" if col == "set" else "right", no_wrap=True)

@@ -30,7 +30,7 @@ DIAGNOSTIC_BOOST = 2.0
 #: more specific code for the same condition, not a more important condition).
 SPECIFICITY = 0.5
 #: The best index paths of a clause that are completed and checked (the others are less specific readings).
-MATCHES = 8
+MATCHES = 5
 #: How much one more mention of the same code adds (the strongest mention counts in full).
 REPEAT_SHARE = 0.25
 #: An age ("74 year old", "4-month-old") is not the index's "Old" (an old myocardial infarction).

@@ -77,8 +77,8 @@ class NoteIndexer:
 
     def evidence(self, sentences: Iterable[tuple[str, float, str, str, str]]) -> dict[str, IndexEvidence]:
         """Index evidence per billable code from (section, section weight, sentence, kept text with abbreviations
-        spelled out, the text it states as a diagnosis) tuples. A mention whose words are stated as a diagnosis ("consistent with pneumonia")
-        counts DIAGNOSTIC_BOOST times more."""
+        spelled out, the text it states as a diagnosis) tuples. A mention whose words are stated as a diagnosis
+        ("consistent with pneumonia") counts DIAGNOSTIC_BOOST times more."""
         found: dict[str, IndexEvidence] = {}
         if self.index is None:
             return found

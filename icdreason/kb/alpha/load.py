@@ -74,8 +74,9 @@ def read_release(given: Sequence[str | Path] = (), *, shipped: bool = True,
                 continue
             digest = sha256_of(ship.path)
             if ship.sha256 and digest != ship.sha256:
-                raise KnowledgeBaseError(f"the shipped index file {ship.path} is damaged (sha256 {digest[:12]}…, "
-                                         f"expected {ship.sha256[:12]}…): reinstall icdreason, or build with --no-index")
+                raise KnowledgeBaseError(
+                    f"the shipped index file {ship.path} is damaged (sha256 {digest[:12]}…, expected "
+                    f"{ship.sha256[:12]}…): reinstall icdreason, or build with --no-index")
             parsed = read_index(ship.path, first_id=next_id)
             next_id += len(parsed)
             out[parsed.kind] = (parsed, ship.path, digest, f"shipped with icdreason: {ship.provenance}", ship.losses)

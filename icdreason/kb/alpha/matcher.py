@@ -11,13 +11,15 @@ entry that the documentation supports, and the main term's own code for an unspe
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
+from .charts import TableReading
+from .found import IndexMatch
 from .parse import PATH_SEPARATOR
-from .words import GENERIC, is_connector, stem, with_joined, words
+from .titles import title_words
+from .words import with_joined, words
 
 #: How a cross-reference is written in a shown path.
 SEE = " → "
@@ -25,16 +27,6 @@ _MAX_HOPS = 4
 _WINDOW = 8
 #: Credit for a word a subterm takes from elsewhere in the record (see ``match``) instead of from near the main term.
 FAR_CREDIT = 0.3
-#: Words that choose a Table of Drugs column (intent); without them, poisoning is accidental (Guidelines I.C.19.e.5.b).
-DRUG_INTENT = {3: frozenset(words("intentional suicide suicidal self harm selfharm overdosed deliberately")),
-               4: frozenset(words("assault assaulted homicide")),
-               5: frozenset(words("undetermined"))}
-#: Words that choose a Neoplasm Table column when the path did not (behaviour).
-NEOPLASM_BEHAVIOUR = [(3, frozenset(words("metastatic metastasis metastases secondary"))),
-                      (4, frozenset(words("situ"))), (5, frozenset(words("benign"))),
-                      (2, frozenset(words("malignant malignancy cancer carcinoma adenocarcinoma sarcoma")))]
-
-
 @dataclass(frozen=True)
 class _Walk:
     """What one walk down the index reads: the words near the main term, those plus the record's (``both``), the
@@ -48,67 +40,6 @@ class _Walk:
     out: list
 
 
-@dataclass(frozen=True)
-class IndexMatch:
-    """One path through the index that ends at a code."""
-
-    code: str                   # as printed: 'I21.9', 'L03.11-' (more characters needed), a table cell 'T40.1X1'
-    term: int                   # the term (or table row) that gave the code
-    path: str                   # 'Attack, attacks › heart → Infarct, infarction › myocardium, myocardial'
-    source: str                 # index | eindex | neoplasm | drug
-    covered: frozenset[str]     # the words of the text the path's titles account for
-    path_words: frozenset[str]  # every word of the titles along the path (site words for completing the code)
-    score: float
-    default: bool               # the main term's own code: no subterm matched (an unspecified mention)
-    manif: str | None = None    # manifestation code printed in brackets after the code
-    anchor: tuple[frozenset[str], ...] = ()  # the word sets of the main term the code sits under (the condition)
-
-
-_CODE_AS = re.compile(r"\s+-\s+code (?:as|to)\b", re.IGNORECASE)
-_PARENS = re.compile(r"\([^)]*\)")
-_OR = re.compile(r"\bor\b")
-
-
-def _first_alternative_words(title: str) -> tuple[tuple[frozenset[str], ...], frozenset[str]]:
-    """A title's required word sets and its optional words.
-
-    The required sets are its first comma segment and the variants of it listed after commas ("Infarct,
-    infarction"; "femur, femoral"), with "or" read as a choice ("atrial or auricular"). Other segments ("traumatic"
-    in "Fracture, traumatic") and generic words ("region" in "sacral region") are optional."""
-    title = _CODE_AS.split(title, maxsplit=1)[0]
-    segments = [s for s in (p.strip() for p in _PARENS.sub(" ", title).split(",")) if s]
-    if not segments or is_connector(segments[0]):
-        return (), frozenset()
-    first = words(segments[0], letters=True)
-    if not first:
-        return (), frozenset()
-    alternatives = [_choices(segments[0])]
-    optional: set[str] = set()
-    for segment in segments[1:]:
-        seg = words(segment, letters=True)
-        if seg and any(a[:3] == b[:3] for a in seg for b in first):
-            alternatives.append(_choices(segment))
-        else:
-            optional.update(seg)
-    required = tuple(dict.fromkeys(_essential(c) for choice in alternatives for c in choice))
-    dropped = {w for choice in alternatives for c in choice for w in c} - {w for r in required for w in r}
-    return required, frozenset(optional | dropped)
-
-
-def _choices(segment: str) -> list[frozenset[str]]:
-    """A segment's word sets: one, or one per side of "or" when each side is one word ("atrial or auricular")."""
-    sides = [words(side, letters=True) for side in _OR.split(segment)]
-    if len(sides) > 1 and all(len(side) == 1 for side in sides):
-        return [frozenset(side) for side in sides]
-    return [frozenset(w for side in sides for w in side)]
-
-
-def _essential(found: frozenset[str]) -> frozenset[str]:
-    """The words of a set that must be present (generic words dropped unless nothing else is left)."""
-    kept = found - GENERIC
-    return kept if kept else found
-
-
 def _segment_ends(starts: list[int] | None, n: int) -> list[int]:
     """For each token, where its comma segment ends (``n`` for the last)."""
     if not starts:
@@ -119,7 +50,7 @@ def _segment_ends(starts: list[int] | None, n: int) -> list[int]:
     return ends
 
 
-class AlphabeticIndex:
+class AlphabeticIndex(TableReading):
     """The index, its tables and their cross-references in memory, with the lookup (see the module docstring)."""
 
     def __init__(self, terms: dict[str, list], xrefs: dict[str, list], cells: dict[str, list]):
@@ -151,7 +82,7 @@ class AlphabeticIndex:
             self.code[i], self.manif[i] = code, manif
             got = read_title.get(title)
             if got is None:
-                got = read_title[title] = _first_alternative_words(title)
+                got = read_title[title] = title_words(title)
             required, optional = got
             self.required[i] = required
             self._qualifier[i] = optional
@@ -394,66 +325,3 @@ class AlphabeticIndex:
                     self._neoplasm(target, near, covered, shown, hops + cost, out, walk.context, col)
                 elif target is not None:
                     self._walk(target, walk, covered, f"{shown}{self.path[target]}", hops + cost, path_words)
-
-    def _drug(self, near: Collection[str], covered: frozenset[str], shown: str, hops: int, out: list[IndexMatch],
-              context: Collection[str], col: int) -> None:
-        """A Table of Drugs row named in ``near``, in the column the reference and the intent words choose."""
-        if col == 2:
-            col = next((c for c, cue in DRUG_INTENT.items() if cue & set(context)), 2)
-        mains = self.mains["drug"]
-        for main in {m for w in near for m in mains.get(w, ())}:
-            hit = self._matched(main, near)
-            if hit is None:
-                continue
-            rows: list[tuple[int, frozenset[str], str]] = [(main, covered | hit, self.title[main])]
-            for child in self.children[main]:
-                child_hit = self._matched(child, near)
-                if child_hit is not None:
-                    rows.append((child, covered | hit | child_hit, f"{self.title[main]}{PATH_SEPARATOR}"
-                                                                   f"{self.title[child]}"))
-            for row, row_covered, title in rows:
-                code = self.cells.get(row, {}).get(col)
-                if code:
-                    score = len(row_covered) - 0.1 * hops
-                    out.append(IndexMatch(code, row, f"{shown}Table of Drugs › {title} [col {col}]", "drug",
-                                          row_covered, frozenset(row_covered), score, default=False))
-
-    def _neoplasm(self, start: int, near: Collection[str], covered: frozenset[str], shown: str, hops: int,
-                  out: list[IndexMatch], context: Collection[str], col: int | None) -> None:
-        """The Neoplasm Table below ``start``: the deepest site named in ``near``, in the behaviour's column."""
-        if col is None:
-            col = next((c for c, cue in NEOPLASM_BEHAVIOUR if cue & set(context)), 7)
-        best: tuple[int, frozenset[str], str] = (start, covered, self.path[start])
-        frontier = [best]
-        while frontier:
-            node, node_covered, node_path = frontier.pop()
-            for child in self.children[node]:
-                hit = self._matched(child, near)
-                if hit is not None:
-                    item = (child, node_covered | hit, f"{node_path}{PATH_SEPARATOR}{self.title[child]}")
-                    frontier.append(item)
-                    if len(item[1]) > len(best[1]) and self._cell(child, col):
-                        best = item
-        node, node_covered, node_path = best
-        code = self._cell(node, col)
-        if code:
-            path_words = frozenset(w for t in node_path.split(PATH_SEPARATOR) for w in words(t))
-            out.append(IndexMatch(code, node, f"{shown}{node_path} [{'col ' + str(col)}]", "neoplasm", node_covered,
-                                  path_words, len(node_covered) - 0.1 * hops, default=False))
-
-    def _cell(self, node: int | None, col: int) -> str | None:
-        """A table row's code in ``col``, or its nearest ancestor's."""
-        while node is not None:
-            code = self.cells.get(node, {}).get(col)
-            if code:
-                return code
-            node = self.parent[node]
-        return None
-
-
-def normalise(text: str) -> list[str]:
-    """The tokens :meth:`AlphabeticIndex.match` expects, for a text."""
-    return words(text)
-
-
-__all__ = ["AlphabeticIndex", "IndexMatch", "normalise", "stem"]

@@ -73,3 +73,74 @@ def test_a_note_without_known_words_gets_no_code(engine):
     [gen] = engine.generate([Prompt("n", "zzz qqq", [])], SamplingParams())
     parsed = parse_response(gen.texts[0])
     assert parsed.code is None and "no code is proposed" in parsed.trace
+
+
+# -- the Alphabetic Index and the coding rules (knowledge base with the shipped index) -----------------------------
+def _best(engine, note: str) -> str:
+    return engine.analyze(note)["candidates"][0][0]
+
+
+def test_a_lay_term_is_coded_through_the_index(engine):
+    note = ("Chief Complaint: fall at home\n\nHistory of Present Illness: 80 year old woman who fell at home. "
+            "X-ray shows a broken right hip. Admitted for surgery.")
+    [gen] = engine.generate([Prompt("n", note, [])], SamplingParams())
+    parsed = parse_response(gen.texts[0])
+    assert parsed.code == "S72.001A"  # right, closed, initial encounter
+    assert "Alphabetic Index: \"X-ray shows a broken right hip.\" → Fracture, traumatic › hip → see" in parsed.trace
+    assert gen.extra["index_paths"]["S72.001A"].startswith("Fracture, traumatic › hip")
+
+
+def test_an_unspecified_mention_gets_the_index_default(engine):
+    note = "Chief Complaint: fever and cough\n\nHistory of Present Illness: chest x-ray consistent with pneumonia."
+    assert _best(engine, note) == "J18.9"
+
+
+def test_site_and_side_agree_with_the_note(engine):
+    leg = "Chief Complaint: red swollen leg\n\nHistory of Present Illness: admitted for cellulitis of the {} leg."
+    assert _best(engine, leg.format("left")) == "L03.116"
+    assert _best(engine, leg.format("right")) == "L03.115"
+    assert not any(c.startswith("H05") for c, _ in engine.analyze(leg.format("left"))["candidates"][:5])
+
+
+def test_code_first_notes_choose_the_principal_diagnosis(engine):
+    note = ("Chief Complaint: shortness of breath\n\nHistory of Present Illness: long-standing hypertension. "
+            "Admitted for acute on chronic diastolic heart failure.")
+    analysis = engine.analyze(note)
+    assert analysis["candidates"][0][0] == "I11.0"  # I50: code first heart failure due to hypertension (I11.0)
+    assert "I11.0" in analysis["sequenced"]
+
+
+def test_thin_evidence_gives_no_code_and_a_flag(engine):
+    [gen] = engine.generate([Prompt("n", "Chief Complaint: follow-up\n\nPhysical Exam: normal", [])],
+                            SamplingParams())
+    parsed = parse_response(gen.texts[0])
+    assert parsed.code is None and "evidence is too thin" in parsed.trace
+    assert gen.extra["flags"] == ["evidence_too_thin"] and gen.extra["candidates"]
+
+
+def test_the_index_can_be_switched_off(retriever_kb):
+    from icdreason.kb import KnowledgeBase
+
+    with KnowledgeBase.open(retriever_kb) as kb:
+        plain = RetrieverEngine(kb=kb, options=RetrieverEngine.Options(index=False))
+        analysis = plain.analyze("Chief Complaint: heart attack")
+        assert analysis["index"] == {} and not analysis["thin"]
+
+
+def test_the_thin_evidence_flag_reaches_the_prediction_record(engine, tmp_path):
+    import json
+
+    from icdreason.notes import Note
+    from icdreason.predict import PredictSettings, predict, sampling_for
+    from icdreason.prompts import load_template
+    from icdreason.records import open_writer
+
+    notes = [Note("thin", "Chief Complaint: follow-up\n\nPhysical Exam: normal", "thin.txt"),
+             Note("clear", "Chief Complaint: cough\n\nHistory of Present Illness: x-ray consistent with pneumonia.",
+                  "clear.txt")]
+    writer = open_writer(tmp_path / "out.jsonl")
+    predict(notes, engine=engine, kb=engine.kb, template=load_template(), params=sampling_for(1), writer=writer,
+            run_id="t", settings=PredictSettings(batch_size=8))
+    writer.close()
+    records = {r["id"]: r for r in map(json.loads, (tmp_path / "out.jsonl").read_text().splitlines())}
+    assert "evidence_too_thin" in records["thin"]["flags"] and "evidence_too_thin" not in records["clear"]["flags"]

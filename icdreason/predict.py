@@ -194,6 +194,7 @@ def _generation_flags(gen: Generation) -> list[str]:
         flags.append("output_truncated" if len(reasons) == 1 else f"output_truncated_in_{cut}_of_{len(reasons)}_samples")
     if extra.get("prefill") == "drop":
         flags.append("prefill_dropped")
+    flags.extend(str(flag) for flag in extra.get("flags") or ())  # e.g. the retriever's evidence_too_thin
     return flags
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from .common import KbOption, console, open_kb, say
@@ -21,12 +22,36 @@ def build(
                                                    "April-1-2026 release bundled with simple-icd-10-cm).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if the file exists (also repairs a corrupt or "
                                         "old-schema file).")] = False,
+    index: Annotated[Optional[list[Path]], typer.Option(
+        "--index", help="An official ICD-10-CM index XML (plain, .xz or .gz): the Index to Diseases and Injuries, the "
+        "External Cause index, the Neoplasm or the Drug table; repeat for several. Kinds not given come from the "
+        "files shipped with icdreason (FY2025; the main index is a lossy reconstruction, see knowledge/README.md).",
+    )] = None,
+    no_index: Annotated[bool, typer.Option("--no-index", help="Do not load the shipped index files (only those given "
+                                           "with --index, if any).")] = False,
 ) -> None:
-    """Build the knowledge base from the official CMS tabular XML."""
+    """Build the knowledge base from the official CMS tabular XML and the Alphabetic Index."""
     from .. import config
     from ..kb import build_kb
 
-    build_kb(config.kb_path(kb), source, force=force, progress=say)
+    build_kb(config.kb_path(kb), source, force=force, progress=say, index=index or (), shipped_index=not no_index)
+
+
+@app.command("import-index")
+def import_index(
+    files: Annotated[list[Path], typer.Argument(help="Official ICD-10-CM index XML files (plain, .xz or .gz), any of "
+                                                "the four kinds; the kinds not given come from the shipped files.")],
+    kb: KbOption = None,
+) -> None:
+    """Replace the Alphabetic Index of an existing knowledge base (one transaction; the code tables stay)."""
+    from ..kb import KnowledgeBase
+
+    with KnowledgeBase.open(kb, read_only=False, progress=say) as base:
+        loaded = base.import_index(files, progress=say)
+        release = base.release
+    for f in loaded:
+        say(f"{f.source}: {f.file} (release {f.release}): {f.terms:,} terms, {f.codes:,} codes, "
+            f"{f.codes_missing:,} not in the tabular {release}")
 
 
 @app.command("info")
@@ -51,6 +76,13 @@ def info(
     for extra in ("symptoms", "guidelines"):
         if extra in facts:
             head.add_row(extra, f"{facts[extra]:,}")
+    for f in facts.get("index", []):
+        note = " [reconstruction: lossy, see knowledge/README.md]" if f["losses"] else ""
+        head.add_row(f"index: {f['source']}", escape(
+            f"{f['release']} ({f['file']}): {f['terms']:,} terms, {f['codes']:,} codes, {f['codes_missing']:,} not "
+            f"in the tabular {facts['release']}{note}"))
+    if not facts.get("index"):
+        head.add_row("index", "none (kb build --index FILE, or kb import-index FILE)")
     console.print(head)
     chapters = Table(title="Chapters")
     for col in ("#", "range", "title", "billable"):
@@ -62,11 +94,13 @@ def info(
 
 @app.command("lookup")
 def lookup(
-    codes: Annotated[list[str], typer.Argument(help="Codes, dotted or not, any case (e.g. I21.4 m5116).")],
+    codes: Annotated[list[str], typer.Argument(help="Codes, dotted or not, any case (e.g. I21.4 m5116), or terms to look "
+                                              "up in the Alphabetic Index (e.g. \"heart attack\").")],
     kb: KbOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per line instead of panels.")] = False,
 ) -> None:
-    """Description, hierarchy path, billable status and tabular notes of codes."""
+    """Description, hierarchy path, billable status, tabular notes and index entries of codes (or of the code the
+    Alphabetic Index gives for a term)."""
     from ..kb.lookup import describe_code
 
     found_all = True
@@ -94,7 +128,11 @@ def _print_card(card: dict) -> None:
     if not card["found"]:
         console.print(f"[bold]{escape(card['input'])}[/bold]: [red]{escape(card['message'])}[/red]")
         return
-    lines = [f"[bold]{card['code']}[/bold]  {escape(card['description'])}"]
+    lines = []
+    if card.get("looked_up"):
+        found = card["looked_up"]
+        lines.append(f"[dim]index:[/dim] {escape(found['term'])} → {escape(found['index_path'])}")
+    lines.append(f"[bold]{escape(card['code'])}[/bold]  {escape(card['description'])}")
     if card["billable"]:
         lines.append("[green]billable[/green]")
     else:
@@ -104,6 +142,8 @@ def _print_card(card: dict) -> None:
     lines.append(f"[dim]path:[/dim] {escape(path)}")
     for kind, texts in card["notes"].items():
         lines.append(f"[dim]{kind.replace('_', ' ')}:[/dim] " + escape("; ".join(texts)))
+    if card.get("index"):
+        lines.append("[dim]index entries:[/dim] " + escape("; ".join(f"{e['path']} {e['code']}" for e in card["index"])))
     if card["seventh_characters"]:
         lines.append("[dim]7th characters:[/dim] "
                      + escape("; ".join(f"{k} {v}" for k, v in card["seventh_characters"].items())))
@@ -120,7 +160,8 @@ def search(
     kb: KbOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
 ) -> None:
-    """Lexical (BM25) search over descriptions and inclusion terms; billable codes ranked first."""
+    """Look a term up in the Alphabetic Index (main term, subterms, "see"), then search descriptions and inclusion
+    terms (BM25); index hits first, with the path that led there."""
     if not query.strip():
         from ..errors import UsageError
 
@@ -134,13 +175,21 @@ def search(
     if not hits:
         say(f"no code matches {query!r}")
         raise typer.Exit(1)
-    table = Table(title=f"kb search: {query}")
+    table = Table(title=escape(f"kb search: {query}"))
     table.add_column("code")
     table.add_column("billable")
     table.add_column("score", justify="right")
     table.add_column("description")
+    table.add_column("found by")
     for hit in hits:
-        table.add_row(hit.code, "yes" if hit.billable else "no", f"{hit.score:.2f}", hit.description)
+        if hit.index_path:
+            found = f"index: {hit.index_path}"
+            if hit.unmatched:
+                found += f" (not in the index: {' '.join(hit.unmatched)})"
+        else:
+            found = "text"
+        table.add_row(hit.code, "yes" if hit.billable else "no", f"{hit.score:.2f}", escape(hit.description),
+                      escape(found))
     console.print(table)
 
 

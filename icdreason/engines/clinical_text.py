@@ -42,7 +42,7 @@ ABBREVIATIONS: dict[str, str] = {
     "brbpr": "rectal hemorrhage", "etoh": "alcohol", "fx": "fracture", "sz": "seizure", "ha": "headache",
     "uri": "upper respiratory infection", "cap": "pneumonia", "hcap": "pneumonia", "pna": "pneumonia",
     "ards": "acute respiratory distress syndrome", "sbo": "small intestine obstruction",
-    "lbp": "low back pain", "oa": "osteoarthritis", "ra": "rheumatoid arthritis", "ms": "multiple sclerosis",
+    "lbp": "low back pain", "oa": "osteoarthritis", "ra": "rheumatoid arthritis",
     "bph": "benign prostatic hyperplasia", "cellulitis": "cellulitis", "hip fx": "fracture of femur",
     "heart attack": "myocardial infarction", "stroke": "cerebral infarction stroke", "sepsis": "sepsis",
     "covid": "covid-19", "covid-19": "covid-19",
@@ -105,7 +105,8 @@ _PSEUDO = r"not only|no further|no change|not certain if|without difficulty|no i
 _PRE_RE = re.compile(rf"\b(?:{_PSEUDO})\b|\b({_PRE})\b", re.IGNORECASE)
 _POST_RE = re.compile(rf"\b({_POST})\b", re.IGNORECASE)
 _TERMINATE = re.compile(r"\b(but|however|although|though|except|aside from|apart from|which|who|presents?|"
-                        r"presented|reports?|complains? of|secondary to|due to|now)\b|[.;:!?]", re.IGNORECASE)
+                        r"presented|reports?|complains? of|secondary to|due to|now|consistent with|concerning for|"
+                        r"suggestive of|diagnosed with)\b|[.;:!?]", re.IGNORECASE)
 _MAX_SCOPE_WORDS = 8
 
 

@@ -1,17 +1,24 @@
 """The embedded default engine: a lexical retriever over the code table. **No language model is used.**
 
 For each note it splits sections and sentences, drops negated mentions (NegEx-style), weights the chief complaint,
-present illness and assessment over history sections, and scores every billable code with BM25 (bm25s) over its
-description, its inclusion terms, its parent's description and, when the knowledge base has them, its English
-symptom description. Its answer has the same shape as a model's (``<think>…</think><diagnosis>CODE</diagnosis>``):
-the think part lists the evidence sentences and matched terms, the diagnosis is the best candidate, and the top
-candidates with their scores travel in ``Generation.extra["candidates"]``.
+present illness and assessment over history sections, and then codes the way a coder looks codes up:
 
-Index scope: billable codes, without chapter XX (external causes are never the first-listed diagnosis), without the
-history and status codes Z77-Z99 (family or personal history, allergy status, long-term drug use, absent organs,
-implants: never the reason for an admission), without the weeks-of-gestation codes Z3A (additional codes only) and
-without 7th-character codes for subsequent encounters or sequelae
-(an admission is an initial encounter).
+1. **Alphabetic Index** (when the knowledge base has one; ``index_evidence.py``): the note's terms are looked up
+   as main terms and subterms, "see" references followed, the code completed with the note's site and side words and
+   checked against the tabular list's Excludes1 notes. A mention that names only the main term gets the index's
+   default (Pneumonia → J18.9).
+2. **BM25** (bm25s) over every billable code's description, inclusion terms, parent's description and, when the
+   knowledge base has them, English symptom descriptions (``retriever_index.py`` for its scope).
+3. Candidates from both are re-ranked by what their descriptions say and by coding rules (``coding_rules.py``): the
+   site and side a code names must agree with the note, "code first" / "use additional code" notes decide which
+   code is the principal diagnosis, symptom codes yield to a documented definitive diagnosis.
+
+With an index, when no index entry supports the best candidate and either its lexical evidence is thin or the
+index recognises no condition at all in the chief complaint, present illness or assessment, no code is proposed
+and the answer is flagged (``evidence_too_thin``). The answer has the same shape as a model's
+(``<think>…</think><diagnosis>CODE</diagnosis>``): the think part lists the index paths, evidence sentences and
+matched terms; the top candidates with their scores travel in ``Generation.extra["candidates"]`` and their index
+paths in ``Generation.extra["index_paths"]``.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ import re
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -29,7 +36,10 @@ from ..notes import sections
 from ..prompts import neutralize_note
 from ..settings import option
 from .base import Engine, EngineOptions, Generation, Prompt, SamplingParams
-from .clinical_text import expand_abbreviations, negation_spans, normalise_terms, split_sentences, terms
+from .clinical_text import expand_abbreviations, negation_spans, split_sentences, terms
+from .coding_rules import NoteSites, agreement, principal_first
+from .index_evidence import IndexEvidence, NoteIndexer
+from .retriever_index import CONTEXT_GATES, RetrieverIndex
 
 __all__ = ["RetrieverEngine", "RetrieverOptions", "SECTION_WEIGHTS", "NO_LLM_NOTICE", "RetrieverIndex"]
 
@@ -43,7 +53,6 @@ SECTION_WEIGHTS: dict[str, float] = {
     "exam": 0.7, "results": 0.7, "past_history": 0.25, "social_history": 0.1,
     "family_history": 0.0, "medications": 0.0, "allergies": 0.0,
 }
-_INDEX_VERSION = "retriever:7"
 
 #: Words stated as a diagnosis (after "consistent with", "admitted for", "suspected" … up to the end of the clause,
 #: at most 10 words) count this much more than the rest of their sentence.
@@ -51,25 +60,17 @@ DIAGNOSTIC_CUE_BOOST = 2.0
 _CLAUSE_END = re.compile(r"[.;:!?]|,\s|\b(but|however|although|and was|and is|which|without)\b", re.IGNORECASE)
 _DIAGNOSTIC_CUE = re.compile(
     r"\b(consistent with|concerning for|suspicious for|diagnosed with|diagnosis of|admitted (?:\w+ )*?(?:for|with)|"
-    r"likely|suspected|presumed|found to have|shows?|showed|revealed|demonstrat\w+|is admitted)\b",
+    r"likely|suspected|presumed|found to have|shows?|showed|revealed|demonstrat\w+|is admitted)\b|"
+    r"\b(?:assessment|impression|diagnosis|diagnoses)\s*:",
     re.IGNORECASE,
 )
-#: Pregnancy codes (chapter XV, O00-O9A) apply only when the note speaks of a pregnancy or the puerperium, perinatal
-#: codes (chapter XVI, P00-P96) only to newborns: without such words in the (non-negated) note, their scores are
-#: multiplied by CONTEXT_PRIOR.
-CONTEXT_GATES: dict[str, frozenset[str]] = {
-    "O": frozenset(terms("pregnant pregnancy gestation gestational weeks trimester delivery delivered labor "
-                         "postpartum puerperal puerperium cesarean gravida antepartum intrapartum obstetric")),
-    "P": frozenset(terms("newborn neonate neonatal infant premature preterm birth nicu perinatal")),
-}
+#: Codes gated by CONTEXT_GATES score this much when the note lacks their context words.
 CONTEXT_PRIOR = 0.2
-#: Symptom and sign codes (chapter XVIII, R00-R99) are not coded first when a related definitive diagnosis is
-#: established (Official Guidelines, Section II.A): their scores are multiplied by this prior.
-SYMPTOM_CHAPTER_PRIOR = 0.8
+#: When the note speaks of a pregnancy, codes outside chapter XV score this much: chapter 15 codes have sequencing
+#: priority over codes from other chapters (Guidelines I.C.15.a.1).
+PREGNANCY_PRIORITY = 0.3
 #: Re-ranking of the best RERANK_DEPTH candidates (see ``_rerank``).
 RERANK_DEPTH = 60
-#: Symptom-like codes outside chapter XVIII: pain in joint, limb or back, muscle weakness (Guidelines I.B.4-5).
-SYMPTOM_LIKE = ("M25.5", "M54.2", "M54.5", "M54.6", "M54.9", "M79.6", "M79.1", "M62.81")
 #: A symptom code scores this much less again when a definitive (non-symptom) diagnosis among the candidates is
 #: matched by the note's diagnostic statements (Guidelines II.A, I.B.4-5).
 SYMPTOM_DEFINITIVE_PRIOR = 0.5
@@ -77,9 +78,18 @@ SYMPTOM_DEFINITIVE_PRIOR = 0.5
 UNSUPPORTED_QUALIFIER_PRIOR = 0.85
 #: Weight of description coverage in the re-ranking (0: off).
 COVERAGE_WEIGHT = 0.25
-#: Words of a description that say nothing about the condition (they do not count towards coverage).
-NEUTRAL_WORDS = frozenset(terms("unspecified other specified organism species site type initial encounter "
-                                "closed part unsp nos classified elsewhere"))
+#: An index-supported candidate gains INDEX_WEIGHT x (the best lexical score) x (its index strength / the best)
+#: ** INDEX_SHARPNESS.
+INDEX_WEIGHT = 1.5
+INDEX_SHARPNESS = 1.0
+#: Below this lexical score, a best candidate that no index entry supports is too thin to answer with (with an
+#: index; see the module docstring).
+THIN_LEXICAL_SCORE = 8.0
+#: Codes the index may find but that are never the principal diagnosis: the supplementary infectious-agent codes
+#: B95-B97 ("use additional code to identify the agent") and factors influencing health status (chapter XXI).
+_NOT_PRINCIPAL = ("B95", "B96", "B97", "Z")
+#: Sections where the reason for admission is written: their sites and sides must agree with a code's.
+REASON_SECTIONS = frozenset({"chief_complaint", "present_illness", "assessment", "preamble"})
 
 
 @dataclass
@@ -90,134 +100,32 @@ class RetrieverOptions(EngineOptions):
     negation: bool = option(True, "Drop negated mentions (NegEx-style triggers).")
     symptoms: bool = option(True, "Index English symptom descriptions when the KB has them.")
     evidence: int = option(4, "Evidence sentences listed in the trace.")
+    index: bool = option(True, "Look the note's terms up in the Alphabetic Index when the KB has one.")
 
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _in_scope(code_nodot: str, chapter: int) -> bool:
-    """Whether a billable code is indexed: not chapter XX, not Z77-Z99 or Z3A, not a 7th character for a
-    subsequent encounter or sequela (D-Z)."""
-    category = code_nodot[:3]
-    if chapter == 20 or category >= "Z77" or category == "Z3A":
-        return False
-    return not (len(code_nodot) == 7 and "D" <= code_nodot[-1] <= "Z")
-
-
-class RetrieverIndex:
-    """BM25 over billable codes (a :class:`~icdreason.kb.search.LexicalIndex`), cached next to the knowledge base."""
-
-    def __init__(self, index, kb):
-        self.index = index
-        self.codes: list[str] = index.ids
-        self._code_index = kb.index  # shared with validation: descriptions without another query
-        scores = index.retriever.scores
-        self.data, self.indices, self.indptr = scores["data"], scores["indices"], scores["indptr"]
-        self.num_docs = int(scores["num_docs"])
-        self.vocab: dict[str, int] = index.retriever.vocab_dict
-        self.prior = np.array([SYMPTOM_CHAPTER_PRIOR if c.startswith("R") else 1.0 for c in self.codes])
-        self.gated = {p: np.array([c.startswith(p) for c in self.codes]) for p in CONTEXT_GATES}
-        self.symptom = np.array([c.startswith("R") or dotted(c).startswith(SYMPTOM_LIKE) for c in self.codes])
-        self._parsed: dict[int, tuple[frozenset[str], list[frozenset[str]]]] = {}
-
-    def parsed(self, doc: int) -> tuple[frozenset[str], list[frozenset[str]]]:
-        """A code's description: its content terms and the terms of each "with …" qualifier (cached)."""
-        got = self._parsed.get(doc)
-        if got is None:
-            desc = self.description(self.codes[doc]).lower()
-            content = frozenset(t for t in terms(desc) if t not in NEUTRAL_WORDS)
-            quals = []
-            for m in re.finditer(r"\bwith\b(?!out)([^,;]*?)(?=,|;|\bwithout\b|\bwith\b|$)", desc):
-                q = frozenset(t for t in terms(m.group(1)) if t not in NEUTRAL_WORDS)
-                if q:
-                    quals.append(q)
-            got = self._parsed[doc] = (content, quals)
-        return got
-
-    def description(self, code: str) -> str:
-        ci = self._code_index
-        i = ci.position.get(code.replace(".", ""))
-        return ci.descriptions[i] if i is not None else ""
-
-    @staticmethod
-    def _stamp(kb, symptoms: bool) -> str:
-        """The cache stamp: the KB build, the index version and, with symptoms, the English descriptions' state."""
-        version = kb.symptoms_stamp("en") if symptoms else None
-        extra = f":{version}" if version is not None else ""
-        return f"{kb.build_id}:{_INDEX_VERSION}:{int(symptoms)}{extra}"
-
-    @classmethod
-    def for_kb(cls, kb, *, symptoms: bool = True, progress=None) -> RetrieverIndex:
-        """Load the cached index for this knowledge base, or build (and cache) it, saying so through ``progress``."""
-        from ..kb.search import LexicalIndex
-
-        stamp = cls._stamp(kb, symptoms)
-        cache = kb.path.with_name(kb.path.name + (".retriever" if symptoms else ".retriever-nosym"))
-
-        def documents() -> tuple[list[str], list[str]]:
-            docs = cls._documents(kb, symptoms)
-            return [d[0] for d in docs], [d[2] for d in docs]
-
-        index = LexicalIndex.cached(
-            cache, stamp, documents, progress=progress,
-            message="Building the retriever index over billable codes (one time, a few seconds) …",
-        )
-        return cls(index, kb)
-
-    @staticmethod
-    def _documents(kb, symptoms: bool) -> list[tuple[str, str, str]]:
-        """(code, description, normalised document text) of every indexed billable code (see the module docstring
-        for the scope)."""
-        ci = kb.index
-        scope = [code for code, billable, chapter in zip(ci.nodot, ci.billable, ci.chapters)
-                 if billable and _in_scope(code, chapter)]
-        docs = []
-        for doc in kb.billable_documents(scope, symptom_language="en" if symptoms else None):
-            symptom_words = " ".join(doc.symptoms.split()[:80]) if doc.symptoms else ""
-            text = normalise_terms(f"{doc.description} ; {doc.description} ; {doc.inclusion_terms} ; "
-                                   f"{doc.parent_description} ; {symptom_words}")
-            docs.append((doc.code, doc.description, text or "unspecified"))
-        return docs
-
-    def score(self, weights: dict[str, float]) -> np.ndarray:
-        """Weighted BM25: sum over terms of weight x the term's BM25 contribution to each code."""
-        ids, w = [], []
-        for term, weight in weights.items():
-            tid = self.vocab.get(term)
-            if tid is not None and weight > 0:
-                ids.append(tid)
-                w.append(weight)
-        if not ids:
-            return np.zeros(self.num_docs, dtype=np.float32)
-        starts, ends = self.indptr[ids], self.indptr[np.asarray(ids) + 1]
-        idx = np.concatenate([self.indices[s:e] for s, e in zip(starts, ends)])
-        val = np.concatenate([self.data[s:e] * wt for s, e, wt in zip(starts, ends, w)])
-        return np.bincount(idx, weights=val, minlength=self.num_docs) * self.prior
-
-    def matched(self, doc: int, weights: dict[str, float]) -> dict[str, float]:
-        """Terms of the query found in one code's document, with their weighted contribution."""
-        out = {}
-        for term, weight in weights.items():
-            tid = self.vocab.get(term)
-            if tid is None or weight <= 0:
-                continue
-            s, e = self.indptr[tid], self.indptr[tid + 1]
-            postings = self.indices[s:e]
-            j = np.searchsorted(postings, doc)
-            if j < len(postings) and postings[j] == doc:
-                out[term] = float(self.data[s + j] * weight)
-        return out
-
-
-def _stated_terms(text: str) -> set[str]:
-    """Terms a sentence states as a diagnosis: after a diagnostic cue, to the end of the clause (10 words at most)."""
-    stated: set[str] = set()
+def _stated_text(text: str) -> str:
+    """What a sentence states as a diagnosis: after each diagnostic cue, to the end of the clause (10 words at most)."""
+    spans = []
     for m in _DIAGNOSTIC_CUE.finditer(text):
         stop = _CLAUSE_END.search(text, m.end())
-        scope = text[m.end(): stop.start() if stop else len(text)]
-        stated.update(terms(expand_abbreviations(" ".join(scope.split()[:10]))))
-    return stated
+        spans.append(" ".join(text[m.end(): stop.start() if stop else len(text)].split()[:10]))
+    return " ; ".join(spans)
+
+
+class _Kept(NamedTuple):
+    """A sentence the retriever reads."""
+
+    section: str
+    weight: float       # its section's weight, x DIAGNOSTIC_CUE_BOOST when it states a diagnosis
+    sentence: str
+    terms: list[str]
+    text: str           # the sentence without its negated mentions, abbreviations spelled out
+    base: float         # its section's weight
+    stated: str         # what it states as a diagnosis ('' when nothing)
 
 
 @dataclass
@@ -246,6 +154,10 @@ class RetrieverEngine(Engine):
             self.kb = KnowledgeBase.open()
         self._index: RetrieverIndex | None = None
         _ = self.index  # load (or build) now, so that the first batch's timing is the retriever's own
+        self._indexer: NoteIndexer | None = None
+        if self.options.index and self.kb.has_alphabetic_index:
+            position = self.index.position
+            self._indexer = NoteIndexer(self.kb, lambda code: code in position and not code.startswith(_NOT_PRINCIPAL))
 
     @property
     def index(self) -> RetrieverIndex:
@@ -261,13 +173,13 @@ class RetrieverEngine(Engine):
             self.kb.close()
 
     # -- analysis ------------------------------------------------------------------------------------------------
-    def _query(self, note: str) -> tuple[dict[str, float], list[tuple[str, float, str, list[str]]], list[str]]:
-        """Term weights, the kept sentences (section, weight, text, terms) and the negated mentions of a note.
+    def _query(self, note: str) -> tuple[dict[str, float], list[_Kept], list[str]]:
+        """Term weights, the kept sentences and the negated mentions of a note.
 
         Also sets ``self._stated``: the terms the chief complaint, present illness or assessment state as a diagnosis
         (after a diagnostic cue; every term of an assessment sentence)."""
         counts: dict[str, list[float]] = {}
-        kept: list[tuple[str, float, str, list[str]]] = []
+        kept: list[_Kept] = []
         negated: list[str] = []
         diagnostic: set[str] = set()
         for sec in sections(note):
@@ -281,20 +193,24 @@ class RetrieverEngine(Engine):
                     if parsed.negated:
                         negated.append(parsed.negated_text())
                         text = parsed.kept_text()
-                found = terms(expand_abbreviations(text))
+                text = expand_abbreviations(text)
+                found = terms(text)
                 if not found:
                     continue
-                stated = _stated_terms(text)
+                stated_text = _stated_text(text)
+                stated = set(terms(stated_text)) if stated_text else set()
                 if weight >= 2.0:
                     diagnostic |= set(found) if sec.kind == "assessment" else stated
-                kept.append((sec.kind, weight * (DIAGNOSTIC_CUE_BOOST if stated else 1.0), sentence, found))
+                kept.append(_Kept(sec.kind, weight * (DIAGNOSTIC_CUE_BOOST if stated else 1.0), sentence, found, text,
+                                  weight, stated_text))
                 for t in found:
                     counts.setdefault(t, []).append(weight * DIAGNOSTIC_CUE_BOOST if t in stated else weight)
         weights = {t: max(ws) * (1.0 + 0.5 * np.log(len(ws))) for t, ws in counts.items()}
         self._stated = diagnostic
         return weights, kept, negated
 
-    def _rerank(self, top: list[int], scores: np.ndarray, weights: dict[str, float]) -> None:
+    def _rerank(self, top: list[int], scores: np.ndarray, weights: dict[str, float],
+                found: dict[int, IndexEvidence], sites: NoteSites) -> None:
         """Re-score the best candidates in place by what their descriptions say (description words only):
 
         - coverage: the share of the description's content words found in the note, ``(1-w) + w x share``
@@ -303,7 +219,11 @@ class RetrieverEngine(Engine):
         - a "with X" qualifier whose words the note never states (or negates) is not documented: x
           UNSUPPORTED_QUALIFIER_PRIOR each (the "without X" variant wins);
         - a symptom code (R00-R99, SYMPTOM_LIKE) x SYMPTOM_DEFINITIVE_PRIOR when another candidate, not a symptom,
-          matches a word of the note's diagnostic statements that no symptom candidate has (Guidelines II.A).
+          matches a word of the note's diagnostic statements that no symptom candidate has (Guidelines II.A);
+        - a code whose site or side disagrees with the note's (``coding_rules.agreement``).
+
+        Coverage and qualifiers are not asked of a code the Alphabetic Index found (``found``): the index already
+        matched the note's words to it, lay words included.
         """
         index = self.index
         present = set(weights)
@@ -316,12 +236,14 @@ class RetrieverEngine(Engine):
             if index.symptom[i]:
                 symptom_words |= parsed[i][0]
         definitive = any(not index.symptom[i] and (parsed[i][0] & self._stated) - symptom_words for i in top)
+        definitive = definitive or any(not index.symptom[i] and ev.section in REASON_SECTIONS and not ev.default
+                                       for i, ev in found.items())
         for i in top:
             content, quals = parsed[i]
-            factor = 1.0
-            if content:
+            factor = agreement(index.description(index.codes[i]), sites)
+            if content and i not in found:
                 factor *= (1.0 - COVERAGE_WEIGHT) + COVERAGE_WEIGHT * len(content & present) / len(content)
-            for q in quals:
+            for q in quals if i not in found else ():
                 if not q & present:
                     factor *= UNSUPPORTED_QUALIFIER_PRIOR
             if definitive and index.symptom[i]:
@@ -329,33 +251,64 @@ class RetrieverEngine(Engine):
             scores[i] *= factor
 
     def analyze(self, note: str) -> dict[str, Any]:
-        """Candidates (code, score), evidence and negated mentions for one note."""
+        """Candidates (code, score), their index paths, evidence and negated mentions for one note; ``thin`` is True
+        when the best candidate's evidence is too thin to answer with."""
         weights, kept, negated = self._query(note)
         index = self.index
         scores = index.score(weights)
         for prefix, context in CONTEXT_GATES.items():
             if not context & weights.keys():
                 scores[index.gated[prefix]] *= CONTEXT_PRIOR
+        lexical = scores
+        found = self._index_evidence(kept)
+        sites = NoteSites.read([k.text for k in kept if k.section in REASON_SECTIONS])
         hit = np.flatnonzero(scores)  # only codes sharing a term with the note (a small share of all codes)
         depth = min(max(RERANK_DEPTH, self.options.candidates), len(hit))
-        if depth:
-            pool = hit[np.argpartition(-scores[hit], depth - 1)[:depth]]
+        pool = hit[np.argpartition(-scores[hit], depth - 1)[:depth]] if depth else hit
+        if found:
+            pool = np.union1d(pool, np.fromiter(found, dtype=np.int64, count=len(found)))
+        if len(pool):
             scores = scores.copy()
-            self._rerank([int(i) for i in pool], scores, weights)
+            reference = float(scores[pool].max()) or 1.0
+            strongest = max((ev.strength for ev in found.values()), default=1.0)
+            for i, ev in found.items():
+                scores[i] += INDEX_WEIGHT * reference * (ev.strength / strongest) ** INDEX_SHARPNESS
+            if CONTEXT_GATES["O"] & weights.keys():
+                scores[pool[~index.gated["O"][pool]]] *= PREGNANCY_PRIORITY
+            self._rerank([int(i) for i in pool], scores, weights, found, sites)
             hit = pool
         k = min(self.options.candidates, len(hit))
         top = hit[np.argpartition(-scores[hit], k - 1)[:k]] if k else hit
         top = sorted((int(i) for i in top), key=lambda i: (-scores[i], index.codes[i]))
         candidates = [(index.codes[i], float(scores[i])) for i in top]
+        sequenced = None
+        if candidates:
+            candidates, sequenced = principal_first(candidates, self.kb, sites.words, index.description,
+                                                    lambda code: code in index.position)
+        by_code = {index.codes[i]: ev for i, ev in found.items()}
+        best = index.position.get(candidates[0][0].replace(".", "")) if candidates else None
+        thin = (self._indexer is not None and best is not None and index.codes[best] not in by_code
+                and (float(lexical[best]) < THIN_LEXICAL_SCORE
+                     or not any(ev.section in REASON_SECTIONS for ev in found.values())))
         evidence: list[_Evidence] = []
-        if top:
-            matched = index.matched(top[0], weights)
-            for kind, weight, sentence, found in kept:
-                hit = [t for t in dict.fromkeys(found) if t in matched]
+        if candidates and best is not None:
+            matched = index.matched(best, weights)
+            for k in kept:
+                hit = [t for t in dict.fromkeys(k.terms) if t in matched]
                 if hit:
-                    evidence.append(_Evidence(kind, weight, sentence, hit))
+                    evidence.append(_Evidence(k.section, k.weight, k.sentence, hit))
             evidence.sort(key=lambda e: -e.weight * sum(matched[t] / weights[t] for t in e.terms))
-        return {"candidates": candidates, "evidence": evidence[: self.options.evidence], "negated": negated}
+        return {"candidates": candidates, "evidence": evidence[: self.options.evidence], "negated": negated,
+                "index": {c: by_code[c] for c, _ in candidates if c in by_code}, "sequenced": sequenced,
+                "thin": thin}
+
+    def _index_evidence(self, kept: list[_Kept]) -> dict[int, IndexEvidence]:
+        """Alphabetic Index evidence by candidate position (empty without an index or with ``index=False``)."""
+        if self._indexer is None:
+            return {}
+        position = self.index.position
+        found = self._indexer.evidence((k.section, k.base, k.sentence, k.text, k.stated) for k in kept)
+        return {position[code]: ev for code, ev in found.items()}
 
     def _trace(self, analysis: dict[str, Any]) -> str:
         lines = [NO_LLM_NOTICE]
@@ -364,7 +317,19 @@ class RetrieverEngine(Engine):
             lines.append("No term of the note matched a code description, so no code is proposed.")
             return "\n".join(lines)
         code = candidates[0][0]
+        if analysis["thin"]:  # the trace names no code: a parser must not find one in it
+            lines.append("No Alphabetic Index entry supports the best lexical match and the note names no condition "
+                         "the index knows in its chief complaint, present illness or assessment, or few of the "
+                         "match's words: the evidence is too thin, so no code is proposed. The candidates travel with "
+                         "the record for review.")
+            return "\n".join(lines)
         lines.append(f"Best match: {code} {self.index.description(code)} (score {candidates[0][1]:.2f}).")
+        found = analysis["index"].get(code)
+        if found is not None:
+            lines.append(f"Alphabetic Index: \"{found.sentence}\" → {found.path} → {code}"
+                         + (" (the main term's default for an unspecified mention)" if found.default else "") + ".")
+        if analysis["sequenced"]:
+            lines.append(f"Sequencing (tabular notes): {analysis['sequenced']}.")
         if analysis["evidence"]:
             lines.append("Evidence sentences (section, weight; matched terms):")
             for ev in analysis["evidence"]:
@@ -387,12 +352,14 @@ class RetrieverEngine(Engine):
             try:
                 analysis = self.analyze(neutralize_note(prompt.note)[0])
                 trace = self._trace(analysis)
-                code = analysis["candidates"][0][0] if analysis["candidates"] else ""
+                code = analysis["candidates"][0][0] if analysis["candidates"] and not analysis["thin"] else ""
                 text = f"<think>\n{trace}\n</think>\n<diagnosis>{code}</diagnosis>" if code else \
                     f"<think>\n{trace}\n</think>"
                 out.append(Generation(
                     texts=[text], tokens_in=0, tokens_out=0, seconds=time.perf_counter() - start,
-                    extra={"candidates": [(dotted(c), s) for c, s in analysis["candidates"]], "uses_llm": False},
+                    extra={"candidates": [(dotted(c), s) for c, s in analysis["candidates"]], "uses_llm": False,
+                           "index_paths": {dotted(c): ev.path for c, ev in analysis["index"].items()},
+                           "flags": ["evidence_too_thin"] if analysis["thin"] else []},
                 ))
             except Exception as exc:  # one bad note must not stop the batch
                 out.append(Generation(texts=[], seconds=time.perf_counter() - start,

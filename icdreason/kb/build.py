@@ -6,7 +6,7 @@ import hashlib
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import duckdb
@@ -15,6 +15,7 @@ import pyarrow as pa
 from ..codes import CHAPTER_RANGES
 from ..errors import KnowledgeBaseError
 from . import schema
+from .alpha.load import write_index
 from .tabular import bundled_release, read_tabular
 
 Progress = Callable[[str], None]
@@ -28,8 +29,13 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def build_kb(dest: Path, source: Path | None = None, *, force: bool = False, progress: Progress | None = None) -> Path:
+def build_kb(dest: Path, source: Path | None = None, *, force: bool = False, progress: Progress | None = None,
+             index: Sequence[Path] = (), shipped_index: bool = True) -> Path:
     """Build the knowledge base at ``dest`` from ``source`` (default: the XML bundled with simple-icd-10-cm).
+
+    The Alphabetic Index comes from the ``index`` files (official CMS/NCHS index XML: the Index to Diseases and
+    Injuries, the External Cause index, the Neoplasm and Drug tables, in any order) and, for each kind not given,
+    from the files icdreason ships (``knowledge/index/``) unless ``shipped_index`` is False.
 
     The file is written next to ``dest`` under a temporary name and renamed into place only when complete, so an
     interrupted build never leaves a half-written knowledge base. Returns ``dest``.
@@ -65,6 +71,11 @@ def build_kb(dest: Path, source: Path | None = None, *, force: bool = False, pro
             chapters = dict(tab.chapters)
             chapters["roman"] = [romans.get(n, "") for n in chapters["number"]]
             _insert(con, "chapters", chapters)
+            loaded = write_index(con, index, shipped=shipped_index, progress=say)
+            for f in loaded:
+                say(f"Alphabetic index: {f.source} {f.release} ({f.file}): {f.terms:,} terms, {f.codes:,} codes, "
+                    f"{f.codes_missing:,} not in the tabular {tab.release}" + (" [reconstruction, lossy]" if f.losses
+                                                                             else ""))
             meta = {
                 "schema_version": str(schema.SCHEMA_VERSION),
                 "release": tab.release,

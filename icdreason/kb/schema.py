@@ -136,12 +136,72 @@ def _m0005_guideline_paths(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def _m0006_alphabetic_index(con: duckdb.DuckDBPyConnection) -> None:
+    """The ICD-10-CM Alphabetic Index and its tables (``kb build --index``, ``kb import-index``): one row per term
+    of the Index to Diseases and Injuries, the External Cause index, the Neoplasm Table and the Table of Drugs."""
+    con.execute(
+        """
+        CREATE TABLE index_files (
+            source VARCHAR PRIMARY KEY,     -- index | eindex | neoplasm | drug
+            file VARCHAR NOT NULL,          -- the file's name as loaded
+            release VARCHAR,                -- its <version>, e.g. 2025
+            title VARCHAR,
+            sha256 VARCHAR NOT NULL,        -- of the file as read (compressed when it was compressed)
+            provenance VARCHAR,             -- where it came from (shipped files say; '' for a file a user gave)
+            losses VARCHAR,                 -- what it lacks against the official file ('' when complete)
+            terms INTEGER NOT NULL,
+            codes INTEGER NOT NULL,         -- codes and table cells
+            codes_missing INTEGER NOT NULL, -- of those, codes the tabular release of this KB does not have
+            xrefs_unresolved INTEGER NOT NULL,  -- see/see-also targets no term was found for
+            loaded_at TIMESTAMP NOT NULL
+        );
+        CREATE TABLE index_terms (
+            id INTEGER NOT NULL,            -- document order, unique across the four files
+            source VARCHAR NOT NULL,
+            parent INTEGER,                 -- the term one level up (NULL for a main term)
+            main INTEGER NOT NULL,          -- the main term it sits under (itself for a main term)
+            level INTEGER NOT NULL,         -- 0 main term, 1..9 subterm
+            title VARCHAR NOT NULL,         -- the title without its nonessential modifiers
+            nemod VARCHAR NOT NULL,         -- the nonessential modifiers, e.g. '(acute) (double)'; '' when none
+            path VARCHAR NOT NULL,          -- 'Pneumonia › aspiration › due to'
+            code VARCHAR,                   -- as printed: a trailing '-' means more characters are needed
+            manif VARCHAR,                  -- manifestation code printed in brackets after the code
+            see VARCHAR,
+            see_also VARCHAR,
+            subcat VARCHAR,
+            seecat VARCHAR,
+            warning VARCHAR
+        );
+        CREATE TABLE index_cells (
+            term INTEGER NOT NULL,          -- a Neoplasm or Drug table row (index_terms.id)
+            col INTEGER NOT NULL,           -- its column (index_columns)
+            code VARCHAR NOT NULL
+        );
+        CREATE TABLE index_columns (
+            source VARCHAR NOT NULL,        -- neoplasm | drug
+            col INTEGER NOT NULL,
+            heading VARCHAR NOT NULL        -- e.g. 'Malignant Primary', 'Poisoning Accidental (unintentional)'
+        );
+        CREATE TABLE index_xrefs (
+            term INTEGER NOT NULL,          -- the term that refers
+            kind VARCHAR NOT NULL,          -- see | see_also | subcat | seecat
+            target INTEGER,                 -- the term referred to, when the reference names one
+            target_source VARCHAR,          -- its file (neoplasm / drug for references into the tables)
+            col INTEGER,                    -- the table column a reference names (malignant, poisoning, ...)
+            code VARCHAR                    -- 'T71-' for 'see category T71'
+        );
+        CREATE INDEX index_terms_code ON index_terms (code);
+        """
+    )
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_core_tables", _m0001_core),
     ("0002_lookup_indexes", _m0002_indexes),
     ("0003_symptoms", _m0003_symptoms),
     ("0004_guidelines", _m0004_guidelines),
     ("0005_guideline_paths", _m0005_guideline_paths),
+    ("0006_alphabetic_index", _m0006_alphabetic_index),
 ]
 
 

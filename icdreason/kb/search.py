@@ -14,6 +14,8 @@ import numpy as np
 if TYPE_CHECKING:
     import duckdb
 
+    from .store import KnowledgeBase
+
 # Abbreviations coders type that the tabular descriptions spell out.
 QUERY_EXPANSIONS = {
     "nstemi": "non-st elevation nstemi myocardial infarction",
@@ -147,10 +149,14 @@ class LexicalIndex:
 
 @dataclass(frozen=True)
 class SearchHit:
+    """One code found by ``kb search``: through the Alphabetic Index (``index_path`` says how) or by its text."""
+
     code: str
     description: str
     billable: bool
-    score: float
+    score: float                        # index: words of the query the path accounts for; text: BM25
+    index_path: str | None = None       # 'Attack, attacks › heart → see Infarct, infarction › myocardium, myocardial'
+    unmatched: tuple[str, ...] = ()     # index: words of the query no title on the path accounts for
 
 
 class CodeSearch:
@@ -197,3 +203,23 @@ class CodeSearch:
             SearchHit(code, info[code][0], info[code][1], score)
             for code, score in ranked[:k]
         ]
+
+
+def search_codes(kb: KnowledgeBase, text: str, k: int = 10) -> list[SearchHit]:
+    """``kb search``: the Alphabetic Index's hits first (abbreviations spelled out; a hit weaker than half the best,
+    an External Cause hit counting 0.8, is left out), then the lexical hits of :class:`CodeSearch` not already found.
+    Without an index, the lexical hits alone."""
+    from .alpha.words import unaccounted, words
+
+    hits: list[SearchHit] = []
+    found = kb.index_lookup(expand_query(text), limit=k)
+    strength = [h.score * (0.8 if h.source == "eindex" else 1.0) for h in found]
+    for hit, score in zip(found, strength):
+        if score >= 0.5 * max(strength):
+            description = kb.description(hit.code) or ""
+            hits.append(SearchHit(hit.code, description, True, round(hit.score, 2), index_path=hit.path,
+                                  unmatched=unaccounted(text, hit.covered | set(words(description)),
+                                                        QUERY_EXPANSIONS)))
+    seen = {h.code for h in hits}
+    hits.extend(h for h in kb.lexical_search(text, k=k) if h.code not in seen)
+    return hits[:k]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -19,10 +20,12 @@ from ..codes import normalize, normalize_with_notes
 from ..db import Store, open_db
 from ..errors import KnowledgeBaseError
 from . import schema
+from .alpha.tables import IndexTables
 from .build import build_kb
 from .scraped import ScrapedTables
 
 if TYPE_CHECKING:
+    from .instructions import Instructions
     from .search import CodeSearch, SearchHit
     from .validation import CodeIndex, Validation
 
@@ -114,7 +117,7 @@ KB_STORE = Store("knowledge base", schema.MIGRATIONS, KnowledgeBaseError, fix=_R
                  lock_fix="wait for it to finish", check=_check_schema)
 
 
-class KnowledgeBase(ScrapedTables):
+class KnowledgeBase(IndexTables, ScrapedTables):
     """A view of the ICD-10-CM knowledge base (one DuckDB file), read-only unless opened for writing.
 
     Use :meth:`open`; it builds the file on first use when it is missing. The object is a context manager.
@@ -176,7 +179,7 @@ class KnowledgeBase(ScrapedTables):
                FROM chapters ch LEFT JOIN codes c ON c.chapter = ch.number
                GROUP BY ALL ORDER BY ch.number"""
         ).fetchall()
-        extra = {}
+        extra: dict = {"index": [asdict(f) for f in self.index_files()]}
         for table in ("symptoms", "guidelines"):
             if table in self.tables():
                 extra[table] = self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
@@ -187,6 +190,7 @@ class KnowledgeBase(ScrapedTables):
             "source_file": self.meta.get("source_file", ""),
             "built_at": self.meta.get("built_at", ""),
             "schema_version": self.meta.get("schema_version", ""),
+            "index_release": self.meta.get("index_release", ""),
             "migrations": schema.applied(self.con),
             "kinds": {k: kinds.get(k, 0) for k in ("chapter", "block", "category", "subcategory", "code")},
             "billable": billable,
@@ -349,13 +353,29 @@ class KnowledgeBase(ScrapedTables):
         return self.index.statuses(codes)
 
     @property
+    def instructions(self) -> Instructions:
+        """The tabular list's Excludes1, code-first and use-additional items (loaded on first use)."""
+        from .instructions import KINDS, Instructions
+
+        return self._cached("instructions", ("notes",), lambda: Instructions(self.con.execute(
+            "SELECT code, kind, text FROM notes WHERE kind IN (?, ?, ?) ORDER BY code, kind, seq", list(KINDS)
+        ).fetchall()))
+
+    @property
     def _search(self) -> CodeSearch:
         from .search import CodeSearch
 
         return self._cached("search", ("codes", "notes", "meta"), lambda: CodeSearch.from_db(self.con, self.path))
 
     def search(self, text: str, k: int = 10) -> list[SearchHit]:
-        """Lexical (BM25) search over descriptions and inclusion terms; billable codes ranked first."""
+        """Codes for a text, the way a coder looks them up: the Alphabetic Index first (each hit carries its index
+        path), then lexical (BM25) search over descriptions and inclusion terms, billable codes ranked first."""
+        from .search import search_codes
+
+        return search_codes(self, text, k)
+
+    def lexical_search(self, text: str, k: int = 10) -> list[SearchHit]:
+        """BM25 over descriptions and inclusion terms alone (no index); billable codes ranked first."""
         return self._search.search(text, k=k)
 
 

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from ..db import Store, connect, open_db
+from ..encodable import make_encodable
 from ..errors import InputError
 from ..tables import duckdb_rows
-from .record import COLUMNS, FIELDS, Record
+from .record import COLUMNS, FIELDS, Record, make_records_encodable
 
 __all__ = ["PredictionDB", "read_db_predictions", "MIGRATIONS", "STORE"]
 
@@ -127,6 +128,7 @@ class PredictionDB:
 
     def start_run(self, run_id: str, info: dict[str, Any]) -> None:
         """Insert the run row, or mark an existing run (being resumed) as running again."""
+        info = make_encodable(info)[0]  # a file name that is not UTF-8 in the command, for instance
         if self.has_run(run_id):
             self.con.execute("UPDATE runs SET status = 'running', sessions = sessions + 1, finished_at = NULL "
                              "WHERE run_id = ?", [run_id])
@@ -153,7 +155,7 @@ class PredictionDB:
         now = datetime.now(timezone.utc)
         columns: dict[str, list] = {name: [] for name in FIELDS}
         first: dict[str, Record] = {}
-        for r in records:  # an id twice in one batch: the first one is kept
+        for r in make_records_encodable(records):  # an id twice in one batch: the first one is kept
             first.setdefault(r.id, r)
         unique = list(first.values())
         for r in unique:

@@ -27,7 +27,7 @@ from typing import Any, TextIO
 from ..errors import UsageError
 from ..tables import iter_rows
 from .readers import read_predictions
-from .record import COLUMNS, FIELDS, Record
+from .record import COLUMNS, FIELDS, Record, make_records_encodable
 
 __all__ = ["FORMATS", "RecordWriter", "JsonlWriter", "StreamWriter", "NullWriter", "TableWriter", "new_run_id",
            "format_for", "open_writer"]
@@ -67,9 +67,14 @@ class RecordWriter(ABC):
         self.existing_run_id: str | None = None  # the run id of the records found when resuming
         self.written = 0
 
-    @abstractmethod
     def write_batch(self, records: list[Record]) -> None:
-        """Write one batch durably before returning."""
+        """Write one batch durably before returning. Text no file can hold (a lone surrogate) is replaced first and
+        the record flagged (:func:`~icdreason.records.record.make_records_encodable`)."""
+        self._write(make_records_encodable(records))
+
+    @abstractmethod
+    def _write(self, records: list[Record]) -> None:
+        """Write one batch of encodable records durably."""
 
     def records(self, ids: set[str]) -> list[Record]:
         """Records already written with the given ids (to copy them into another output on --resume)."""
@@ -118,7 +123,7 @@ class JsonlWriter(RecordWriter):
             if data and not data.endswith(b"\n"):
                 fh.truncate(data.rfind(b"\n") + 1)
 
-    def write_batch(self, records: list[Record]) -> None:
+    def _write(self, records: list[Record]) -> None:
         if not records:
             return
         self._fh.write(_lines(records, self.columns))
@@ -140,7 +145,7 @@ class StreamWriter(RecordWriter):
         self.stream = stream
         self.columns = columns
 
-    def write_batch(self, records: list[Record]) -> None:
+    def _write(self, records: list[Record]) -> None:
         self.stream.write(_lines(records, self.columns))
         self.stream.flush()
         self.written += len(records)
@@ -149,7 +154,7 @@ class StreamWriter(RecordWriter):
 class NullWriter(RecordWriter):
     """Keeps nothing on disk (the CLI's screen-only mode); records are still returned by the pipeline."""
 
-    def write_batch(self, records: list[Record]) -> None:
+    def _write(self, records: list[Record]) -> None:
         self.written += len(records)
 
 
@@ -230,7 +235,7 @@ class TableWriter(RecordWriter):
     def records(self, ids: set[str]) -> list[Record]:
         return self.journal.records(ids)
 
-    def write_batch(self, records: list[Record]) -> None:
+    def _write(self, records: list[Record]) -> None:
         self.journal.write_batch(records)
         self.written += len(records)
         elapsed = time.monotonic() - self._last_checkpoint

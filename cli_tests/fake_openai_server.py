@@ -5,6 +5,7 @@ What it does with a request depends on the last user message:
 ``slow`` sleeps past the client's timeout; ``reasoning`` answers with ``reasoning_content`` as a server-side
 reasoning parser would; ``@content:number``, ``@content:parts`` and ``@content:null`` answer with a ``content`` that
 is a number, the list-of-parts shape, or null beside ``reasoning_content``; anything else answers 200.
+``@hold`` waits until the ``hold`` event is set (a run kept busy while a test looks at it).
 ``status`` answers every request with that HTTP status (a 401 body echoes the Authorization header, as some servers
 do); ``trickle`` sends every answer one byte at a time, that many seconds apart. ``choices_per_request`` caps the choices it returns (like
 ``transformers serve``, which ignores ``n``); ``reject_continue`` answers 422 to ``continue_final_message``.
@@ -23,7 +24,7 @@ ANSWER = "patient has lumbar disc disorder with radiculopathy</think><diagnosis>
 
 class FakeServer:
     def __init__(self, *, choices_per_request: int | None = None, reject_continue: bool = False, slow: float = 2.0,
-                 status: int | None = None, trickle: float | None = None):
+                 status: int | None = None, trickle: float | None = None, hold: threading.Event | None = None):
         self.requests: list[dict] = []
         self.seen: dict[str, int] = {}
         self.choices_per_request = choices_per_request
@@ -31,6 +32,7 @@ class FakeServer:
         self.slow = slow
         self.status = status
         self.trickle = trickle
+        self.hold = hold
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
@@ -111,6 +113,8 @@ class FakeServer:
             return 429, {"error": "slow down"}, {"Retry-After": "0"}
         if "slow" in topic:
             time.sleep(self.slow)
+        if "@hold" in topic and self.hold is not None:
+            self.hold.wait(60)
         n = int(body.get("n") or 1)
         if self.choices_per_request:
             n = min(n, self.choices_per_request)

@@ -31,3 +31,7 @@ class DependencyError(IcdreasonError):
 
 class EngineError(IcdreasonError):
     """A prediction engine could not load its model or reach its server."""
+
+
+class LockedError(IcdreasonError):
+    """Another run is writing the same output (``--out``, ``--db``): one run writes a file at a time."""

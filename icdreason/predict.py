@@ -325,16 +325,18 @@ def run_predict(notes: list[Note], *, engine: Engine, kb, out: str | None = None
         from .errors import UsageError
 
         raise UsageError(f"--constrain is not available with the {engine.name} engine: use transformers or vllm")
-    writer = open_writer(out, fmt=fmt, resume=resume, overwrite=overwrite, include_note=settings.include_note,
-                         keep_raw=settings.keep_raw, stream=stream)
+    writer: RecordWriter | None = None
     db = None
     status = "failed"
     summary: Summary | None = None
     try:
+        # Both outputs are locked before either is read or trimmed: a run that finds the other busy touches nothing.
         if db_path:
             from .records import PredictionDB
 
             db = PredictionDB(db_path)
+        writer = open_writer(out, fmt=fmt, resume=resume, overwrite=overwrite, include_note=settings.include_note,
+                             keep_raw=settings.keep_raw, stream=stream)
         if run_id is None and resume:
             run_id = writer.existing_run_id or (db.latest_run() if db is not None and out is None else None)
         run_id = run_id or new_run_id()
@@ -365,7 +367,8 @@ def run_predict(notes: list[Note], *, engine: Engine, kb, out: str | None = None
         status = "interrupted"
         raise
     finally:
-        writer.close(complete=status == "finished")
+        if writer is not None:
+            writer.close(complete=status == "finished")
         if db is not None:
             if run_id is not None and db.has_run(run_id):
                 s = summary

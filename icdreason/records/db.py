@@ -4,7 +4,8 @@ The schema comes from ordered, named migrations recorded in ``_migrations`` and 
 (:func:`icdreason.db.open_db`). A released migration is frozen: it lists its columns literally, so a later change to
 :class:`Record` is a new migration (``ALTER TABLE predictions ADD COLUMN ...``) and old files keep working. Inserts name
 their columns for the same reason. Each batch is inserted in one transaction, so a killed process leaves whole
-batches only; ``--resume`` skips the ids the run already has.
+batches only; ``--resume`` skips the ids the run already has. A writer locks the file first
+(:class:`~icdreason.locks.FileLock`): one run writes a log at a time.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from ..db import Store, connect, open_db
 from ..encodable import make_encodable
 from ..errors import InputError
+from ..locks import FileLock
 from ..tables import duckdb_rows
 from .record import COLUMNS, FIELDS, Record, make_records_encodable
 
@@ -108,8 +110,13 @@ class PredictionDB:
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = open_db(self.path, STORE)
+        # one run writes a log at a time; the lock names it to a second one (DuckDB's own lock names a pid only)
+        self._lock = FileLock.acquire(self.path, fix="wait for it to finish or use another --db")
+        try:
+            self.con = open_db(self.path, STORE)
+        except BaseException:
+            self._lock.release()
+            raise
 
     def latest_run(self) -> str | None:
         rows = self.con.execute("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1").fetchall()
@@ -193,7 +200,10 @@ class PredictionDB:
         )
 
     def close(self) -> None:
-        self.con.close()
+        try:
+            self.con.close()
+        finally:
+            self._lock.release()
 
 
 def _incoming_type(name: str):

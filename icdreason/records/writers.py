@@ -1,6 +1,10 @@
 """Writers of prediction records: JSONL, CSV and Parquet files, stdout, or nothing; :func:`open_writer` picks one.
 
-Writers are resumable and crash-safe:
+Writers are exclusive, resumable and crash-safe:
+
+- A file writer locks its output (:class:`~icdreason.locks.FileLock`, ``.NAME.lock``) before it reads, trims or
+  writes it, and releases the lock when closed: a second run on the same output gets a one-line error naming the
+  first.
 
 - **JSONL** is appended batch by batch (one ``write`` + ``fsync`` per batch). A process killed mid-write can leave at
   most one torn last line; opening with ``resume=True`` cuts it off and returns the ids already written.
@@ -25,6 +29,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..errors import UsageError
+from ..locks import FileLock
 from ..tables import iter_rows
 from .readers import read_predictions
 from .record import COLUMNS, FIELDS, Record, make_records_encodable
@@ -66,6 +71,7 @@ class RecordWriter(ABC):
         self.done_ids: set[str] = set()
         self.existing_run_id: str | None = None  # the run id of the records found when resuming
         self.written = 0
+        self._lock: FileLock | None = None
 
     def write_batch(self, records: list[Record]) -> None:
         """Write one batch durably before returning. Text no file can hold (a lone surrogate) is replaced first and
@@ -82,6 +88,11 @@ class RecordWriter(ABC):
 
     def close(self, *, complete: bool = True) -> None:
         """Finish the output. ``complete=False`` (interrupted run) keeps journals for a later --resume."""
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
 
     def __enter__(self) -> RecordWriter:
         return self
@@ -98,20 +109,28 @@ def _lines(records: list[Record], columns: tuple[str, ...]) -> str:
 
 
 class JsonlWriter(RecordWriter):
-    """Append-only JSON Lines, one fsync per batch; repairs a torn tail on resume."""
+    """Append-only JSON Lines, one fsync per batch; repairs a torn tail on resume.
 
-    def __init__(self, path: Path, columns: tuple[str, ...], *, resume: bool):
+    The output is locked first (``lock``: one already taken, else taken here); ``journal=True`` marks a
+    :class:`TableWriter`'s journal, covered by that writer's lock."""
+
+    def __init__(self, path: Path, columns: tuple[str, ...], *, resume: bool, lock: FileLock | None = None,
+                 journal: bool = False):
         super().__init__()
         self.path = path
         self.columns = columns
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if resume and path.exists():
-            self._repair_tail()
-            for row in iter_rows(path, fmt="jsonl", torn_tail=True):
-                if "id" in row:
-                    self.done_ids.add(str(row["id"]))
-                    self.existing_run_id = row.get("run_id", self.existing_run_id)
-        self._fh = open(path, "a" if resume else "w", encoding="utf-8")
+        self._lock = lock or (None if journal else FileLock.acquire(path))
+        try:
+            if resume and path.exists():
+                self._repair_tail()
+                for row in iter_rows(path, fmt="jsonl", torn_tail=True):
+                    if "id" in row:
+                        self.done_ids.add(str(row["id"]))
+                        self.existing_run_id = row.get("run_id", self.existing_run_id)
+            self._fh = open(path, "a" if resume else "w", encoding="utf-8")
+        except BaseException:
+            self._unlock()
+            raise
 
     def records(self, ids: set[str]) -> list[Record]:
         self._fh.flush()
@@ -135,6 +154,7 @@ class JsonlWriter(RecordWriter):
     def close(self, *, complete: bool = True) -> None:
         if not self._fh.closed:
             self._fh.close()
+        self._unlock()
 
 
 class StreamWriter(RecordWriter):
@@ -207,30 +227,38 @@ class TableWriter(RecordWriter):
     """CSV or Parquet: a journal appended per batch, the output rewritten atomically at checkpoints and at the end."""
 
     def __init__(self, path: Path, fmt: str, columns: tuple[str, ...], *, resume: bool,
-                 checkpoint_seconds: float = 30.0):
+                 checkpoint_seconds: float = 30.0, lock: FileLock | None = None):
         super().__init__()
         self.path = path
         self.fmt = fmt
         self.columns = columns
         self.checkpoint_seconds = checkpoint_seconds
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.journal_path = path.with_name(f".{path.name}.journal.jsonl")
-        if not resume and self.journal_path.exists():
-            self.journal_path.unlink()
-        seed: list[dict[str, Any]] = []
-        if resume and path.exists() and not self.journal_path.exists():
-            seed = read_predictions(path)  # a finished file being extended: its records start the journal
-        self.journal = JsonlWriter(self.journal_path, columns, resume=resume)
-        if seed:
-            self.journal._fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in seed))
-            self.journal._fh.flush()
-            os.fsync(self.journal._fh.fileno())
-            self.journal.done_ids.update(str(r["id"]) for r in seed)
-            self.journal.existing_run_id = seed[-1].get("run_id")
+        self._lock = lock or FileLock.acquire(path)
+        try:
+            self.journal = self._open_journal(resume)
+        except BaseException:
+            self._unlock()
+            raise
         self.done_ids = self.journal.done_ids
         self.existing_run_id = self.journal.existing_run_id
         self._last_checkpoint = time.monotonic()
         self._checkpoint_cost = 0.0
+
+    def _open_journal(self, resume: bool) -> JsonlWriter:
+        self.journal_path = self.path.with_name(f".{self.path.name}.journal.jsonl")
+        if not resume and self.journal_path.exists():
+            self.journal_path.unlink()
+        seed: list[dict[str, Any]] = []
+        if resume and self.path.exists() and not self.journal_path.exists():
+            seed = read_predictions(self.path)  # a finished file being extended: its records start the journal
+        journal = JsonlWriter(self.journal_path, self.columns, resume=resume, journal=True)
+        if seed:
+            journal._fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in seed))
+            journal._fh.flush()
+            os.fsync(journal._fh.fileno())
+            journal.done_ids.update(str(r["id"]) for r in seed)
+            journal.existing_run_id = seed[-1].get("run_id")
+        return journal
 
     def records(self, ids: set[str]) -> list[Record]:
         return self.journal.records(ids)
@@ -255,10 +283,13 @@ class TableWriter(RecordWriter):
     def close(self, *, complete: bool = True) -> None:
         if self.journal._fh.closed:
             return
-        self._materialise()
-        self.journal.close()
-        if complete:
-            self.journal_path.unlink(missing_ok=True)
+        try:
+            self._materialise()
+            self.journal.close()
+            if complete:
+                self.journal_path.unlink(missing_ok=True)
+        finally:
+            self._unlock()
 
 
 def open_writer(out: str | os.PathLike[str] | None, *, fmt: str | None = None, resume: bool = False,
@@ -266,7 +297,8 @@ def open_writer(out: str | os.PathLike[str] | None, *, fmt: str | None = None, r
                 stream: TextIO | None = None) -> RecordWriter:
     """A writer for ``--out``: a file (format from ``fmt`` or the extension), ``"-"`` for stdout, None for none.
 
-    An existing file is an error unless ``resume`` (continue it, skipping ids already written) or ``overwrite``.
+    An existing file is an error unless ``resume`` (continue it, skipping ids already written) or ``overwrite``. A
+    file output is locked first: another run writing it raises :class:`~icdreason.errors.LockedError`.
     """
     columns = tuple(c for c in FIELDS if (include_note or c != "note") and (keep_raw or c != "raw"))
     if out is None:
@@ -281,9 +313,14 @@ def open_writer(out: str | os.PathLike[str] | None, *, fmt: str | None = None, r
     kind = format_for(path, fmt)
     if path.is_dir():
         raise UsageError(f"--out {path} is a directory: give a file name such as {path / 'predictions.jsonl'}")
-    if path.exists() and not resume and not overwrite and path.stat().st_size > 0:
-        raise UsageError(f"{path} exists: add --resume to continue it, or --overwrite to replace it")
-    if kind == "jsonl":
-        return JsonlWriter(path, columns, resume=resume)
-    return TableWriter(path, kind, columns, resume=resume)
+    lock = FileLock.acquire(path)  # before anything looks at the file: another run may be writing it
+    try:
+        if path.exists() and not resume and not overwrite and path.stat().st_size > 0:
+            raise UsageError(f"{path} exists: add --resume to continue it, or --overwrite to replace it")
+        if kind == "jsonl":
+            return JsonlWriter(path, columns, resume=resume, lock=lock)
+        return TableWriter(path, kind, columns, resume=resume, lock=lock)
+    except BaseException:
+        lock.release()
+        raise
 

@@ -1,7 +1,8 @@
 """A small scripted OpenAI-compatible server for the openai engine's tests (retries, timeouts, several servers).
 
 What it does with a request depends on the last user message:
-``ratelimit`` answers 429 (with ``Retry-After: 0``) the first time, then 200; ``broken`` always answers 500;
+``ratelimit`` answers 429 (with ``Retry-After: 0``) the first time, then 200; ``broken`` answers 500 until
+``healed`` is set;
 ``slow`` sleeps past the client's timeout; ``reasoning`` answers with ``reasoning_content`` as a server-side
 reasoning parser would; ``@content:number``, ``@content:parts`` and ``@content:null`` answer with a ``content`` that
 is a number, the list-of-parts shape, or null beside ``reasoning_content``; anything else answers 200.
@@ -33,6 +34,7 @@ class FakeServer:
         self.status = status
         self.trickle = trickle
         self.hold = hold
+        self.healed = False
         self.lock = threading.Lock()
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.httpd.daemon_threads = True
@@ -107,7 +109,7 @@ class FakeServer:
             count = self.seen[topic] = self.seen.get(topic, 0) + 1
         if self.reject_continue and body.get("continue_final_message"):
             return 422, {"detail": "Unexpected fields in the request: {'continue_final_message'}"}, {}
-        if "broken" in topic:
+        if "broken" in topic and not self.healed:
             return 500, {"error": "internal error"}, {}
         if "ratelimit" in topic and count == 1:
             return 429, {"error": "slow down"}, {"Retry-After": "0"}

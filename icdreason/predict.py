@@ -2,7 +2,10 @@
 
 :func:`predict` runs a list of :class:`~icdreason.notes.Note` through an engine batch by batch, writing each batch
 durably before the next one starts, and returns a :class:`Summary`. A note that cannot be predicted (empty, binary,
-unreadable, or an engine failure on it) still gets a record that says why; the batch goes on.
+unreadable, or an engine failure on it) still gets a record that says why; the batch goes on. An engine that finds
+its server gone raises :class:`~icdreason.errors.ServiceUnavailable`: the run stops, the batch in flight is not
+written, and the batches before it are kept. On ``--resume`` the notes whose record is an error are predicted again
+(``retry_errors``) and their records replaced.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 
 from .codes import chapter_of
 from .engines.base import Engine, Generation, Prompt, SamplingParams
-from .errors import IcdreasonError
+from .errors import IcdreasonError, ServiceUnavailable
 from .notes import Note, truncate_middle
 from .parse import Parsed, parse_response
 from .prompts import PromptTemplate, neutralize_note
@@ -41,6 +44,8 @@ class PredictSettings(Settings):
     keep_raw: bool = option(False, "Store the raw model output in each record.")
     include_note: bool = option(True, "Keep the note text in each record.")
     enrich: bool = option(True, "Add symptom and guideline enrichment from the knowledge base.")
+    retry_errors: bool = option(True, "On --resume, predict again the notes whose record is an error (an engine or "
+                                "server failure) and replace those records.")
 
 
 @dataclass
@@ -53,6 +58,7 @@ class Summary:
     uses_llm: bool
     total: int = 0  # notes given
     skipped: int = 0  # already written (resume)
+    retried: int = 0  # notes whose error record was replaced by this session (resume)
     predicted: int = 0  # records written by this session
     seconds: float = 0.0
     engine_seconds: float = 0.0
@@ -104,6 +110,8 @@ def _generate(engine: Engine, prompts: list[Prompt], params: SamplingParams) -> 
         if len(gens) != len(prompts):
             raise RuntimeError(f"engine returned {len(gens)} results for {len(prompts)} prompts")
         return gens
+    except ServiceUnavailable:  # the server is gone: stop, do not try each note against it
+        raise
     except IcdreasonError:
         if len(prompts) == 1:
             raise
@@ -114,6 +122,8 @@ def _generate(engine: Engine, prompts: list[Prompt], params: SamplingParams) -> 
     for prompt in prompts:
         try:
             out.extend(engine.generate([prompt], params))
+        except ServiceUnavailable:
+            raise
         except IcdreasonError as exc:
             systemic = exc
             out.append(Generation(texts=[], error=str(exc)))
@@ -131,9 +141,21 @@ def _choose(parsed: list[Parsed], statuses: list[str], top_k: int):
     return vote(codes, k=top_k, prefer=lambda c: c in billable)
 
 
-def _record(note: Note, prompt: Prompt | None, flags: list[str], gen: Generation | None, *, kb, engine: Engine,
-            run_id: str, parameters: dict[str, Any], settings: PredictSettings, prefilled_think: bool,
-            enrichment: _Enrichment | None = None) -> Record:
+def _record(note: Note, prompt: Prompt | None, flags: list[str], gen: Generation | None, **kwargs) -> Record:
+    """The record of one note; a failure while reading the engine's answer is an error on that note only."""
+    try:
+        return _build_record(note, prompt, flags, gen, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - bad input never kills a batch
+        engine: Engine = kwargs["engine"]
+        rec = Record(id=note.id, source=note.source, run_id=kwargs["run_id"], engine=engine.name, model=engine.model,
+                     uses_llm=engine.uses_llm, parameters=kwargs["parameters"], flags=list(flags))
+        rec.error = f"could not read the engine's answer ({type(exc).__name__}: {exc})"
+        return rec
+
+
+def _build_record(note: Note, prompt: Prompt | None, flags: list[str], gen: Generation | None, *, kb,
+                  engine: Engine, run_id: str, parameters: dict[str, Any], settings: PredictSettings,
+                  prefilled_think: bool, enrichment: _Enrichment | None = None) -> Record:
     rec = Record(id=note.id, source=note.source, run_id=run_id, engine=engine.name, model=engine.model,
                  uses_llm=engine.uses_llm, parameters=parameters, flags=flags)
     if settings.include_note:
@@ -143,6 +165,10 @@ def _record(note: Note, prompt: Prompt | None, flags: list[str], gen: Generation
         return rec
     rec.tokens_in, rec.tokens_out, rec.seconds = gen.tokens_in, gen.tokens_out, round(gen.seconds, 4)
     rec.error = gen.error
+    odd = next((t for t in gen.texts if not isinstance(t, str)), None)
+    if odd is not None:
+        rec.error = f"the engine answered with a {type(odd).__name__}, not text"
+        return rec
     rec.flags.extend(_generation_flags(gen))
     if settings.keep_raw:
         rec.raw = list(gen.texts)
@@ -230,6 +256,16 @@ def predict(notes: list[Note], *, engine: Engine, kb, template: PromptTemplate, 
     done = set(writer.done_ids)
     if db is not None:
         done |= db.done_ids(run_id)
+    if settings.retry_errors:
+        failed = set(writer.error_ids) | (db.error_ids(run_id) if db is not None else set())
+        # a note that cannot be read gets the same error again: only notes given to the engine are retried
+        retry = {n.id for n in notes if n.id in failed and not n.problem}
+        if retry:
+            writer.drop(retry)
+            if db is not None:
+                db.drop(run_id, retry)
+            done -= retry
+            summary.retried = len(retry)
     todo = [n for n in notes if n.id not in done]
     summary.skipped = len(notes) - len(todo)
     enrichment = _Enrichment(kb) if settings.enrich else None
@@ -335,8 +371,12 @@ def run_predict(notes: list[Note], *, engine: Engine, kb, out: str | None = None
             from .records import PredictionDB
 
             db = PredictionDB(db_path)
-        writer = open_writer(out, fmt=fmt, resume=resume, overwrite=overwrite, include_note=settings.include_note,
-                             keep_raw=settings.keep_raw, stream=stream)
+        if resume and out is None and db is None:
+            from .errors import UsageError
+
+            raise UsageError("--resume needs --out FILE or --db FILE: the output to continue")
+        writer = open_writer(out, fmt=fmt, resume=resume and out is not None, overwrite=overwrite,
+                             include_note=settings.include_note, keep_raw=settings.keep_raw, stream=stream)
         if run_id is None and resume:
             run_id = writer.existing_run_id or (db.latest_run() if db is not None and out is None else None)
         run_id = run_id or new_run_id()
@@ -372,7 +412,6 @@ def run_predict(notes: list[Note], *, engine: Engine, kb, out: str | None = None
         if db is not None:
             if run_id is not None and db.has_run(run_id):
                 s = summary
-                db.finish_run(run_id, status=status, notes=s.predicted if s else 0, seconds=s.seconds if s else 0.0,
-                              engine_seconds=s.engine_seconds if s else 0.0, tokens_in=s.tokens_in if s else 0,
-                              tokens_out=s.tokens_out if s else 0)
+                db.finish_run(run_id, status=status, seconds=s.seconds if s else 0.0,
+                              engine_seconds=s.engine_seconds if s else 0.0)
             db.close()

@@ -112,6 +112,9 @@ def predict(
     resume: Annotated[bool, typer.Option("--resume", help="Continue --out/--db: skip note ids already "
                       "written.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file.")] = False,
+    retry_errors: Annotated[bool, typer.Option("--retry-errors/--no-retry-errors", help="With --resume, predict "
+                            "again the notes whose record is an error (a server or engine failure) and replace those "
+                            "records.")] = True,
     run_id: Annotated[Optional[str], typer.Option("--run-id", help="Name the run (default: time + random; on "
                       "--resume the run found in the output).")] = None,
     n: Annotated[int, setting_flag(SamplingParams, "n")] = 1,
@@ -181,7 +184,7 @@ def predict(
     options = cls.Options.from_dict(engine_options(cls, flags, engine_option or []))
     params = sampling_for(n, temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed, constrain=constrain)
     settings = PredictSettings(top_k=top_k, batch_size=batch_size, max_note_chars=max_note_chars, keep_raw=keep_raw,
-                               include_note=not no_note, enrich=not no_enrich)
+                               include_note=not no_note, enrich=not no_enrich, retry_errors=retry_errors)
     screen = err_console if out == "-" else console
     kept: list = []
     with open_kb(kb) as base:
@@ -193,6 +196,8 @@ def predict(
         else:
             say(f"engine: {name}, model: {model}")
         with cls(model, options, base) as eng:
+            for line in eng.notices():
+                say(line)
             progress = None if quiet else _progress()
             task = None
 
@@ -229,9 +234,13 @@ def predict(
                     progress.stop()
     if out is None:
         console.print(_results_table(kept))
-    elif out != "-":
-        say(f"wrote {summary.predicted} records to {out}" + (f" and {db}" if db else "")
+    files = " and ".join(str(f) for f in (out if out not in (None, "-") else None, db) if f)
+    if files:
+        say(f"wrote {summary.predicted} records to {files}"
             + (f" ({summary.skipped} already there)" if summary.skipped else ""))
+    if summary.retried:
+        say(f"{summary.retried} notes whose records were errors predicted again (--no-retry-errors keeps such "
+            "records)")
     if not quiet:
         screen.print(_summary_table(summary))
     err_console.print(f"[dim]{DISCLAIMER}[/dim]")

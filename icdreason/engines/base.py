@@ -107,11 +107,16 @@ class Engine(ABC):
 
     @abstractmethod
     def generate(self, prompts: list[Prompt], params: SamplingParams) -> list[Generation]:
-        """Generate for a batch; one :class:`Generation` per prompt, in order. Must not raise for one bad prompt."""
+        """Generate for a batch; one :class:`Generation` per prompt, in order. Must not raise for one bad prompt;
+        raises :class:`~icdreason.errors.ServiceUnavailable` to stop the run when what it depends on is gone."""
 
     def describe(self) -> dict[str, Any]:
         """Engine, model and options, for the run log."""
         return {"engine": self.name, "model": self.model, "options": dataclasses.asdict(self.options)}
+
+    def notices(self) -> list[str]:
+        """Lines to tell the user before the run starts (e.g. which server is used, and why that one)."""
+        return []
 
     def close(self) -> None:
         """Release models, servers or connections."""

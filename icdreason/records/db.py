@@ -21,6 +21,7 @@ from ..db import Store, connect, open_db
 from ..encodable import make_encodable
 from ..errors import InputError
 from ..locks import FileLock
+from ..redact import mask
 from ..tables import duckdb_rows
 from .record import COLUMNS, FIELDS, Record, make_records_encodable
 
@@ -133,9 +134,28 @@ class PredictionDB:
     def done_ids(self, run_id: str) -> set[str]:
         return {r[0] for r in self.con.execute("SELECT id FROM predictions WHERE run_id = ?", [run_id]).fetchall()}
 
+    def error_ids(self, run_id: str) -> set[str]:
+        """Ids of the run whose record is an error (predicted again on --resume)."""
+        return {r[0] for r in self.con.execute("SELECT id FROM predictions WHERE run_id = ? AND error IS NOT NULL",
+                                               [run_id]).fetchall()}
+
+    def drop(self, run_id: str, ids: set[str]) -> None:
+        """Delete the run's records with these ids (in one transaction), so that they can be written again."""
+        if not ids:
+            return
+        import pyarrow as pa
+
+        self.con.register("_dropped", pa.table({"id": pa.array(sorted(ids), type=pa.string())}))
+        try:
+            self.con.execute("DELETE FROM predictions WHERE run_id = ? AND id IN (SELECT id FROM _dropped)", [run_id])
+        finally:
+            self.con.unregister("_dropped")
+
     def start_run(self, run_id: str, info: dict[str, Any]) -> None:
         """Insert the run row, or mark an existing run (being resumed) as running again."""
         info = make_encodable(info)[0]  # a file name that is not UTF-8 in the command, for instance
+        if info.get("command"):
+            info["command"] = mask(info["command"])  # --base-url http://user:password@host is stored without them
         if self.has_run(run_id):
             self.con.execute("UPDATE runs SET status = 'running', sessions = sessions + 1, finished_at = NULL "
                              "WHERE run_id = ?", [run_id])
@@ -189,14 +209,17 @@ class PredictionDB:
         finally:
             self.con.unregister("_incoming")
 
-    def finish_run(self, run_id: str, *, status: str, notes: int, seconds: float, engine_seconds: float,
-                   tokens_in: int, tokens_out: int) -> None:
-        """Add this session's counts and timings to the run row and set its status."""
+    def finish_run(self, run_id: str, *, status: str, seconds: float, engine_seconds: float) -> None:
+        """Set the run's status, add this session's timings, and count its notes and tokens from what the log holds
+        (sessions killed before they could finish are counted too; replaced error records once)."""
         self.con.execute(
-            """UPDATE runs SET status = ?, finished_at = ?, notes = notes + ?, seconds = seconds + ?,
-                   engine_seconds = engine_seconds + ?, tokens_in = tokens_in + ?, tokens_out = tokens_out + ?
+            """UPDATE runs SET status = ?, finished_at = ?, seconds = seconds + ?, engine_seconds = engine_seconds + ?,
+                   notes = held.notes, tokens_in = held.tokens_in, tokens_out = held.tokens_out
+               FROM (SELECT count(*) AS notes, coalesce(sum(tokens_in), 0) AS tokens_in,
+                            coalesce(sum(tokens_out), 0) AS tokens_out
+                     FROM predictions WHERE run_id = ?) AS held
                WHERE run_id = ?""",
-            [status, datetime.now(timezone.utc), notes, seconds, engine_seconds, tokens_in, tokens_out, run_id],
+            [status, datetime.now(timezone.utc), seconds, engine_seconds, run_id, run_id],
         )
 
     def close(self) -> None:

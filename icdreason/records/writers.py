@@ -8,6 +8,9 @@ Writers are exclusive, resumable and crash-safe:
 
 - **JSONL** is appended batch by batch (one ``write`` + ``fsync`` per batch). A process killed mid-write can leave at
   most one torn last line; opening with ``resume=True`` cuts it off and returns the ids already written.
+- Records that are errors (``error`` set) can be replaced on ``--resume``: :meth:`RecordWriter.drop` removes them
+  first (JSONL is rewritten atomically without them; CSV and Parquet drop them from the journal), and the new
+  records are appended, so an id is never written twice.
 - **CSV and Parquet** cannot be appended safely, so each batch goes to a hidden journal next to the output
   (``.NAME.journal.jsonl``, appended like JSONL) and the output file itself is rewritten atomically (temporary file +
   ``os.replace``) at checkpoints and at the end; the journal is removed once the final file is in place.
@@ -69,6 +72,7 @@ class RecordWriter(ABC):
 
     def __init__(self) -> None:
         self.done_ids: set[str] = set()
+        self.error_ids: set[str] = set()  # the ids among done_ids whose record is an error
         self.existing_run_id: str | None = None  # the run id of the records found when resuming
         self.written = 0
         self._lock: FileLock | None = None
@@ -85,6 +89,9 @@ class RecordWriter(ABC):
     def records(self, ids: set[str]) -> list[Record]:
         """Records already written with the given ids (to copy them into another output on --resume)."""
         return []
+
+    def drop(self, ids: set[str]) -> None:
+        """Remove the records with these ids (error records about to be predicted again)."""
 
     def close(self, *, complete: bool = True) -> None:
         """Finish the output. ``complete=False`` (interrupted run) keeps journals for a later --resume."""
@@ -126,6 +133,8 @@ class JsonlWriter(RecordWriter):
                 for row in iter_rows(path, fmt="jsonl", torn_tail=True):
                     if "id" in row:
                         self.done_ids.add(str(row["id"]))
+                        if row.get("error") is not None:
+                            self.error_ids.add(str(row["id"]))
                         self.existing_run_id = row.get("run_id", self.existing_run_id)
             self._fh = open(path, "a" if resume else "w", encoding="utf-8")
         except BaseException:
@@ -135,6 +144,27 @@ class JsonlWriter(RecordWriter):
     def records(self, ids: set[str]) -> list[Record]:
         self._fh.flush()
         return [Record(**r) for r in read_predictions(self.path) if r.get("id") in ids]
+
+    def drop(self, ids: set[str]) -> None:
+        """Rewrite the file without the records of these ids (atomically: a temporary file, then a rename)."""
+        if not ids & self.done_ids:
+            return
+        self._fh.close()
+        tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
+        with open(self.path, "rb") as src, open(tmp, "wb") as dst:
+            for line in src:  # lines end at b"\n" only
+                try:
+                    row_id = json.loads(line).get("id")
+                except (ValueError, AttributeError):
+                    row_id = None
+                if row_id is None or str(row_id) not in ids:
+                    dst.write(line)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(tmp, self.path)
+        self.done_ids.difference_update(ids)  # in place: a TableWriter shares these sets
+        self.error_ids.difference_update(ids)
+        self._fh = open(self.path, "a", encoding="utf-8")
 
     def _repair_tail(self) -> None:
         with open(self.path, "rb+") as fh:
@@ -149,6 +179,7 @@ class JsonlWriter(RecordWriter):
         self._fh.flush()
         os.fsync(self._fh.fileno())
         self.done_ids.update(r.id for r in records)
+        self.error_ids.update(r.id for r in records if r.error is not None)
         self.written += len(records)
 
     def close(self, *, complete: bool = True) -> None:
@@ -240,6 +271,7 @@ class TableWriter(RecordWriter):
             self._unlock()
             raise
         self.done_ids = self.journal.done_ids
+        self.error_ids = self.journal.error_ids
         self.existing_run_id = self.journal.existing_run_id
         self._last_checkpoint = time.monotonic()
         self._checkpoint_cost = 0.0
@@ -257,11 +289,15 @@ class TableWriter(RecordWriter):
             journal._fh.flush()
             os.fsync(journal._fh.fileno())
             journal.done_ids.update(str(r["id"]) for r in seed)
+            journal.error_ids.update(str(r["id"]) for r in seed if r.get("error") is not None)
             journal.existing_run_id = seed[-1].get("run_id")
         return journal
 
     def records(self, ids: set[str]) -> list[Record]:
         return self.journal.records(ids)
+
+    def drop(self, ids: set[str]) -> None:
+        self.journal.drop(ids)  # the journal is what the output is made from
 
     def _write(self, records: list[Record]) -> None:
         self.journal.write_batch(records)

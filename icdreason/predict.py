@@ -19,6 +19,7 @@ from typing import Any
 from .codes import chapter_of
 from .engines.base import Engine, Generation, Prompt, SamplingParams
 from .errors import IcdreasonError, ServiceUnavailable
+from .interrupts import signals_deferred
 from .notes import Note, truncate_middle
 from .parse import Parsed, parse_response
 from .prompts import PromptTemplate, neutralize_note
@@ -291,9 +292,10 @@ def predict(notes: list[Note], *, engine: Engine, kb, template: PromptTemplate, 
             records.append(_record(note, prompt, flags, gen, kb=kb, engine=engine, run_id=run_id,
                                    parameters=parameters, settings=settings,
                                    prefilled_think=template.prefilled_think, enrichment=enrichment))
-        writer.write_batch(records)
-        if db is not None:
-            db.write_batch(records)
+        with signals_deferred():  # a batch is written whole to every output, or not at all
+            writer.write_batch(records)
+            if db is not None:
+                db.write_batch(records)
         for r in records:
             summary.by_status[r.status] += 1
             summary.by_chapter[r.chapter if r.chapter is not None else "-"] += 1
@@ -346,7 +348,8 @@ def run_predict(notes: list[Note], *, engine: Engine, kb, out: str | None = None
     """Open the output (and the ``--db`` log), pick or resume the run id, predict, and log the run.
 
     The run row (engine, model, options, prompt-template hash, KB release, timings, token counts) is written before
-    the first note and completed at the end, also when the run is interrupted.
+    the first note and completed at the end, also when the run is interrupted (``KeyboardInterrupt``, which includes
+    :class:`~icdreason.interrupts.Terminated`: status ``interrupted``).
     """
     from . import __version__
     from .prompts import load_template
@@ -407,11 +410,12 @@ def run_predict(notes: list[Note], *, engine: Engine, kb, out: str | None = None
         status = "interrupted"
         raise
     finally:
-        if writer is not None:
-            writer.close(complete=status == "finished")
-        if db is not None:
-            if run_id is not None and db.has_run(run_id):
-                s = summary
-                db.finish_run(run_id, status=status, seconds=s.seconds if s else 0.0,
-                              engine_seconds=s.engine_seconds if s else 0.0)
-            db.close()
+        with signals_deferred():  # a second Ctrl-C must not leave the run marked "running"
+            if writer is not None:
+                writer.close(complete=status == "finished")
+            if db is not None:
+                if run_id is not None and db.has_run(run_id):
+                    s = summary
+                    db.finish_run(run_id, status=status, seconds=s.seconds if s else 0.0,
+                                  engine_seconds=s.engine_seconds if s else 0.0)
+                db.close()

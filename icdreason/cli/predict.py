@@ -166,6 +166,7 @@ def predict(
     """
     from .. import DISCLAIMER
     from ..engines.registry import choose_engine, engine_class
+    from ..interrupts import Terminated, sigterm_interrupts
     from ..notes import read_notes
     from ..predict import PredictSettings, run_predict, sampling_for
     from ..prompts import load_template
@@ -215,20 +216,23 @@ def predict(
             if progress is not None:
                 progress.start()
             try:
-                summary = run_predict(
-                    notes, engine=eng, kb=base, out=out, fmt=fmt, db_path=str(db) if db else None, resume=resume,
-                    overwrite=overwrite, run_id=run_id, params=params, template=template, settings=settings,
-                    command=command, progress=on_progress, on_records=kept.extend if out is None else None,
-                    stream=sys.stdout,
-                )
-            except KeyboardInterrupt:
+                with sigterm_interrupts():  # SIGTERM (kill, timeout, a scheduler) ends the run as Ctrl-C does
+                    summary = run_predict(
+                        notes, engine=eng, kb=base, out=out, fmt=fmt, db_path=str(db) if db else None,
+                        resume=resume, overwrite=overwrite, run_id=run_id, params=params, template=template,
+                        settings=settings, command=command, progress=on_progress,
+                        on_records=kept.extend if out is None else None, stream=sys.stdout,
+                    )
+            except KeyboardInterrupt as stop:
                 if progress is not None:
                     progress.stop()
                     progress = None
                 where = out if out not in (None, "-") else db
-                say("interrupted: the batches written so far are kept"
+                terminated = isinstance(stop, Terminated)
+                say(("terminated (SIGTERM)" if terminated else "interrupted")
+                    + ": the batches written so far are kept"
                     + (f"; continue with the same command and --resume ({where})" if where else ""))
-                raise typer.Exit(130) from None
+                raise typer.Exit(143 if terminated else 130) from None
             finally:
                 if progress is not None:
                     progress.stop()

@@ -64,7 +64,8 @@ class SharedOptions(Settings):
                                         "servers (openai; default: $OPENAI_BASE_URL, else http://127.0.0.1:8000/v1).")
     api_key_env: str | None = option(None, "Environment variable holding the API key (openai).")
     concurrency: int | None = option(None, "Requests in flight per server (openai).", min=1)
-    timeout: float | None = option(None, "Seconds per request (openai).", min=0.1)
+    timeout: float | None = option(None, "Seconds per request in all: a deadline, however slowly the server "
+                                   "answers (openai).", min=0.1)
     retries: int | None = option(None, "Retries of a request after 429/5xx/timeouts, with backoff (openai).", min=0)
     tensor_parallel_size: int | None = option(None, "GPUs one model is split over (vllm).", min=1)
     gpu_memory_utilization: float | None = option(None, "Share of GPU memory the engine may take (vllm).", min=0.05,

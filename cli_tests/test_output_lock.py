@@ -117,3 +117,34 @@ def test_a_lock_left_by_a_process_that_is_gone_is_taken_over(runner, use_kb, tmp
     result = runner.invoke(app, ["predict", str(notes), "--out", str(out), "-q"])
     assert result.exit_code == 0, result.stderr
     assert len(read_predictions(out)) == 2 and not stale.exists()
+
+
+def test_a_child_left_running_by_a_dead_run_does_not_keep_its_lock(tmp_path):
+    """An engine's forked worker inherits the run's lock file; when the run dies the worker must not hold it."""
+    import signal
+    import sys
+
+    from icdreason.locks import FileLock
+
+    out = tmp_path / "pred.jsonl"
+    script = (
+        "import os, sys, time\n"
+        "from icdreason.locks import FileLock\n"
+        f"lock = FileLock.acquire({str(out)!r})\n"
+        "child = os.fork()\n"
+        "if child == 0:\n"
+        "    os.close(1)\n"  # let the test read the parent's output without waiting for the child
+        "    os.close(2)\n"
+        "    time.sleep(30)\n"
+        "    os._exit(0)\n"
+        "print(child, flush=True)\n"
+        "os._exit(0)\n"  # the run dies at once, without releasing anything; its worker lives on
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    child = int(done.stdout.strip())
+    try:
+        os.kill(child, 0)  # the worker is still running
+        with FileLock.acquire(out) as lock:
+            assert lock.held
+    finally:
+        os.kill(child, signal.SIGKILL)

@@ -74,6 +74,7 @@ class FileLock:
         self.target = target
         self.path = path
         self._fd = fd
+        self._pid = os.getpid()  # a forked child's copy of this object must not release the parent's lock
 
     @classmethod
     def acquire(cls, target: str | os.PathLike[str], *, fix: str = "wait for it to finish or choose another --out",
@@ -154,7 +155,7 @@ class FileLock:
     def release(self) -> None:
         """Remove the lock file and unlock (removing first, while still holding the lock, so that no other run
         locks a file that is about to disappear). Idempotent."""
-        if self._fd is None:
+        if self._fd is None or os.getpid() != self._pid:
             return
         try:
             self.path.unlink(missing_ok=True)

@@ -40,6 +40,7 @@ from ..errors import EngineError, ServiceUnavailable, UsageError
 from ..redact import mask, scrub, url_secrets
 from ..settings import option
 from .base import Engine, EngineOptions, Generation, Prompt, SamplingParams, shared_option
+from .openai_answers import RequestFailed, excerpt, read_answer, retry_after
 
 PREFILL_MODES = ("auto", "continue", "completions", "drop")
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -98,16 +99,6 @@ def normalize_base_url(url: str) -> str:
     if parts.path in ("", "/"):
         url += "/v1"
     return url
-
-
-class RequestFailed(Exception):
-    """One request failed for good (retries exhausted or a non-retryable answer). ``server_fault``: because of
-    the server, whatever the note (no connection, timeouts, 5xx, 401/403/404)."""
-
-    def __init__(self, message: str, *, server_fault: bool = False, url: str | None = None):
-        super().__init__(message)
-        self.server_fault = server_fault
-        self.url = url
 
 
 @dataclass
@@ -216,7 +207,7 @@ class OpenAIEngine(Engine):
                 server, mode, data = await self._request(client, gate, prompt, params, params.n - len(texts), seed)
                 self._failures_in_row = 0  # the server answered
                 self._failing.clear()
-                new_texts, new_reasons, used_in, used_out = _read_answer(data, mask(server.url), params.n - len(texts))
+                new_texts, new_reasons, used_in, used_out = read_answer(data, mask(server.url), params.n - len(texts))
                 texts += [scrub(t, self._secrets) for t in new_texts]
                 reasons += new_reasons
                 tokens_in = tokens_in or used_in
@@ -277,7 +268,7 @@ class OpenAIEngine(Engine):
                             return server, mode, response.json()
                         except ValueError:
                             raise RequestFailed(f"{mask(server.url)} answered with invalid JSON") from None
-                    detail = _excerpt(response)
+                    detail = excerpt(response)
                     if status in (400, 404, 422) and mode == "continue" and opts.prefill_mode == "auto":
                         server.prefill_mode = "completions" if self._load_tokenizer() is not None else "drop"
                         continue  # a capability answer, not a failure: try again at once the other way
@@ -286,7 +277,7 @@ class OpenAIEngine(Engine):
                                             server_fault=status in SERVER_FAULT_STATUS or status >= 500,
                                             url=server.url)
                     last = f"HTTP {status}: {detail}"
-                    wait = _retry_after(response)
+                    wait = retry_after(response)
                 finally:
                     server.inflight -= 1
             attempt += 1
@@ -347,90 +338,6 @@ class OpenAIEngine(Engine):
             except Exception:
                 self._tokenizer = None
         return self._tokenizer
-
-
-class _Shape(ValueError):
-    """A response of a shape this engine cannot read (for one note)."""
-
-
-def _read_answer(data: Any, url: str, wanted: int) -> tuple[list[str], list[str], int, int]:
-    """(texts, finish reasons, prompt tokens, completion tokens) of a chat or completions response; a response of
-    another shape raises :class:`RequestFailed` for this note."""
-    try:
-        if not isinstance(data, dict):
-            raise _Shape(f"a JSON {type(data).__name__}, not an object")
-        choices = data.get("choices") or []
-        if not isinstance(choices, list):
-            raise _Shape("choices that are not a list")
-        if not choices:
-            raise RequestFailed(f"{url} answered without choices")
-        texts, reasons = [], []
-        for choice in choices[:wanted]:
-            if not isinstance(choice, dict):
-                raise _Shape("a choice that is not an object")
-            texts.append(_choice_text(choice))
-            reason = choice.get("finish_reason")
-            reasons.append(reason if isinstance(reason, str) and reason else "stop")
-        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-        return texts, reasons, _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
-    except _Shape as exc:
-        raise RequestFailed(f"{url} answered with {exc}") from None
-
-
-def _count(value: Any) -> int:
-    try:
-        return max(0, int(value or 0))
-    except (TypeError, ValueError, OverflowError):
-        return 0
-
-
-def _as_text(value: Any) -> str:
-    """A ``content`` (or ``text``, ``reasoning_content``) value as text: a string, null (empty), or a list of parts
-    whose text parts are joined (``[{"type": "text", "text": ...}]``, OpenAI's shape; other parts are left out)."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        out = []
-        for part in value:
-            if isinstance(part, str):
-                out.append(part)
-            elif isinstance(part, dict) and isinstance(part.get("text"), str):
-                out.append(part["text"])
-            elif not isinstance(part, dict):
-                raise _Shape(f"a content part of type {type(part).__name__}, not text")
-        return "".join(out)
-    raise _Shape(f"content of type {type(value).__name__}, not text")
-
-
-def _choice_text(choice: dict) -> str:
-    if "text" in choice:  # /v1/completions
-        return _as_text(choice.get("text"))
-    message = choice.get("message") or {}
-    if not isinstance(message, dict):
-        raise _Shape("a message that is not an object")
-    content = _as_text(message.get("content"))
-    reasoning = _as_text(message.get("reasoning_content") or message.get("reasoning"))
-    if reasoning and "</think>" not in content:
-        return f"{reasoning}</think>{content}"
-    return content
-
-
-def _excerpt(response) -> str:
-    try:
-        text = response.text
-    except Exception:
-        text = ""
-    return " ".join(text.split())[:200] or response.reason_phrase
-
-
-def _retry_after(response) -> float | None:
-    value = response.headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _run_sync(coro):

@@ -75,6 +75,8 @@ def _summary_table(summary) -> Table:
         table.add_row(f"flag {flag}", str(count))
     if summary.skipped:
         table.add_row("skipped (already written)", str(summary.skipped))
+    if summary.retried:
+        table.add_row("predicted again (were errors)", str(summary.retried))
     table.add_row("engine", summary.engine + (f" ({summary.model})" if summary.model else " (no language model)"))
     table.add_row("notes predicted", str(summary.predicted))
     table.add_row("seconds", f"{summary.seconds:.2f}")

@@ -27,7 +27,8 @@ from .records import Record, RecordWriter
 from .settings import Settings, option
 from .vote import vote
 
-__all__ = ["PredictSettings", "Summary", "predict", "sampling_for", "DEFAULT_MAX_NOTE_CHARS"]
+__all__ = ["PredictSettings", "Summary", "predict", "sampling_for", "DEFAULT_MAX_NOTE_CHARS", "notes_to_predict",
+           "write_records"]
 
 #: Notes longer than this are cut in the middle. About 2,000 tokens of English clinical text: the 2,048-token prompt
 #: budget the reference models were trained with.
@@ -253,22 +254,7 @@ def predict(notes: list[Note], *, engine: Engine, kb, template: PromptTemplate, 
     settings = settings or PredictSettings()
     parameters = dict(parameters or {})
     summary = summary or Summary(run_id=run_id, engine=engine.name, model=engine.model, uses_llm=engine.uses_llm)
-    summary.total = len(notes)
-    done = set(writer.done_ids)
-    if db is not None:
-        done |= db.done_ids(run_id)
-    if settings.retry_errors:
-        failed = set(writer.error_ids) | (db.error_ids(run_id) if db is not None else set())
-        # a note that cannot be read gets the same error again: only notes given to the engine are retried
-        retry = {n.id for n in notes if n.id in failed and not n.problem}
-        if retry:
-            writer.drop(retry)
-            if db is not None:
-                db.drop(run_id, retry)
-            done -= retry
-            summary.retried = len(retry)
-    todo = [n for n in notes if n.id not in done]
-    summary.skipped = len(notes) - len(todo)
+    todo = notes_to_predict(notes, writer=writer, db=db, run_id=run_id, settings=settings, summary=summary)
     enrichment = _Enrichment(kb) if settings.enrich else None
     start = time.perf_counter()
     if progress:
@@ -292,10 +278,7 @@ def predict(notes: list[Note], *, engine: Engine, kb, template: PromptTemplate, 
             records.append(_record(note, prompt, flags, gen, kb=kb, engine=engine, run_id=run_id,
                                    parameters=parameters, settings=settings,
                                    prefilled_think=template.prefilled_think, enrichment=enrichment))
-        with signals_deferred():  # a batch is written whole to every output, or not at all
-            writer.write_batch(records)
-            if db is not None:
-                db.write_batch(records)
+        write_records(records, writer=writer, db=db)
         for r in records:
             summary.by_status[r.status] += 1
             summary.by_chapter[r.chapter if r.chapter is not None else "-"] += 1
@@ -311,6 +294,40 @@ def predict(notes: list[Note], *, engine: Engine, kb, template: PromptTemplate, 
             progress(summary.predicted, len(todo))
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def notes_to_predict(notes: list[Note], *, writer: RecordWriter, db, run_id: str, settings: PredictSettings,
+                     summary: Summary) -> list[Note]:
+    """The notes a run (or a resumed run) still has to predict, in order: those without a record in ``writer`` or
+    ``db``, and, with ``settings.retry_errors``, those whose record is an error (those records are dropped from
+    both outputs first, so the new ones replace them). Fills ``summary.total``, ``skipped`` and ``retried``. Every
+    runner of the pipeline starts here."""
+    summary.total = len(notes)
+    done = set(writer.done_ids)
+    if db is not None:
+        done |= db.done_ids(run_id)
+    if settings.retry_errors:
+        failed = set(writer.error_ids) | (db.error_ids(run_id) if db is not None else set())
+        # a note that cannot be read gets the same error again: only notes given to the engine are retried
+        retry = {n.id for n in notes if n.id in failed and not n.problem}
+        if retry:
+            writer.drop(retry)
+            if db is not None:
+                db.drop(run_id, retry)
+            done -= retry
+            summary.retried = len(retry)
+    todo = [n for n in notes if n.id not in done]
+    summary.skipped = len(notes) - len(todo)
+    return todo
+
+
+def write_records(records: list[Record], *, writer: RecordWriter, db=None) -> None:
+    """Write one batch to the output and the ``--db`` log, whole: Ctrl-C and SIGTERM are held until both have it.
+    Every runner of the pipeline writes through here."""
+    with signals_deferred():
+        writer.write_batch(records)
+        if db is not None:
+            db.write_batch(records)
 
 
 def _reconcile(writer: RecordWriter, db, run_id: str) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 
 from .codes import dotted, normalize
 from .engines.base import Engine, Prompt, SamplingParams
-from .errors import InputError, UsageError
+from .errors import InputError, ServiceUnavailable, UsageError
 from .tables import iter_rows
 
 __all__ = ["DistillOptions", "DistillResult", "distill", "teacher_prompt", "read_examples", "check_trace",
@@ -218,6 +218,8 @@ def distill(opts: DistillOptions, engine: Engine, kb=None,
         error = None
         try:
             gens = engine.generate(prompts, params)
+        except ServiceUnavailable:  # the teacher's server is gone: stop (the progress log keeps what was done)
+            raise
         except Exception as exc:  # an engine that fails for the whole batch: record and go on
             gens = None
             error = f"engine error: {type(exc).__name__}: {exc}"

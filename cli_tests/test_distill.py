@@ -178,3 +178,23 @@ def test_cli_distill_with_the_tiny_model(tiny_model, kb_file, tmp_path, runner):
     assert "Notes processed: 3; kept 0" in result.stdout
     rerun = runner.invoke(app, args)
     assert rerun.exit_code == 0 and len((tmp_path / "sft.parquet.progress.jsonl").read_text().splitlines()) == 3
+
+
+def test_a_dead_teacher_server_stops_distillation(kb, tmp_path):
+    """Nothing listening at the teacher's URL: the run stops with ServiceUnavailable instead of logging every
+    example as an engine error."""
+    import socket
+
+    from icdreason.engines.openai_engine import OpenAIEngine, OpenAIOptions
+    from icdreason.errors import ServiceUnavailable
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = write_data(tmp_path / "d.jsonl", [(f"ok-{i}", "I21.4") for i in range(40)])
+    out = tmp_path / "sft.parquet"
+    engine = OpenAIEngine("teacher", OpenAIOptions(base_url=[f"http://127.0.0.1:{port}/v1"], retries=0))
+    with pytest.raises(ServiceUnavailable, match=f"http://127.0.0.1:{port}/v1 is not answering"):
+        distill(DistillOptions(data=data, out=out, batch_size=8), engine, kb)
+    log = tmp_path / "sft.parquet.progress.jsonl"
+    assert not log.exists() or log.read_text() == ""  # no example was given up as an engine error

@@ -15,8 +15,9 @@ import pytest
 from fake_openai_server import ANSWER, FakeServer
 
 from icdreason.engines.base import Prompt, SamplingParams
-from icdreason.engines.openai_engine import OpenAIEngine, OpenAIOptions, normalize_base_url, redact
+from icdreason.engines.openai_engine import OpenAIEngine, OpenAIOptions, normalize_base_url
 from icdreason.errors import UsageError
+from icdreason.redact import mask
 
 
 def prompt(i: int, text: str, prefill: str = "<think>") -> Prompt:
@@ -219,7 +220,7 @@ def test_the_model_is_discovered_and_aliases_expand():
     assert OpenAIEngine("DeepICD-R1-7B", fast()).model == "DATEXIS/DeepICD-R1-7B"
     assert normalize_base_url("http://host:8000/") == "http://host:8000/v1"
     assert normalize_base_url("https://h/api/v1") == "https://h/api/v1"
-    assert redact("http://user:pw@host:1/v1") == "http://***@host:1/v1"
+    assert mask("http://user:pw@host:1/v1") == "http://***@host:1/v1"
     with pytest.raises(UsageError, match="not an http"):
         OpenAIOptions(base_url="localhost:8000")
     assert OpenAIOptions.from_dict({"base_url": "http://a:1/v1"}).base_url == ["http://a:1/v1"]

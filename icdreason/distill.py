@@ -188,7 +188,7 @@ def _progress_path(out: Path) -> Path:
 def _load_progress(path: Path) -> dict[str, dict[str, Any]]:
     done: dict[str, dict[str, Any]] = {}
     if path.is_file():
-        for line in path.open(encoding="utf-8"):
+        for line in path.open(encoding="utf-8", newline="\n"):  # lines end at \n only
             if not line.strip():
                 continue
             try:

@@ -31,3 +31,12 @@ class DependencyError(IcdreasonError):
 
 class EngineError(IcdreasonError):
     """A prediction engine could not load its model or reach its server."""
+
+
+class ServiceUnavailable(EngineError):
+    """A server the run depends on keeps failing (nothing listening, every request an error): the run stops, keeping
+    the records already written, instead of recording every remaining note as an error."""
+
+
+class LockedError(IcdreasonError):
+    """Another run is writing the same output (``--out``, ``--db``): one run writes a file at a time."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from .encodable import encodable_text
 from .errors import InputError, UsageError
 from .tables import pick_column, read_rows
 
@@ -126,7 +127,7 @@ def _table_notes(path: Path, id_column: str | None, text_column: str | None, *, 
         if value is None or not value.strip():
             notes.append(Note(note_id, "", where, ["empty_note"], "empty note"))
             continue
-        text = value.replace("\r\n", "\n")
+        text = value.replace("\r\n", "\n").replace("\r", "\n")
         flags = ["decoded_with_replacement"] if "\ufffd" in text else []
         notes.append(Note(note_id, text, where, flags))
     return notes
@@ -160,6 +161,8 @@ def read_notes(inputs: list[str], *, id_column: str | None = None, text_column: 
                 notes.extend(_table_notes(path, id_column, text_column))
             else:
                 notes.append(_read_file_note(path, path.stem))
+    for note in notes:
+        _make_encodable(note)
     counts = Counter(n.id for n in notes)
     dupes = [i for i, c in counts.items() if c > 1]
     if dupes:
@@ -168,6 +171,15 @@ def read_notes(inputs: list[str], *, id_column: str | None = None, text_column: 
         more = f" and {len(dupes) - 5} more" if len(dupes) > 5 else ""
         raise InputError(f"duplicate note ids: {shown}{more}. Ids must be unique (file stems or --id-column)")
     return notes
+
+
+def _make_encodable(note: Note) -> None:
+    """Replace lone surrogates (file names that are not UTF-8) in the id, source and text, so that the record can be
+    written and ``--resume`` finds the id it wrote."""
+    note_id, source, text = (encodable_text(v) for v in (note.id, note.source, note.text))
+    if (note_id, text) != (note.id, note.text) and "decoded_with_replacement" not in note.flags:
+        note.flags.append("decoded_with_replacement")
+    note.id, note.source, note.text = note_id, source, text
 
 
 # -- sections ----------------------------------------------------------------------------------------------------

@@ -2,7 +2,10 @@
 
 :func:`predict` runs a list of :class:`~icdreason.notes.Note` through an engine batch by batch, writing each batch
 durably before the next one starts, and returns a :class:`Summary`. A note that cannot be predicted (empty, binary,
-unreadable, or an engine failure on it) still gets a record that says why; the batch goes on.
+unreadable, or an engine failure on it) still gets a record that says why; the batch goes on. An engine that finds
+its server gone raises :class:`~icdreason.errors.ServiceUnavailable`: the run stops, the batch in flight is not
+written, and the batches before it are kept. On ``--resume`` the notes whose record is an error are predicted again
+(``retry_errors``) and their records replaced.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from typing import Any
 
 from .codes import chapter_of
 from .engines.base import Engine, Generation, Prompt, SamplingParams
-from .errors import IcdreasonError
+from .errors import IcdreasonError, ServiceUnavailable
+from .interrupts import signals_deferred
 from .notes import Note, truncate_middle
 from .parse import Parsed, parse_response
 from .prompts import PromptTemplate, neutralize_note
@@ -24,7 +28,7 @@ from .settings import Settings, option
 from .vote import vote
 
 __all__ = ["PredictSettings", "Summary", "predict", "sampling_for", "DEFAULT_MAX_NOTE_CHARS", "prepare_prompt",
-           "generate_batch", "note_record", "Enrichment", "count_records"]
+           "generate_batch", "note_record", "Enrichment", "count_records", "notes_to_predict", "write_records"]
 
 #: Notes longer than this are cut in the middle. About 2,000 tokens of English clinical text: the 2,048-token prompt
 #: budget the reference models were trained with.
@@ -42,6 +46,8 @@ class PredictSettings(Settings):
     keep_raw: bool = option(False, "Store the raw model output in each record.")
     include_note: bool = option(True, "Keep the note text in each record.")
     enrich: bool = option(True, "Add symptom and guideline enrichment from the knowledge base.")
+    retry_errors: bool = option(True, "On --resume, predict again the notes whose record is an error (an engine or "
+                                "server failure) and replace those records.")
 
 
 @dataclass
@@ -54,6 +60,7 @@ class Summary:
     uses_llm: bool
     total: int = 0  # notes given
     skipped: int = 0  # already written (resume)
+    retried: int = 0  # notes whose error record was replaced by this session (resume)
     predicted: int = 0  # records written by this session
     seconds: float = 0.0
     engine_seconds: float = 0.0
@@ -105,6 +112,8 @@ def _generate(engine: Engine, prompts: list[Prompt], params: SamplingParams) -> 
         if len(gens) != len(prompts):
             raise RuntimeError(f"engine returned {len(gens)} results for {len(prompts)} prompts")
         return gens
+    except ServiceUnavailable:  # the server is gone: stop, do not try each note against it
+        raise
     except IcdreasonError:
         if len(prompts) == 1:
             raise
@@ -115,6 +124,8 @@ def _generate(engine: Engine, prompts: list[Prompt], params: SamplingParams) -> 
     for prompt in prompts:
         try:
             out.extend(engine.generate([prompt], params))
+        except ServiceUnavailable:
+            raise
         except IcdreasonError as exc:
             systemic = exc
             out.append(Generation(texts=[], error=str(exc)))
@@ -132,9 +143,21 @@ def _choose(parsed: list[Parsed], statuses: list[str], top_k: int):
     return vote(codes, k=top_k, prefer=lambda c: c in billable)
 
 
-def _record(note: Note, prompt: Prompt | None, flags: list[str], gen: Generation | None, *, kb, engine: Engine,
-            run_id: str, parameters: dict[str, Any], settings: PredictSettings, prefilled_think: bool,
-            enrichment: _Enrichment | None = None) -> Record:
+def _record(note: Note, prompt: Prompt | None, flags: list[str], gen: Generation | None, **kwargs) -> Record:
+    """The record of one note; a failure while reading the engine's answer is an error on that note only."""
+    try:
+        return _build_record(note, prompt, flags, gen, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - bad input never kills a batch
+        engine: Engine = kwargs["engine"]
+        rec = Record(id=note.id, source=note.source, run_id=kwargs["run_id"], engine=engine.name, model=engine.model,
+                     uses_llm=engine.uses_llm, parameters=kwargs["parameters"], flags=list(flags))
+        rec.error = f"could not read the engine's answer ({type(exc).__name__}: {exc})"
+        return rec
+
+
+def _build_record(note: Note, prompt: Prompt | None, flags: list[str], gen: Generation | None, *, kb,
+                  engine: Engine, run_id: str, parameters: dict[str, Any], settings: PredictSettings,
+                  prefilled_think: bool, enrichment: _Enrichment | None = None) -> Record:
     rec = Record(id=note.id, source=note.source, run_id=run_id, engine=engine.name, model=engine.model,
                  uses_llm=engine.uses_llm, parameters=parameters, flags=flags)
     if settings.include_note:
@@ -144,6 +167,10 @@ def _record(note: Note, prompt: Prompt | None, flags: list[str], gen: Generation
         return rec
     rec.tokens_in, rec.tokens_out, rec.seconds = gen.tokens_in, gen.tokens_out, round(gen.seconds, 4)
     rec.error = gen.error
+    odd = next((t for t in gen.texts if not isinstance(t, str)), None)
+    if odd is not None:
+        rec.error = f"the engine answered with a {type(odd).__name__}, not text"
+        return rec
     rec.flags.extend(_generation_flags(gen))
     if settings.keep_raw:
         rec.raw = list(gen.texts)
@@ -228,12 +255,7 @@ def predict(notes: list[Note], *, engine: Engine, kb, template: PromptTemplate, 
     settings = settings or PredictSettings()
     parameters = dict(parameters or {})
     summary = summary or Summary(run_id=run_id, engine=engine.name, model=engine.model, uses_llm=engine.uses_llm)
-    summary.total = len(notes)
-    done = set(writer.done_ids)
-    if db is not None:
-        done |= db.done_ids(run_id)
-    todo = [n for n in notes if n.id not in done]
-    summary.skipped = len(notes) - len(todo)
+    todo = notes_to_predict(notes, writer=writer, db=db, run_id=run_id, settings=settings, summary=summary)
     enrichment = _Enrichment(kb) if settings.enrich else None
     start = time.perf_counter()
     if progress:
@@ -257,9 +279,7 @@ def predict(notes: list[Note], *, engine: Engine, kb, template: PromptTemplate, 
             records.append(_record(note, prompt, flags, gen, kb=kb, engine=engine, run_id=run_id,
                                    parameters=parameters, settings=settings,
                                    prefilled_think=template.prefilled_think, enrichment=enrichment))
-        writer.write_batch(records)
-        if db is not None:
-            db.write_batch(records)
+        write_records(records, writer=writer, db=db)
         for r in records:
             summary.by_status[r.status] += 1
             summary.by_chapter[r.chapter if r.chapter is not None else "-"] += 1
@@ -275,6 +295,40 @@ def predict(notes: list[Note], *, engine: Engine, kb, template: PromptTemplate, 
             progress(summary.predicted, len(todo))
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def notes_to_predict(notes: list[Note], *, writer: RecordWriter, db, run_id: str, settings: PredictSettings,
+                     summary: Summary) -> list[Note]:
+    """The notes a run (or a resumed run) still has to predict, in order: those without a record in ``writer`` or
+    ``db``, and, with ``settings.retry_errors``, those whose record is an error (those records are dropped from
+    both outputs first, so the new ones replace them). Fills ``summary.total``, ``skipped`` and ``retried``. Every
+    runner of the pipeline starts here."""
+    summary.total = len(notes)
+    done = set(writer.done_ids)
+    if db is not None:
+        done |= db.done_ids(run_id)
+    if settings.retry_errors:
+        failed = set(writer.error_ids) | (db.error_ids(run_id) if db is not None else set())
+        # a note that cannot be read gets the same error again: only notes given to the engine are retried
+        retry = {n.id for n in notes if n.id in failed and not n.problem}
+        if retry:
+            writer.drop(retry)
+            if db is not None:
+                db.drop(run_id, retry)
+            done -= retry
+            summary.retried = len(retry)
+    todo = [n for n in notes if n.id not in done]
+    summary.skipped = len(notes) - len(todo)
+    return todo
+
+
+def write_records(records: list[Record], *, writer: RecordWriter, db=None) -> None:
+    """Write one batch to the output and the ``--db`` log, whole: Ctrl-C and SIGTERM are held until both have it.
+    Every runner of the pipeline writes through here."""
+    with signals_deferred():
+        writer.write_batch(records)
+        if db is not None:
+            db.write_batch(records)
 
 
 def _reconcile(writer: RecordWriter, db, run_id: str) -> None:
@@ -354,7 +408,8 @@ def run_predict(notes: list[Note], *, engine: Engine, kb, out: str | None = None
     ``runner`` replaces :func:`predict` (same arguments), e.g. :func:`icdreason.cluster.predict_on_ray`.
 
     The run row (engine, model, options, prompt-template hash, KB release, timings, token counts) is written before
-    the first note and completed at the end, also when the run is interrupted.
+    the first note and completed at the end, also when the run is interrupted (``KeyboardInterrupt``, which includes
+    :class:`~icdreason.interrupts.Terminated`: status ``interrupted``).
     """
     from . import __version__
     from .prompts import load_template
@@ -369,16 +424,22 @@ def run_predict(notes: list[Note], *, engine: Engine, kb, out: str | None = None
         from .errors import UsageError
 
         raise UsageError(f"--constrain is not available with the {engine.name} engine: use transformers or vllm")
-    writer = open_writer(out, fmt=fmt, resume=resume, overwrite=overwrite, include_note=settings.include_note,
-                         keep_raw=settings.keep_raw, stream=stream)
+    writer: RecordWriter | None = None
     db = None
     status = "failed"
     summary: Summary | None = None
     try:
+        # Both outputs are locked before either is read or trimmed: a run that finds the other busy touches nothing.
         if db_path:
             from .records import PredictionDB
 
             db = PredictionDB(db_path)
+        if resume and out is None and db is None:
+            from .errors import UsageError
+
+            raise UsageError("--resume needs --out FILE or --db FILE: the output to continue")
+        writer = open_writer(out, fmt=fmt, resume=resume and out is not None, overwrite=overwrite,
+                             include_note=settings.include_note, keep_raw=settings.keep_raw, stream=stream)
         if run_id is None and resume:
             run_id = writer.existing_run_id or (db.latest_run() if db is not None and out is None else None)
         run_id = run_id or new_run_id()
@@ -409,11 +470,12 @@ def run_predict(notes: list[Note], *, engine: Engine, kb, out: str | None = None
         status = "interrupted"
         raise
     finally:
-        writer.close(complete=status == "finished")
-        if db is not None:
-            if run_id is not None and db.has_run(run_id):
-                s = summary
-                db.finish_run(run_id, status=status, notes=s.predicted if s else 0, seconds=s.seconds if s else 0.0,
-                              engine_seconds=s.engine_seconds if s else 0.0, tokens_in=s.tokens_in if s else 0,
-                              tokens_out=s.tokens_out if s else 0)
-            db.close()
+        with signals_deferred():  # a second Ctrl-C must not leave the run marked "running"
+            if writer is not None:
+                writer.close(complete=status == "finished")
+            if db is not None:
+                if run_id is not None and db.has_run(run_id):
+                    s = summary
+                    db.finish_run(run_id, status=status, seconds=s.seconds if s else 0.0,
+                                  engine_seconds=s.engine_seconds if s else 0.0)
+                db.close()

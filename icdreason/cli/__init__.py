@@ -27,7 +27,10 @@ class _Root(TyperGroup):
                 raise
             from rich.markup import escape
 
-            err_console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+            from ..redact import mask
+
+            err_console.print(f"[bold red]error:[/bold red] {escape(mask(str(exc)))}", highlight=False,
+                              soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
 
 

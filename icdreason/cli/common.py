@@ -50,8 +50,10 @@ def help_config_table(settings: type[Settings], title: str):
 
 
 def say(message: str) -> None:
-    """A progress or status line on stderr."""
-    err_console.print(message, markup=False)
+    """A progress or status line on stderr (credentials in URLs masked)."""
+    from ..redact import mask
+
+    err_console.print(mask(message), markup=False)
 
 
 def open_kb(path: Path | None, *, build_if_missing: bool = True) -> KnowledgeBase:

@@ -76,6 +76,8 @@ def _summary_table(summary) -> Table:
         table.add_row(f"flag {flag}", str(count))
     if summary.skipped:
         table.add_row("skipped (already written)", str(summary.skipped))
+    if summary.retried:
+        table.add_row("predicted again (were errors)", str(summary.retried))
     table.add_row("engine", summary.engine + (f" ({summary.model})" if summary.model else " (no language model)"))
     table.add_row("notes predicted", str(summary.predicted))
     table.add_row("seconds", f"{summary.seconds:.2f}")
@@ -113,6 +115,9 @@ def predict(
     resume: Annotated[bool, typer.Option("--resume", help="Continue --out/--db: skip note ids already "
                       "written.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out file.")] = False,
+    retry_errors: Annotated[bool, typer.Option("--retry-errors/--no-retry-errors", help="With --resume, predict "
+                            "again the notes whose record is an error (a server or engine failure) and replace those "
+                            "records.")] = True,
     run_id: Annotated[Optional[str], typer.Option("--run-id", help="Name the run (default: time + random; on "
                       "--resume the run found in the output).")] = None,
     n: Annotated[int, setting_flag(SamplingParams, "n")] = 1,
@@ -170,6 +175,7 @@ def predict(
     """
     from .. import DISCLAIMER
     from ..engines.registry import choose_engine, engine_class
+    from ..interrupts import Terminated, sigterm_interrupts
     from ..notes import read_notes
     from ..predict import PredictSettings, run_predict, sampling_for
     from ..prompts import load_template
@@ -188,7 +194,7 @@ def predict(
     options = cls.Options.from_dict(engine_options(cls, flags, engine_option or []))
     params = sampling_for(n, temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed, constrain=constrain)
     settings = PredictSettings(top_k=top_k, batch_size=batch_size, max_note_chars=max_note_chars, keep_raw=keep_raw,
-                               include_note=not no_note, enrich=not no_enrich)
+                               include_note=not no_note, enrich=not no_enrich, retry_errors=retry_errors)
     plan = ray_plan(ray, cls, model, options, replicas=replicas, batch_size=batch_size,
                     cpus_per_replica=cpus_per_replica, gpus_per_replica=gpus_per_replica, dry_run=dry_run)
     if dry_run:
@@ -205,6 +211,8 @@ def predict(
         else:
             say(f"engine: {name}, model: {model}")
         with _engine(cls, model, options, base, plan, quiet=quiet) as eng:
+            for line in eng.notices():
+                say(line)
             progress = None if quiet or plan is not None else _progress()  # on Ray: Ray Data's progress bars
             task = None
 
@@ -222,28 +230,36 @@ def predict(
             if progress is not None:
                 progress.start()
             try:
-                summary = run_predict(
-                    notes, engine=eng, kb=base, out=out, fmt=fmt, db_path=str(db) if db else None, resume=resume,
-                    overwrite=overwrite, run_id=run_id, params=params, template=template, settings=settings,
-                    command=command, progress=on_progress, on_records=kept.extend if out is None else None,
-                    stream=sys.stdout, runner=_ray_runner() if plan is not None else None,
-                )
-            except KeyboardInterrupt:
+                with sigterm_interrupts():  # SIGTERM (kill, timeout, a scheduler) ends the run as Ctrl-C does
+                    summary = run_predict(
+                        notes, engine=eng, kb=base, out=out, fmt=fmt, db_path=str(db) if db else None,
+                        resume=resume, overwrite=overwrite, run_id=run_id, params=params, template=template,
+                        settings=settings, command=command, progress=on_progress,
+                        on_records=kept.extend if out is None else None, stream=sys.stdout,
+                        runner=_ray_runner() if plan is not None else None,
+                    )
+            except KeyboardInterrupt as stop:
                 if progress is not None:
                     progress.stop()
                     progress = None
                 where = out if out not in (None, "-") else db
-                say("interrupted: the batches written so far are kept"
+                terminated = isinstance(stop, Terminated)
+                say(("terminated (SIGTERM)" if terminated else "interrupted")
+                    + ": the batches written so far are kept"
                     + (f"; continue with the same command and --resume ({where})" if where else ""))
-                raise typer.Exit(130) from None
+                raise typer.Exit(143 if terminated else 130) from None
             finally:
                 if progress is not None:
                     progress.stop()
     if out is None:
         console.print(_results_table(kept))
-    elif out != "-":
-        say(f"wrote {summary.predicted} records to {out}" + (f" and {db}" if db else "")
+    files = " and ".join(str(f) for f in (out if out not in (None, "-") else None, db) if f)
+    if files:
+        say(f"wrote {summary.predicted} records to {files}"
             + (f" ({summary.skipped} already there)" if summary.skipped else ""))
+    if summary.retried:
+        say(f"{summary.retried} notes whose records were errors predicted again (--no-retry-errors keeps such "
+            "records)")
     if not quiet:
         table = _summary_table(summary)
         if plan is not None:

@@ -63,7 +63,8 @@ def symptoms(
     refresh: Annotated[bool, typer.Option("--refresh", help="Fetch again what earlier runs stored or answered.")] = False,
     rate: Annotated[float, typer.Option("--rate", min=0.01, help="Requests per second per host.")] = 1.0,
     concurrency: Annotated[int, typer.Option("--concurrency", min=1, max=16, help="Requests in flight at once.")] = 2,
-    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds per request.")] = 20.0,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds per request in all (a deadline, "
+                                           "however slowly a server answers).")] = 20.0,
     retries: Annotated[int, typer.Option("--retries", min=0, max=10, help="Extra attempts on 429/5xx/timeouts "
                                          "(exponential backoff, Retry-After honoured).")] = 3,
     backoff: Annotated[float, typer.Option("--backoff", min=0.0, help="First backoff in seconds (doubles per "

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import MISSING, dataclass, field
 from typing import Any, ClassVar
 
+from ..errors import ServiceUnavailable
 from ..settings import Settings, option
 
 
@@ -64,7 +65,8 @@ class SharedOptions(Settings):
                                         "servers (openai; default: $OPENAI_BASE_URL, else http://127.0.0.1:8000/v1).")
     api_key_env: str | None = option(None, "Environment variable holding the API key (openai).")
     concurrency: int | None = option(None, "Requests in flight per server (openai).", min=1)
-    timeout: float | None = option(None, "Seconds per request (openai).", min=0.1)
+    timeout: float | None = option(None, "Seconds per request in all: a deadline, however slowly the server "
+                                   "answers (openai).", min=0.1)
     retries: int | None = option(None, "Retries of a request after 429/5xx/timeouts, with backoff (openai).", min=0)
     tensor_parallel_size: int | None = option(None, "GPUs one model is split over (vllm).", min=1)
     gpu_memory_utilization: float | None = option(None, "Share of GPU memory the engine may take (vllm).", min=0.05,
@@ -107,7 +109,8 @@ class Engine(ABC):
 
     @abstractmethod
     def generate(self, prompts: list[Prompt], params: SamplingParams) -> list[Generation]:
-        """Generate for a batch; one :class:`Generation` per prompt, in order. Must not raise for one bad prompt."""
+        """Generate for a batch; one :class:`Generation` per prompt, in order. Must not raise for one bad prompt;
+        raises :class:`~icdreason.errors.ServiceUnavailable` to stop the run when what it depends on is gone."""
 
     def stream(self, prompts: Iterable[Prompt], params: SamplingParams, *,
                batch_size: int = 32) -> Iterator[list[tuple[Prompt, Generation]]]:
@@ -131,6 +134,8 @@ class Engine(ABC):
             gens = self.generate(batch, params)
             if len(gens) != len(batch):
                 raise RuntimeError(f"engine returned {len(gens)} results for {len(batch)} prompts")
+        except ServiceUnavailable:  # the server is gone: the caller stops instead of recording every note as failed
+            raise
         except Exception as exc:  # noqa: BLE001 - recorded on each prompt of the batch
             gens = [Generation(texts=[], error=f"{type(exc).__name__}: {exc}") for _ in batch]
         return list(zip(batch, gens))
@@ -138,6 +143,10 @@ class Engine(ABC):
     def describe(self) -> dict[str, Any]:
         """Engine, model and options, for the run log."""
         return {"engine": self.name, "model": self.model, "options": dataclasses.asdict(self.options)}
+
+    def notices(self) -> list[str]:
+        """Lines to tell the user before the run starts (e.g. which server is used, and why that one)."""
+        return []
 
     def close(self) -> None:
         """Release models, servers or connections."""

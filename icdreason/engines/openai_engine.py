@@ -3,7 +3,14 @@
 One batch is spread over every ``base_url`` (the least-loaded server takes the next request, ties go round-robin),
 with at most ``concurrency`` requests in flight per server. 429, 5xx, timeouts and connection errors are retried
 with exponential backoff (``Retry-After`` is honoured); when the retries run out that note gets a
-:class:`~icdreason.engines.base.Generation` with ``error`` set and the batch goes on.
+:class:`~icdreason.engines.base.Generation` with ``error`` set and the batch goes on. ``timeout`` is a deadline for
+the whole request (connecting, sending, waiting and reading), so a server that trickles its answer cannot stall a
+run. When ``max_consecutive_failures`` requests in a row fail for good because of the server (no connection,
+timeouts, 5xx, 401/403/404), the server is taken for dead: :class:`~icdreason.errors.ServiceUnavailable` stops the
+run, naming it, and the notes in flight are not recorded as answered.
+
+A response's ``content`` may be a string, the list-of-parts shape (``[{"type": "text", "text": ...}]``) or null;
+anything else, or a response of another shape, is an error for that note only.
 
 The prefill (the reference models answer inside ``<think>``) is sent as a final assistant message with
 ``continue_final_message=true, add_generation_prompt=false`` (vLLM, SGLang). A server that rejects those fields
@@ -15,7 +22,8 @@ seed moved on so the samples differ. A server-side reasoning parser's ``reasonin
 ``</think>``.
 
 The API key is read from the environment variable named by ``api_key_env``; it is never printed, logged or stored
-in the options.
+in the options, and it is scrubbed (with the passwords of the base URLs) from any text a server sends back
+(:func:`icdreason.redact.scrub`): an error body may echo a request's headers.
 """
 
 from __future__ import annotations
@@ -26,18 +34,24 @@ import random
 import time
 from dataclasses import dataclass
 from typing import Any, ClassVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from ..errors import EngineError, UsageError
+from ..errors import EngineError, ServiceUnavailable, UsageError
+from ..redact import mask, scrub, url_secrets
 from ..settings import option
 from .base import Engine, EngineOptions, Generation, Prompt, SamplingParams, shared_option
+from .openai_answers import RequestFailed, excerpt, read_answer, retry_after
 
 PREFILL_MODES = ("auto", "continue", "completions", "drop")
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+#: Answers that say the server (or the URL, or the key) is wrong, whatever the note: they count towards
+#: ``max_consecutive_failures``. 400, 413 and 422 are about one request and do not.
+SERVER_FAULT_STATUS = {401, 403, 404, 405, 407}
+DEFAULT_URL = "http://127.0.0.1:8000/v1"
 
 
 def _default_urls() -> list[str]:
-    return [os.environ.get("OPENAI_BASE_URL") or "http://127.0.0.1:8000/v1"]
+    return [os.environ.get("OPENAI_BASE_URL") or DEFAULT_URL]
 
 
 @dataclass
@@ -61,14 +75,17 @@ class OpenAIOptions(EngineOptions):
     structured_field: str = option("structured_outputs", "Request field for --constrain: structured_outputs (vLLM "
                                    ">= 0.12), guided_regex (older vLLM), regex (SGLang).")
     code_format: str = option("undotted", "Codes inside <diagnosis>: undotted or dotted.")
+    max_consecutive_failures: int = option(5, "Stop the run when this many requests in a row fail for good "
+                                           "because of the server (no connection, timeouts, 5xx, 401/403/404); "
+                                           "0: never stop.", min=0)
 
     def __post_init__(self) -> None:
         urls = [self.base_url] if isinstance(self.base_url, str) else list(self.base_url)
         if not urls:
             raise UsageError("--base-url needs at least one server URL")
         self.base_url = [normalize_base_url(u) for u in urls]
-        if self.concurrency < 1 or self.retries < 0 or self.timeout <= 0:
-            raise UsageError("concurrency must be >= 1, retries >= 0 and timeout > 0")
+        if self.concurrency < 1 or self.retries < 0 or self.timeout <= 0 or self.max_consecutive_failures < 0:
+            raise UsageError("concurrency must be >= 1, retries >= 0, timeout > 0 and max_consecutive_failures >= 0")
         if self.prefill_mode not in PREFILL_MODES:
             raise UsageError(f"prefill_mode must be one of {', '.join(PREFILL_MODES)}")
 
@@ -78,22 +95,10 @@ def normalize_base_url(url: str) -> str:
     url = url.strip().rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UsageError(f"--base-url {redact(url)!r} is not an http(s) URL (e.g. http://127.0.0.1:8000/v1)")
+        raise UsageError(f"--base-url {mask(url)!r} is not an http(s) URL (e.g. http://127.0.0.1:8000/v1)")
     if parts.path in ("", "/"):
         url += "/v1"
     return url
-
-
-def redact(url: str) -> str:
-    """The URL without any user:password part, for messages and logs."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]))
-
-
-class RequestFailed(Exception):
-    """One request failed for good (retries exhausted or a non-retryable answer)."""
 
 
 @dataclass
@@ -121,8 +126,12 @@ class OpenAIEngine(Engine):
         if key is None and opts.api_key_env != "OPENAI_API_KEY":
             raise UsageError(f"environment variable {opts.api_key_env} (from --api-key-env) is not set")
         self._headers = {"Authorization": f"Bearer {key}"} if key else {}
+        #: values scrubbed from any text a server sends back (an error body may echo the request's headers)
+        self._secrets = [key or "", *(s for url in opts.base_url for s in url_secrets(url))]
         start = "continue" if opts.prefill_mode == "auto" else opts.prefill_mode
         self.servers = [_Server(url, prefill_mode=start) for url in opts.base_url]
+        self._failures_in_row = 0  # requests failed for good because of the server, since the last answer
+        self._failing: list[str] = []  # their messages
         self._tokenizer: Any = None
         self._tokenizer_tried = False
         self._regex: dict[bool, str] = {}
@@ -134,9 +143,21 @@ class OpenAIEngine(Engine):
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
-        info["options"]["base_url"] = [redact(u) for u in info["options"]["base_url"]]
-        info["prefill_modes"] = {redact(s.url): s.prefill_mode for s in self.servers}
+        info["options"]["base_url"] = [mask(u) for u in info["options"]["base_url"]]
+        info["prefill_modes"] = {mask(s.url): s.prefill_mode for s in self.servers}
         return info
+
+    def notices(self) -> list[str]:
+        """Which server(s) the run talks to, and where that came from (never a silent default)."""
+        urls = [s.url for s in self.servers]
+        shown = ", ".join(mask(u) for u in urls)
+        label = "server" if len(urls) == 1 else "servers"
+        env = os.environ.get("OPENAI_BASE_URL")
+        if env and urls == [normalize_base_url(env)]:
+            return [f"{label}: {shown} (from OPENAI_BASE_URL)"]
+        if not env and urls == [DEFAULT_URL]:
+            return [f"{label}: {shown} (the default: no --base-url and no OPENAI_BASE_URL)"]
+        return [f"{label}: {shown}"]
 
     # -- batch -------------------------------------------------------------------------------------------------------
     async def _generate(self, prompts: list[Prompt], params: SamplingParams) -> list[Generation]:
@@ -150,17 +171,25 @@ class OpenAIEngine(Engine):
             if self.model is None:
                 self.model = await self._discover_model(client)
             gate = asyncio.Semaphore(slots)
-            return list(await asyncio.gather(*(self._one(client, gate, p, params) for p in prompts)))
+            tasks = [asyncio.create_task(self._one(client, gate, p, params)) for p in prompts]
+            try:
+                return list(await asyncio.gather(*tasks))
+            except ServiceUnavailable:  # the server is dead: the requests still in flight are abandoned
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
 
     async def _discover_model(self, client) -> str:
         url = self.servers[0].url
         try:
-            response = await client.get(f"{url}/models")
+            async with asyncio.timeout(self.options.timeout):  # type: ignore[attr-defined]
+                response = await client.get(f"{url}/models")
             response.raise_for_status()
             return response.json()["data"][0]["id"]
         except Exception as exc:
             raise EngineError(
-                f"no --model given and {redact(url)}/models did not name one ({type(exc).__name__}): pass --model"
+                f"no --model given and {mask(url)}/models did not name one ({type(exc).__name__}): pass --model"
             ) from None
 
     async def _one(self, client, gate, prompt: Prompt, params: SamplingParams) -> Generation:
@@ -176,23 +205,40 @@ class OpenAIEngine(Engine):
                     break
                 seed = None if params.seed is None else params.seed + extra_request
                 server, mode, data = await self._request(client, gate, prompt, params, params.n - len(texts), seed)
-                choices = data.get("choices") or []
-                if not choices:
-                    raise RequestFailed(f"{redact(server.url)} answered without choices")
-                for choice in choices[: params.n - len(texts)]:
-                    texts.append(_choice_text(choice))
-                    reasons.append(choice.get("finish_reason") or "stop")
-                usage = data.get("usage") or {}
-                tokens_in = tokens_in or int(usage.get("prompt_tokens") or 0)
-                tokens_out += int(usage.get("completion_tokens") or 0)
-                used.append(redact(server.url))
+                self._failures_in_row = 0  # the server answered
+                self._failing.clear()
+                new_texts, new_reasons, used_in, used_out = read_answer(data, mask(server.url), params.n - len(texts))
+                texts += [scrub(t, self._secrets) for t in new_texts]
+                reasons += new_reasons
+                tokens_in = tokens_in or used_in
+                tokens_out += used_out
+                used.append(mask(server.url))
                 prefill = mode
         except RequestFailed as exc:
+            message = scrub(str(exc), self._secrets)
+            self._count_failure(exc, message)
             return Generation(texts=[], tokens_in=tokens_in, tokens_out=tokens_out,
-                              seconds=time.perf_counter() - started, error=str(exc))
+                              seconds=time.perf_counter() - started, error=message)
         extra = {"finish_reasons": reasons, "servers": used, "prefill": prefill if prompt.prefill else "none"}
         return Generation(texts=texts, tokens_in=tokens_in, tokens_out=tokens_out,
                           seconds=time.perf_counter() - started, extra=extra)
+
+    def _count_failure(self, exc: RequestFailed, message: str) -> None:
+        """Count a request that failed because of the server; raise :class:`ServiceUnavailable` at the limit."""
+        if not exc.server_fault:
+            self._failures_in_row = 0  # the server answered, about this note only
+            self._failing.clear()
+            return
+        self._failures_in_row += 1
+        self._failing.append(mask(exc.url or ""))
+        limit = self.options.max_consecutive_failures  # type: ignore[attr-defined]
+        if limit and self._failures_in_row >= limit:
+            urls = ", ".join(dict.fromkeys(u for u in self._failing if u)) or "the server"
+            raise ServiceUnavailable(
+                f"stopped after {self._failures_in_row} requests in a row failed (last: {message}): {urls} is not "
+                "answering. The records written so far are kept: start the server or fix --base-url, then continue "
+                "with --resume"
+            )
 
     # -- one request with retries ------------------------------------------------------------------------------------
     async def _request(self, client, gate, prompt, params, n, seed) -> tuple[_Server, str, dict]:
@@ -209,8 +255,9 @@ class OpenAIEngine(Engine):
                 wait = None
                 try:
                     path, body = self._body(mode, prompt, params, n, seed)
-                    response = await client.post(f"{server.url}{path}", json=body)
-                except httpx.TimeoutException:
+                    async with asyncio.timeout(opts.timeout):  # the whole request, however slowly it trickles
+                        response = await client.post(f"{server.url}{path}", json=body)
+                except (TimeoutError, httpx.TimeoutException):
                     last = f"timed out after {opts.timeout:g}s"
                 except httpx.TransportError as exc:
                     last = f"connection error ({type(exc).__name__})"
@@ -220,20 +267,23 @@ class OpenAIEngine(Engine):
                         try:
                             return server, mode, response.json()
                         except ValueError:
-                            raise RequestFailed(f"{redact(server.url)} answered with invalid JSON") from None
-                    detail = _excerpt(response)
+                            raise RequestFailed(f"{mask(server.url)} answered with invalid JSON") from None
+                    detail = excerpt(response)
                     if status in (400, 404, 422) and mode == "continue" and opts.prefill_mode == "auto":
                         server.prefill_mode = "completions" if self._load_tokenizer() is not None else "drop"
                         continue  # a capability answer, not a failure: try again at once the other way
                     if status not in RETRY_STATUS:
-                        raise RequestFailed(f"HTTP {status} from {redact(server.url)}{path}: {detail}")
+                        raise RequestFailed(f"HTTP {status} from {mask(server.url)}{path}: {detail}",
+                                            server_fault=status in SERVER_FAULT_STATUS or status >= 500,
+                                            url=server.url)
                     last = f"HTTP {status}: {detail}"
-                    wait = _retry_after(response)
+                    wait = retry_after(response)
                 finally:
                     server.inflight -= 1
             attempt += 1
             if attempt > opts.retries:
-                raise RequestFailed(f"{last} (from {redact(server.url)}, {attempt} attempts)")
+                raise RequestFailed(f"{last} (from {mask(server.url)}, {attempt} attempts)", server_fault=True,
+                                    url=server.url)
             delay = min(opts.backoff_max, opts.backoff * 2 ** (attempt - 1)) * random.uniform(0.75, 1.0)
             await asyncio.sleep(min(opts.backoff_max, wait) if wait is not None else delay)
 
@@ -288,33 +338,6 @@ class OpenAIEngine(Engine):
             except Exception:
                 self._tokenizer = None
         return self._tokenizer
-
-
-def _choice_text(choice: dict) -> str:
-    if "text" in choice:  # /v1/completions
-        return choice.get("text") or ""
-    message = choice.get("message") or {}
-    content = message.get("content") or ""
-    reasoning = message.get("reasoning_content") or message.get("reasoning")
-    if reasoning and "</think>" not in content:
-        return f"{reasoning}</think>{content}"
-    return content
-
-
-def _excerpt(response) -> str:
-    try:
-        text = response.text
-    except Exception:
-        text = ""
-    return " ".join(text.split())[:200] or response.reason_phrase
-
-
-def _retry_after(response) -> float | None:
-    value = response.headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
 
 
 def _run_sync(coro):

@@ -7,14 +7,22 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 if TYPE_CHECKING:
     import duckdb
 
-    from .store import KnowledgeBase
+
+class Searchable(Protocol):
+    """What :func:`search_codes` needs of a knowledge base (:class:`~icdreason.kb.store.KnowledgeBase` has it)."""
+
+    def index_lookup(self, text: str, *, limit: int = 10) -> list[Any]: ...
+
+    def description(self, code: str) -> str | None: ...
+
+    def lexical_search(self, text: str, k: int = 10) -> list[SearchHit]: ...
 
 # Abbreviations coders type that the tabular descriptions spell out.
 QUERY_EXPANSIONS = {
@@ -205,7 +213,7 @@ class CodeSearch:
         ]
 
 
-def search_codes(kb: KnowledgeBase, text: str, k: int = 10) -> list[SearchHit]:
+def search_codes(kb: Searchable, text: str, k: int = 10) -> list[SearchHit]:
     """``kb search``: the Alphabetic Index's hits first (abbreviations spelled out; a hit weaker than half the best,
     an External Cause hit counting 0.8, is left out), then the lexical hits of :class:`CodeSearch` not already found.
     Without an index, the lexical hits alone."""

@@ -4,7 +4,8 @@ The schema comes from ordered, named migrations recorded in ``_migrations`` and 
 (:func:`icdreason.db.open_db`). A released migration is frozen: it lists its columns literally, so a later change to
 :class:`Record` is a new migration (``ALTER TABLE predictions ADD COLUMN ...``) and old files keep working. Inserts name
 their columns for the same reason. Each batch is inserted in one transaction, so a killed process leaves whole
-batches only; ``--resume`` skips the ids the run already has.
+batches only; ``--resume`` skips the ids the run already has. A writer locks the file first
+(:class:`~icdreason.locks.FileLock`): one run writes a log at a time.
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from ..db import Store, connect, open_db
+from ..encodable import make_encodable
 from ..errors import InputError
+from ..locks import FileLock
+from ..redact import mask
 from ..tables import duckdb_rows
-from .record import COLUMNS, FIELDS, Record
+from .record import COLUMNS, FIELDS, Record, make_records_encodable
 
 __all__ = ["PredictionDB", "read_db_predictions", "MIGRATIONS", "STORE"]
 
@@ -107,8 +111,13 @@ class PredictionDB:
 
     def __init__(self, path: str | os.PathLike[str]):
         self.path = Path(path).expanduser()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = open_db(self.path, STORE)
+        # one run writes a log at a time; the lock names it to a second one (DuckDB's own lock names a pid only)
+        self._lock = FileLock.acquire(self.path, fix="wait for it to finish or use another --db")
+        try:
+            self.con = open_db(self.path, STORE)
+        except BaseException:
+            self._lock.release()
+            raise
 
     def latest_run(self) -> str | None:
         rows = self.con.execute("SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1").fetchall()
@@ -125,8 +134,28 @@ class PredictionDB:
     def done_ids(self, run_id: str) -> set[str]:
         return {r[0] for r in self.con.execute("SELECT id FROM predictions WHERE run_id = ?", [run_id]).fetchall()}
 
+    def error_ids(self, run_id: str) -> set[str]:
+        """Ids of the run whose record is an error (predicted again on --resume)."""
+        return {r[0] for r in self.con.execute("SELECT id FROM predictions WHERE run_id = ? AND error IS NOT NULL",
+                                               [run_id]).fetchall()}
+
+    def drop(self, run_id: str, ids: set[str]) -> None:
+        """Delete the run's records with these ids (in one transaction), so that they can be written again."""
+        if not ids:
+            return
+        import pyarrow as pa
+
+        self.con.register("_dropped", pa.table({"id": pa.array(sorted(ids), type=pa.string())}))
+        try:
+            self.con.execute("DELETE FROM predictions WHERE run_id = ? AND id IN (SELECT id FROM _dropped)", [run_id])
+        finally:
+            self.con.unregister("_dropped")
+
     def start_run(self, run_id: str, info: dict[str, Any]) -> None:
         """Insert the run row, or mark an existing run (being resumed) as running again."""
+        info = make_encodable(info)[0]  # a file name that is not UTF-8 in the command, for instance
+        if info.get("command"):
+            info["command"] = mask(info["command"])  # --base-url http://user:password@host is stored without them
         if self.has_run(run_id):
             self.con.execute("UPDATE runs SET status = 'running', sessions = sessions + 1, finished_at = NULL "
                              "WHERE run_id = ?", [run_id])
@@ -153,7 +182,7 @@ class PredictionDB:
         now = datetime.now(timezone.utc)
         columns: dict[str, list] = {name: [] for name in FIELDS}
         first: dict[str, Record] = {}
-        for r in records:  # an id twice in one batch: the first one is kept
+        for r in make_records_encodable(records):  # an id twice in one batch: the first one is kept
             first.setdefault(r.id, r)
         unique = list(first.values())
         for r in unique:
@@ -180,18 +209,24 @@ class PredictionDB:
         finally:
             self.con.unregister("_incoming")
 
-    def finish_run(self, run_id: str, *, status: str, notes: int, seconds: float, engine_seconds: float,
-                   tokens_in: int, tokens_out: int) -> None:
-        """Add this session's counts and timings to the run row and set its status."""
+    def finish_run(self, run_id: str, *, status: str, seconds: float, engine_seconds: float) -> None:
+        """Set the run's status, add this session's timings, and count its notes and tokens from what the log holds
+        (sessions killed before they could finish are counted too; replaced error records once)."""
         self.con.execute(
-            """UPDATE runs SET status = ?, finished_at = ?, notes = notes + ?, seconds = seconds + ?,
-                   engine_seconds = engine_seconds + ?, tokens_in = tokens_in + ?, tokens_out = tokens_out + ?
+            """UPDATE runs SET status = ?, finished_at = ?, seconds = seconds + ?, engine_seconds = engine_seconds + ?,
+                   notes = held.notes, tokens_in = held.tokens_in, tokens_out = held.tokens_out
+               FROM (SELECT count(*) AS notes, coalesce(sum(tokens_in), 0) AS tokens_in,
+                            coalesce(sum(tokens_out), 0) AS tokens_out
+                     FROM predictions WHERE run_id = ?) AS held
                WHERE run_id = ?""",
-            [status, datetime.now(timezone.utc), notes, seconds, engine_seconds, tokens_in, tokens_out, run_id],
+            [status, datetime.now(timezone.utc), seconds, engine_seconds, run_id, run_id],
         )
 
     def close(self) -> None:
-        self.con.close()
+        try:
+            self.con.close()
+        finally:
+            self._lock.release()
 
 
 def _incoming_type(name: str):

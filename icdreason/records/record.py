@@ -14,7 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Record", "FIELDS", "JSON_FIELDS", "COLUMNS", "ColumnType"]
+from ..encodable import make_encodable
+
+__all__ = ["Record", "FIELDS", "JSON_FIELDS", "COLUMNS", "ColumnType", "TEXT_REPLACED", "make_records_encodable"]
+
+#: The flag of a record some of whose text could not be encoded (a lone surrogate, replaced by U+FFFD).
+TEXT_REPLACED = "text_replaced"
 
 
 def _kind(name: str) -> dict[str, str]:
@@ -153,3 +158,20 @@ COLUMNS: dict[str, ColumnType] = {f.name: _column_type(f) for f in dataclasses.f
 FIELDS: tuple[str, ...] = tuple(COLUMNS)
 #: Fields holding lists or dicts: JSON text in CSV files, JSON columns in DuckDB.
 JSON_FIELDS = frozenset(name for name, col in COLUMNS.items() if col.is_json)
+
+
+def make_records_encodable(records: list[Record]) -> list[Record]:
+    """Replace, in place, every lone surrogate in the records' text (ids, notes, model output, server messages) with
+    U+FFFD, and flag the records that had one (``text_replaced``); every writer calls this before writing."""
+    for record in records:
+        changed = False
+        for name in FIELDS:
+            value = getattr(record, name)
+            if isinstance(value, (str, list, dict)):
+                clean, replaced = make_encodable(value)
+                if replaced:
+                    setattr(record, name, clean)
+                    changed = True
+        if changed and TEXT_REPLACED not in record.flags:
+            record.flags.append(TEXT_REPLACED)
+    return records

@@ -1,9 +1,16 @@
 """Writers of prediction records: JSONL, CSV and Parquet files, stdout, or nothing; :func:`open_writer` picks one.
 
-Writers are resumable and crash-safe:
+Writers are exclusive, resumable and crash-safe:
+
+- A file writer locks its output (:class:`~icdreason.locks.FileLock`, ``.NAME.lock``) before it reads, trims or
+  writes it, and releases the lock when closed: a second run on the same output gets a one-line error naming the
+  first.
 
 - **JSONL** is appended batch by batch (one ``write`` + ``fsync`` per batch). A process killed mid-write can leave at
   most one torn last line; opening with ``resume=True`` cuts it off and returns the ids already written.
+- Records that are errors (``error`` set) can be replaced on ``--resume``: :meth:`RecordWriter.drop` removes them
+  first (JSONL is rewritten atomically without them; CSV and Parquet drop them from the journal), and the new
+  records are appended, so an id is never written twice.
 - **CSV and Parquet** cannot be appended safely, so each batch goes to a hidden journal next to the output
   (``.NAME.journal.jsonl``, appended like JSONL) and the output file itself is rewritten atomically (temporary file +
   ``os.replace``) at checkpoints and at the end; the journal is removed once the final file is in place.
@@ -25,9 +32,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..errors import UsageError
+from ..locks import FileLock
 from ..tables import iter_rows
 from .readers import read_predictions
-from .record import COLUMNS, FIELDS, Record
+from .record import COLUMNS, FIELDS, Record, make_records_encodable
 
 __all__ = ["FORMATS", "RecordWriter", "JsonlWriter", "StreamWriter", "NullWriter", "TableWriter", "new_run_id",
            "format_for", "open_writer"]
@@ -64,19 +72,34 @@ class RecordWriter(ABC):
 
     def __init__(self) -> None:
         self.done_ids: set[str] = set()
+        self.error_ids: set[str] = set()  # the ids among done_ids whose record is an error
         self.existing_run_id: str | None = None  # the run id of the records found when resuming
         self.written = 0
+        self._lock: FileLock | None = None
+
+    def write_batch(self, records: list[Record]) -> None:
+        """Write one batch durably before returning. Text no file can hold (a lone surrogate) is replaced first and
+        the record flagged (:func:`~icdreason.records.record.make_records_encodable`)."""
+        self._write(make_records_encodable(records))
 
     @abstractmethod
-    def write_batch(self, records: list[Record]) -> None:
-        """Write one batch durably before returning."""
+    def _write(self, records: list[Record]) -> None:
+        """Write one batch of encodable records durably."""
 
     def records(self, ids: set[str]) -> list[Record]:
         """Records already written with the given ids (to copy them into another output on --resume)."""
         return []
 
+    def drop(self, ids: set[str]) -> None:
+        """Remove the records with these ids (error records about to be predicted again)."""
+
     def close(self, *, complete: bool = True) -> None:
         """Finish the output. ``complete=False`` (interrupted run) keeps journals for a later --resume."""
+        self._unlock()
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
 
     def __enter__(self) -> RecordWriter:
         return self
@@ -93,24 +116,55 @@ def _lines(records: list[Record], columns: tuple[str, ...]) -> str:
 
 
 class JsonlWriter(RecordWriter):
-    """Append-only JSON Lines, one fsync per batch; repairs a torn tail on resume."""
+    """Append-only JSON Lines, one fsync per batch; repairs a torn tail on resume.
 
-    def __init__(self, path: Path, columns: tuple[str, ...], *, resume: bool):
+    The output is locked first (``lock``: one already taken, else taken here); ``journal=True`` marks a
+    :class:`TableWriter`'s journal, covered by that writer's lock."""
+
+    def __init__(self, path: Path, columns: tuple[str, ...], *, resume: bool, lock: FileLock | None = None,
+                 journal: bool = False):
         super().__init__()
         self.path = path
         self.columns = columns
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if resume and path.exists():
-            self._repair_tail()
-            for row in iter_rows(path, fmt="jsonl", torn_tail=True):
-                if "id" in row:
-                    self.done_ids.add(str(row["id"]))
-                    self.existing_run_id = row.get("run_id", self.existing_run_id)
-        self._fh = open(path, "a" if resume else "w", encoding="utf-8")
+        self._lock = lock or (None if journal else FileLock.acquire(path))
+        try:
+            if resume and path.exists():
+                self._repair_tail()
+                for row in iter_rows(path, fmt="jsonl", torn_tail=True):
+                    if "id" in row:
+                        self.done_ids.add(str(row["id"]))
+                        if row.get("error") is not None:
+                            self.error_ids.add(str(row["id"]))
+                        self.existing_run_id = row.get("run_id", self.existing_run_id)
+            self._fh = open(path, "a" if resume else "w", encoding="utf-8")
+        except BaseException:
+            self._unlock()
+            raise
 
     def records(self, ids: set[str]) -> list[Record]:
         self._fh.flush()
         return [Record(**r) for r in read_predictions(self.path) if r.get("id") in ids]
+
+    def drop(self, ids: set[str]) -> None:
+        """Rewrite the file without the records of these ids (atomically: a temporary file, then a rename)."""
+        if not ids & self.done_ids:
+            return
+        self._fh.close()
+        tmp = self.path.with_name(f".{self.path.name}.tmp{os.getpid()}")
+        with open(self.path, "rb") as src, open(tmp, "wb") as dst:
+            for line in src:  # lines end at b"\n" only
+                try:
+                    row_id = json.loads(line).get("id")
+                except (ValueError, AttributeError):
+                    row_id = None
+                if row_id is None or str(row_id) not in ids:
+                    dst.write(line)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(tmp, self.path)
+        self.done_ids.difference_update(ids)  # in place: a TableWriter shares these sets
+        self.error_ids.difference_update(ids)
+        self._fh = open(self.path, "a", encoding="utf-8")
 
     def _repair_tail(self) -> None:
         with open(self.path, "rb+") as fh:
@@ -118,18 +172,20 @@ class JsonlWriter(RecordWriter):
             if data and not data.endswith(b"\n"):
                 fh.truncate(data.rfind(b"\n") + 1)
 
-    def write_batch(self, records: list[Record]) -> None:
+    def _write(self, records: list[Record]) -> None:
         if not records:
             return
         self._fh.write(_lines(records, self.columns))
         self._fh.flush()
         os.fsync(self._fh.fileno())
         self.done_ids.update(r.id for r in records)
+        self.error_ids.update(r.id for r in records if r.error is not None)
         self.written += len(records)
 
     def close(self, *, complete: bool = True) -> None:
         if not self._fh.closed:
             self._fh.close()
+        self._unlock()
 
 
 class StreamWriter(RecordWriter):
@@ -140,7 +196,7 @@ class StreamWriter(RecordWriter):
         self.stream = stream
         self.columns = columns
 
-    def write_batch(self, records: list[Record]) -> None:
+    def _write(self, records: list[Record]) -> None:
         self.stream.write(_lines(records, self.columns))
         self.stream.flush()
         self.written += len(records)
@@ -149,7 +205,7 @@ class StreamWriter(RecordWriter):
 class NullWriter(RecordWriter):
     """Keeps nothing on disk (the CLI's screen-only mode); records are still returned by the pipeline."""
 
-    def write_batch(self, records: list[Record]) -> None:
+    def _write(self, records: list[Record]) -> None:
         self.written += len(records)
 
 
@@ -202,35 +258,48 @@ class TableWriter(RecordWriter):
     """CSV or Parquet: a journal appended per batch, the output rewritten atomically at checkpoints and at the end."""
 
     def __init__(self, path: Path, fmt: str, columns: tuple[str, ...], *, resume: bool,
-                 checkpoint_seconds: float = 30.0):
+                 checkpoint_seconds: float = 30.0, lock: FileLock | None = None):
         super().__init__()
         self.path = path
         self.fmt = fmt
         self.columns = columns
         self.checkpoint_seconds = checkpoint_seconds
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.journal_path = path.with_name(f".{path.name}.journal.jsonl")
-        if not resume and self.journal_path.exists():
-            self.journal_path.unlink()
-        seed: list[dict[str, Any]] = []
-        if resume and path.exists() and not self.journal_path.exists():
-            seed = read_predictions(path)  # a finished file being extended: its records start the journal
-        self.journal = JsonlWriter(self.journal_path, columns, resume=resume)
-        if seed:
-            self.journal._fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in seed))
-            self.journal._fh.flush()
-            os.fsync(self.journal._fh.fileno())
-            self.journal.done_ids.update(str(r["id"]) for r in seed)
-            self.journal.existing_run_id = seed[-1].get("run_id")
+        self._lock = lock or FileLock.acquire(path)
+        try:
+            self.journal = self._open_journal(resume)
+        except BaseException:
+            self._unlock()
+            raise
         self.done_ids = self.journal.done_ids
+        self.error_ids = self.journal.error_ids
         self.existing_run_id = self.journal.existing_run_id
         self._last_checkpoint = time.monotonic()
         self._checkpoint_cost = 0.0
 
+    def _open_journal(self, resume: bool) -> JsonlWriter:
+        self.journal_path = self.path.with_name(f".{self.path.name}.journal.jsonl")
+        if not resume and self.journal_path.exists():
+            self.journal_path.unlink()
+        seed: list[dict[str, Any]] = []
+        if resume and self.path.exists() and not self.journal_path.exists():
+            seed = read_predictions(self.path)  # a finished file being extended: its records start the journal
+        journal = JsonlWriter(self.journal_path, self.columns, resume=resume, journal=True)
+        if seed:
+            journal._fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in seed))
+            journal._fh.flush()
+            os.fsync(journal._fh.fileno())
+            journal.done_ids.update(str(r["id"]) for r in seed)
+            journal.error_ids.update(str(r["id"]) for r in seed if r.get("error") is not None)
+            journal.existing_run_id = seed[-1].get("run_id")
+        return journal
+
     def records(self, ids: set[str]) -> list[Record]:
         return self.journal.records(ids)
 
-    def write_batch(self, records: list[Record]) -> None:
+    def drop(self, ids: set[str]) -> None:
+        self.journal.drop(ids)  # the journal is what the output is made from
+
+    def _write(self, records: list[Record]) -> None:
         self.journal.write_batch(records)
         self.written += len(records)
         elapsed = time.monotonic() - self._last_checkpoint
@@ -250,10 +319,13 @@ class TableWriter(RecordWriter):
     def close(self, *, complete: bool = True) -> None:
         if self.journal._fh.closed:
             return
-        self._materialise()
-        self.journal.close()
-        if complete:
-            self.journal_path.unlink(missing_ok=True)
+        try:
+            self._materialise()
+            self.journal.close()
+            if complete:
+                self.journal_path.unlink(missing_ok=True)
+        finally:
+            self._unlock()
 
 
 def open_writer(out: str | os.PathLike[str] | None, *, fmt: str | None = None, resume: bool = False,
@@ -261,7 +333,8 @@ def open_writer(out: str | os.PathLike[str] | None, *, fmt: str | None = None, r
                 stream: TextIO | None = None) -> RecordWriter:
     """A writer for ``--out``: a file (format from ``fmt`` or the extension), ``"-"`` for stdout, None for none.
 
-    An existing file is an error unless ``resume`` (continue it, skipping ids already written) or ``overwrite``.
+    An existing file is an error unless ``resume`` (continue it, skipping ids already written) or ``overwrite``. A
+    file output is locked first: another run writing it raises :class:`~icdreason.errors.LockedError`.
     """
     columns = tuple(c for c in FIELDS if (include_note or c != "note") and (keep_raw or c != "raw"))
     if out is None:
@@ -276,9 +349,14 @@ def open_writer(out: str | os.PathLike[str] | None, *, fmt: str | None = None, r
     kind = format_for(path, fmt)
     if path.is_dir():
         raise UsageError(f"--out {path} is a directory: give a file name such as {path / 'predictions.jsonl'}")
-    if path.exists() and not resume and not overwrite and path.stat().st_size > 0:
-        raise UsageError(f"{path} exists: add --resume to continue it, or --overwrite to replace it")
-    if kind == "jsonl":
-        return JsonlWriter(path, columns, resume=resume)
-    return TableWriter(path, kind, columns, resume=resume)
+    lock = FileLock.acquire(path)  # before anything looks at the file: another run may be writing it
+    try:
+        if path.exists() and not resume and not overwrite and path.stat().st_size > 0:
+            raise UsageError(f"{path} exists: add --resume to continue it, or --overwrite to replace it")
+        if kind == "jsonl":
+            return JsonlWriter(path, columns, resume=resume, lock=lock)
+        return TableWriter(path, kind, columns, resume=resume, lock=lock)
+    except BaseException:
+        lock.release()
+        raise
 

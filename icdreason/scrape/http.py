@@ -19,6 +19,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from .. import __version__
+from ..http_deadline import deadline, deadline_transport
 
 #: Identifies the tool and where to read about it; sites can contact or block it by this token.
 DEFAULT_USER_AGENT = (
@@ -60,7 +61,7 @@ class FetchOptions:
     """Politeness and robustness settings (defaults suit a public site; tests raise the rate)."""
 
     rate: float = 1.0               # requests per second per host
-    timeout: float = 20.0           # seconds per request
+    timeout: float = 20.0           # seconds per request in all (a deadline, however slowly the server answers)
     retries: int = 3                # extra attempts on 429/5xx/timeouts
     backoff: float = 1.0            # first backoff in seconds; doubles each retry
     max_wait: float = 120.0         # longest single wait (Retry-After or backoff)
@@ -120,7 +121,8 @@ class PoliteFetcher:
         self.options = options or FetchOptions()
         headers = {"User-Agent": self.options.user_agent, **self.options.headers}
         self.client = httpx.Client(
-            headers=headers, timeout=self.options.timeout, follow_redirects=False, transport=transport
+            headers=headers, timeout=self.options.timeout, follow_redirects=False,
+            transport=transport if transport is not None else deadline_transport(),
         )
         self.clock = _HostClock(self.options.rate)
         self._robots: dict[str, urllib.robotparser.RobotFileParser | str] = {}
@@ -207,7 +209,8 @@ class PoliteFetcher:
             try:
                 with self._count_lock:
                     self.requests_made += 1
-                response = self.client.get(current)
+                with deadline(self.options.timeout):  # connecting, waiting and reading, together
+                    response = self.client.get(current)
             except httpx.TimeoutException:
                 return FetchResult(url, "failed", reason="timeout", final_url=current), None
             except httpx.HTTPError as exc:

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from ..encodable import make_encodable, may_hold_surrogates
 from ..errors import InputError
 
 DELIMITERS = {"csv": ",", "tsv": "\t"}
@@ -44,12 +45,22 @@ def not_utf8(source: str) -> InputError:
     return InputError(f"{source} is not UTF-8 text: save it as UTF-8 (\"CSV UTF-8\" in a spreadsheet)")
 
 
+def _loads(text: str) -> Any:
+    """JSON text decoded, with any lone surrogate it escapes (``"\\ud83d"``) replaced by U+FFFD: no file, Arrow
+    array or DuckDB column can hold one."""
+    value = json.loads(text)
+    return make_encodable(value)[0] if may_hold_surrogates(text) else value
+
+
 def jsonl_items(fh: TextIO, source: str, *, torn_tail: bool, bad_lines: str) -> Iterator[tuple[int, dict]]:
-    """(line, object) of each JSON line (or each object of a file holding one JSON array)."""
+    """(line, object) of each JSON line (or each object of a file holding one JSON array).
+
+    ``fh`` must split lines at ``\\n`` only (see :func:`numbered_rows`): U+2028 and U+0085 are text inside a JSON
+    string and a CR is whitespace between its tokens, never the end of a line."""
     first = fh.readline()
     if first.lstrip().startswith("["):  # a .json file holding one array of objects
         try:
-            items = json.loads(first + fh.read())
+            items = _loads(first + fh.read())
         except json.JSONDecodeError as exc:
             raise InputError(f"{source} is not valid JSON ({exc}): write one JSON object per line") from None
         for n, item in enumerate(items if isinstance(items, list) else [], 1):
@@ -62,7 +73,7 @@ def jsonl_items(fh: TextIO, source: str, *, torn_tail: bool, bad_lines: str) -> 
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = _loads(line)
             if not isinstance(row, dict):
                 raise ValueError(f"a JSON {type(row).__name__}, not an object")
         except ValueError as exc:
@@ -118,7 +129,7 @@ def numbered_rows(path: Path, fmt: str, *, source: str, data: bytes | None, erro
               bad_lines: str, delimiters: str | None) -> tuple[list[str] | None, Iterator[tuple[int, dict]]]:
     """(header or None, (line, row) items) of a JSONL or CSV/TSV table."""
     if fmt == "jsonl":
-        fh = open_text(path, data, errors, None)
+        fh = open_text(path, data, errors, "\n")  # lines end at \n only (in \r\n the \r is JSON whitespace)
         return None, _closing(fh, jsonl_items(fh, source, torn_tail=torn_tail, bad_lines=bad_lines), source)
     fh = open_text(path, data, errors, "")
     try:

@@ -61,14 +61,18 @@ def test_search(runner, kb_file):
     assert empty.exit_code == 2 and "empty query" in empty.stderr
 
 
-def test_build_force_rebuilds_a_corrupt_file(runner, tmp_path):
+def test_build_force_never_replaces_a_file_that_is_not_a_knowledge_base(runner, tmp_path):
     path = tmp_path / "kb.duckdb"
     path.write_bytes(b"garbage" * 1000)
     broken = runner.invoke(app, ["kb", "info", "--kb", str(path)])
     assert broken.exit_code == 1
-    assert "kb build --force" in broken.stderr
+    assert "delete it and run `icdreason kb build`" in broken.stderr
     assert len(broken.stderr.strip().splitlines()) == 1  # one line, no traceback
-    rebuilt = runner.invoke(app, ["kb", "build", "--kb", str(path), "--force"])
+    refused = runner.invoke(app, ["kb", "build", "--kb", str(path), "--force"])
+    assert refused.exit_code == 1 and "refusing to build over it" in refused.stderr
+    assert path.read_bytes() == b"garbage" * 1000
+    path.unlink()  # what the message says to do
+    rebuilt = runner.invoke(app, ["kb", "build", "--kb", str(path)])
     assert rebuilt.exit_code == 0, rebuilt.stderr
     assert runner.invoke(app, ["kb", "info", "--kb", str(path)]).exit_code == 0
 

@@ -109,7 +109,8 @@ def test_build_refuses_to_overwrite_without_force(kb_file):
 def test_corrupt_file_names_the_fix(tmp_path):
     bad = tmp_path / "broken.duckdb"
     bad.write_bytes(b"this is not a database" * 100)
-    with pytest.raises(KnowledgeBaseError, match="kb build --force"):
+    with pytest.raises(KnowledgeBaseError, match="not a DuckDB database, not a knowledge base: if it is a damaged "
+                                                 "knowledge base, delete it and run `icdreason kb build`"):
         KnowledgeBase.open(bad)
 
 
@@ -182,7 +183,8 @@ def test_a_file_of_another_kind_is_not_taken_for_a_knowledge_base(tmp_path):
 
     audit = tmp_path / "audit.duckdb"
     AuditStore.open(audit)
-    with pytest.raises(KnowledgeBaseError, match="is an icdreason audit database, not a knowledge base: .*--force"):
+    with pytest.raises(KnowledgeBaseError, match="is an icdreason audit database, not a knowledge base: pass --kb the "
+                                                 "knowledge-base file"):
         KnowledgeBase.open(audit)
     empty = tmp_path / "empty.duckdb"
     duckdb.connect(str(empty)).close()
@@ -218,4 +220,5 @@ def test_duckdb_errors_become_one_line_messages(tmp_path):
     corrupt = explain(path, KB_STORE, duckdb.IOException("Corrupt database file: block 12 has a wrong checksum"),
                       opening=True)
     assert str(corrupt) == (f"{path} is not a DuckDB file this tool can open (Corrupt database file: block 12 has a "
-                            "wrong checksum): run `icdreason kb build --force` to rebuild it")
+                            "wrong checksum): if it is a damaged knowledge base, delete it and run `icdreason kb "
+                            "build`; otherwise pass --kb the knowledge-base file")

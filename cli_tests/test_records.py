@@ -137,7 +137,8 @@ def test_other_duckdb_files_are_refused_with_one_line(tmp_path):
         read_predictions(other)
     text = tmp_path / "notes.db"
     text.write_text("not a database\n")
-    with pytest.raises(InputError, match="not a DuckDB file this tool can open .*: choose another --db"):
+    with pytest.raises(InputError, match="notes.db is a file that is not a DuckDB database, not a prediction log: "
+                                         "choose another --db"):
         PredictionDB(text)
 
 

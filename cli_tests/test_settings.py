@@ -76,8 +76,8 @@ def test_unknown_keys_fail_and_name_the_known_ones():
 
     with pytest.raises(UsageError) as info:  # engine options word it for `-E`
         RetrieverOptions.from_dict({"bogus": "1"})
-    assert str(info.value) == ("unknown option(s) for this engine: bogus (known: candidates, evidence, negation, "
-                               "symptoms)")
+    assert str(info.value) == ("unknown option(s) for this engine: bogus (known: candidates, evidence, index, "
+                               "negation, symptoms)")
 
 
 def test_parse_assignments_keeps_values_as_strings():

@@ -208,7 +208,7 @@ def test_inline_values_are_written_in_hydras_override_syntax():
     from icdreason.training.grpo_verl import inline_reward_overrides
 
     values = dict(line.split("=", 1) for line in inline_reward_overrides(
-        RewardConfig(judge_url="http://h:8000/v1", judge_model="it's\\x", judge_cache="ends\\")))
+        RewardConfig(preset="icdreason", judge_url="http://h:8000/v1", judge_model="it's\\x", judge_cache="ends\\")))
     key = "+reward.custom_reward_function.reward_kwargs."
     assert values[key + "judge_url"] == "'http://h:8000/v1'"
     assert values[key + "judge_model"] == "'it\\'s\\x'" and values[key + "judge_cache"] == "'ends\\\\'"

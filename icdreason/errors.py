@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class IcdreasonError(Exception):
     """Base class of every error icdreason raises on purpose. ``exit_code`` is what the CLI exits with."""
@@ -40,3 +45,36 @@ class ServiceUnavailable(EngineError):
 
 class LockedError(IcdreasonError):
     """Another run is writing the same output (``--out``, ``--db``): one run writes a file at a time."""
+
+
+class StorageError(IcdreasonError):
+    """A file could not be written (or read): the disk is full, the file system is read-only, permission denied."""
+
+
+_STORAGE_FIXES = {
+    errno.ENOSPC: "free some space or write to another disk",
+    errno.EDQUOT: "free some space (disk quota exceeded) or write to another disk",
+    errno.EFBIG: "write to another file system or split the output",
+    errno.EROFS: "write to a writable location",
+    errno.EACCES: "check the permissions or write to another location",
+    errno.EPERM: "check the permissions or write to another location",
+    errno.EIO: "check the disk",
+}
+
+
+def storage_error(exc: OSError, path: str | os.PathLike[str] | None = None) -> StorageError:
+    """A one-line error for an ``OSError`` met while writing ``path`` (else the file the error names)."""
+    where = path if path is not None else exc.filename
+    what = exc.strerror or str(exc) or type(exc).__name__
+    fix = _STORAGE_FIXES.get(exc.errno or 0, "check the path and the disk")
+    return StorageError(f"{where}: {what}: {fix}" if where is not None else f"{what}: {fix}")
+
+
+@contextmanager
+def writing(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Around writes to ``path``: an ``OSError`` (full disk, read-only file system) becomes a :class:`StorageError`
+    naming the file."""
+    try:
+        yield
+    except OSError as exc:
+        raise storage_error(exc, path) from exc

@@ -16,7 +16,6 @@ The exact definitions (label space, NIL, macro averaging) are in ``docs/metrics.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,13 +143,10 @@ class Report:
         }
 
     def write_json(self, path: str | Path) -> Path:
-        """Write :meth:`as_dict` atomically (a temporary file renamed into place)."""
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.as_dict(), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        tmp.replace(out)
-        return out
+        """Write :meth:`as_dict` atomically (a temporary file renamed into place; a pipe or device in place)."""
+        from .files import atomic_write_text
+
+        return atomic_write_text(path, json.dumps(self.as_dict(), indent=2, ensure_ascii=False) + "\n")
 
 
 def _sources(path: Path) -> list[tuple[str, Any]]:

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..errors import InputError, UsageError
-from .pending import pending_path
 from .sampling import code_confidence, sample
 from .store import AuditDatabaseError, AuditInfo, AuditStore, Case, file_sha256, now
 
@@ -87,21 +86,25 @@ def start_audit(store: AuditStore, predictions: Path, kb: KnowledgeBase, *, samp
     return info, True
 
 
-def join_audit(store: AuditStore, kb: KnowledgeBase, reviewer: str) -> tuple[Path, ImportResult] | None:
-    """Register ``reviewer`` and write the decisions kept in their pending file while the database was unavailable.
+def join_audit(store: AuditStore, kb: KnowledgeBase, reviewer: str) -> list[tuple[Path, ImportResult, Path | None]]:
+    """Register ``reviewer`` and write the decisions kept in their pending files while the database was unavailable
+    (next to the database, and in the icdreason home when its folder was not writable).
 
-    Returns the pending file and what its import did, or None when there was none. The file is removed once written;
-    when rows were rejected it is renamed to ``….pending.csv.rejected`` so that nothing is lost.
+    Returns (pending file, what its import did, the file keeping its rejected rows or None) for each file found.
+    The decisions are written in the order they were made (a case decided twice keeps both, the later one current);
+    a row that cannot be written (e.g. a code no longer billable) is appended with why to ``….pending.csv.rejected``,
+    which earlier starts may have begun: nothing is ever lost or overwritten. The pending file is then removed.
     """
     from .importer import import_decisions
+    from .pending import keep_rejected, pending_files
 
     store.add_reviewer(reviewer, "session")
-    pending = pending_path(store, reviewer)
-    if not pending.exists():
-        return None
-    result = import_decisions(store, kb, pending, source="session")
-    if result.rejected:
-        pending.rename(pending.with_name(pending.name + ".rejected"))
-    else:
+    joined = []
+    for pending in pending_files(store, reviewer):
+        result = import_decisions(store, kb, pending, source="session", in_order=True)
+        kept = None
+        if result.rejected:
+            kept = keep_rejected(pending, [(result.rows.get(r.line, {}), r.error) for r in result.rejected])
         pending.unlink()
-    return pending, result
+        joined.append((pending, result, kept))
+    return joined

@@ -51,6 +51,7 @@ class ImportResult:
     unchanged: int = 0
     rejected: list[RejectedRow] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
+    rows: dict[int, dict[str, str]] = field(default_factory=dict, repr=False)  # line -> the row as read
 
 
 def reason_key(text: str) -> str | None:
@@ -64,21 +65,31 @@ def reason_key(text: str) -> str | None:
 
 def read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
     """(line number, row) for each data row of a CSV file (comma, semicolon or tab separated, as spreadsheets save
-    them); headers are matched case-insensitively."""
-    rows = read_table(path, fmt="csv", delimiters=",;\t")
+    them; standard quoting); headers are matched case-insensitively. A record that was misread (more fields than
+    the header) is the row ``{"__error": why}``, rejected with its line like any invalid row."""
+    rows = read_table(path, fmt="csv", delimiters=",;\t", bad_lines="keep")
+    columns = [c for c in rows.columns if c != "__error"]
     names = {c: _HEADER_ALIASES.get(c.strip().lower().replace(" ", "_"), c.strip().lower().replace(" ", "_"))
-             for c in rows.columns}
+             for c in columns}
     if not names:
         raise InputError(f"{path} is empty: expected a header row with {', '.join(CSV_COLUMNS[:3])}")
     missing = [c for c in ("case_id", "reviewer", "decision") if c not in names.values()]
     if missing:
         raise InputError(f"{path} lacks the column(s) {', '.join(missing)} (columns found: {', '.join(names)}); "
                          f"expected {', '.join(CSV_COLUMNS)}")
-    return [(line, {names[k]: (v or "").strip() for k, v in row.items()}) for line, row in zip(rows.lines, rows)]
+    out = []
+    for line, row in zip(rows.lines, rows):
+        if "__error" in row:
+            out.append((line, {"__error": row["__error"]}))
+        else:
+            out.append((line, {names[k]: (v or "").strip() for k, v in row.items()}))
+    return out
 
 
 def _check(row: dict[str, str], case: Case | None, kb: KnowledgeBase, reviewers: set[str]) -> Decision | str:
     """A Decision for a valid row, else the reason it is rejected."""
+    if "__error" in row:
+        return row["__error"]
     case_id, reviewer = row.get("case_id", ""), row.get("reviewer", "")
     if not case_id:
         return "no case_id"
@@ -150,8 +161,13 @@ def _check(row: dict[str, str], case: Case | None, kb: KnowledgeBase, reviewers:
 
 
 def import_decisions(store: AuditStore, kb: KnowledgeBase, path: Path, *, add_reviewers: tuple[str, ...] = (),
-                     source: str | None = None, dry_run: bool = False) -> ImportResult:
-    """Validate every row of a decisions CSV and write the valid ones (unless ``dry_run``)."""
+                     source: str | None = None, dry_run: bool = False, in_order: bool = False) -> ImportResult:
+    """Validate every row of a decisions CSV and write the valid ones (unless ``dry_run``).
+
+    A case decided twice by one reviewer is a duplicate row (rejected), unless ``in_order``: the rows are then one
+    session's decisions in the order they were made (a pending file), and a later row is a later decision, written
+    after the earlier one as the session would have written it.
+    """
     info = store.info()
     if info is None:
         raise AuditDatabaseError(f"{store.path} holds no audit yet: run `icdreason audit start PREDICTIONS "
@@ -162,12 +178,13 @@ def import_decisions(store: AuditStore, kb: KnowledgeBase, path: Path, *, add_re
     result = ImportResult()
     seen: dict[tuple[str, str], int] = {}
     for line, row in read_rows(path):
+        result.rows[line] = row
         key = (row.get("reviewer", ""), row.get("case_id", ""))
         checked = _check(row, cases.get(key[1]), kb, reviewers)
         if isinstance(checked, str):
             result.rejected.append(RejectedRow(line, key[1], key[0], checked))
             continue
-        if key in seen:
+        if key in seen and not in_order:
             result.rejected.append(RejectedRow(line, key[1], key[0], f"duplicate of line {seen[key]}"))
             continue
         seen[key] = line
@@ -176,6 +193,7 @@ def import_decisions(store: AuditStore, kb: KnowledgeBase, path: Path, *, add_re
                 checked.decision, checked.expert_code, checked.reason, checked.comment, checked.flagged):
             result.unchanged += 1
             continue
+        current[key] = checked
         checked.source = source or f"import:{path.name}"
         checked.predictions_sha256 = info.predictions_sha256
         result.decisions.append(checked)

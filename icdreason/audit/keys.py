@@ -14,6 +14,8 @@ from typing import TextIO
 
 from rich.console import Console
 
+from ..display import visible
+
 _ESCAPES = {"\x1b[C": "n", "\x1b[B": "n", "\x1b[6~": "n", " ": "n", "\x1b[D": "p", "\x1b[A": "p", "\x1b[5~": "p",
             "\r": "\n"}
 
@@ -47,7 +49,7 @@ class PipeKeys:
         if line == "":
             raise EOFError
         text = line.rstrip("\r\n")
-        self.console.print(f"{prompt}{text}", markup=False, highlight=False)
+        self.console.print(visible(f"{prompt}{text}"), markup=False, highlight=False)
         return text
 
     def key(self, prompt: str = "> ") -> str:

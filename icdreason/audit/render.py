@@ -1,4 +1,9 @@
-"""The audit report as rich tables (terminal) and as Markdown."""
+"""The audit report as rich tables (terminal) and as Markdown.
+
+Every value from data (ids, codes, descriptions, reviewer comments) is shown through :mod:`icdreason.display`: on the
+terminal as visible text (no markup, no escape sequences), in Markdown as inert text (no links, images or HTML); the
+note and the trace go into fenced blocks, which Markdown never interprets.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import DISCLAIMER
+from ..display import cell, markdown_text, visible
 from .report import AuditReport, Section, pct
 from .store import REJECT_REASONS
 
@@ -34,25 +40,25 @@ def print_report(report: AuditReport, console: Console) -> None:
     console.print(Text(DISCLAIMER, style="dim"))
     head = Table(title="Audit", show_header=False)
     for key, value in headline(report):
-        head.add_row(key, Text(value))
+        head.add_row(key, cell(value))
     console.print(head)
     for section in report.sections:
         if not section.rows:
-            console.print(Text(f"{section.title}: no data. {section.note}".rstrip(), style="dim"))
+            console.print(cell(f"{section.title}: no data. {section.note}".rstrip(), style="dim"))
             continue
-        table = Table(title=section.title, caption=section.note or None)
+        table = Table(title=cell(section.title), caption=cell(section.note) if section.note else None)
         for i, col in enumerate(section.columns):
-            table.add_column(col, justify="right" if i and _numeric(section, i) else "left")
+            table.add_column(cell(col), justify="right" if i and _numeric(section, i) else "left")
         for row in section.rows:
-            table.add_row(*(Text(cell) for cell in row))
+            table.add_row(*(cell(value) for value in row))
         console.print(table)
     if report.flagged:
         table = Table(title=f"Flagged cases ({len(report.flagged)})")
         for col in ("case", "model code", "why", "decisions"):
             table.add_column(col)
         for f in report.flagged:
-            table.add_row(Text(f.case.case_id), Text(f.case.model_code or "–"), Text("; ".join(f.why)),
-                          Text("; ".join(_decision_text(d) for d in f.decisions)))
+            table.add_row(cell(f.case.case_id, single_line=True), cell(f.case.model_code or "–"),
+                          cell("; ".join(f.why)), cell("; ".join(_decision_text(d) for d in f.decisions)))
         console.print(table)
 
 
@@ -72,10 +78,12 @@ def _decision_text(d) -> str:
 
 
 def _md_cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
+    return markdown_text(text)
 
 
 def _fence(text: str) -> str:
+    """A fenced block longer than any run of backticks in ``text`` (so the text cannot close it)."""
+    text = visible(text)
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     ticks = "`" * max(3, longest + 1)
     return f"{ticks}text\n{text}\n{ticks}"

@@ -1,7 +1,8 @@
 """How one case looks on the terminal (rich): the note with its evidence highlighted, the trace, the prediction.
 
 Every piece of note and trace text goes into :class:`rich.text.Text` objects, never through markup, so text such as
-``[bold]`` or ``<script>`` in a note is shown as written. Without colours (a pipe, ``NO_COLOR``), evidence sentences
+``[bold]`` or ``<script>`` in a note is shown as written; control characters (escape sequences) are shown as visible
+escapes (:func:`icdreason.display.visible`). Without colours (a pipe, ``NO_COLOR``), evidence sentences
 are wrapped in ``«…»`` and trace sentences that the note does not back in ``‹…›``.
 """
 
@@ -13,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..codes import chapter_of
+from ..display import cell, visible
 from .session import CaseView
 from .store import REJECT_REASONS
 
@@ -23,19 +25,19 @@ GUIDELINE_CHARS = 700
 
 
 def marked(text: str, spans: list[tuple[int, int]], style: str, plain: bool, marks: tuple[str, str]) -> Text:
-    """``text`` with ``spans`` styled, or (``plain``) wrapped in the two marks."""
-    if not plain:
-        out = Text(text)
-        for start, end in spans:
-            out.stylize(style, start, end)
-        return out
+    """``text`` with ``spans`` styled, or (``plain``) wrapped in the two marks; control characters made visible."""
     out = Text()
     pos = 0
     for start, end in sorted(spans):
-        out.append(text[pos:start])
-        out.append(marks[0] + text[start:end] + marks[1])
-        pos = end
-    out.append(text[pos:])
+        if start < pos:  # overlapping spans: the part already marked stays as it is
+            start = pos
+        out.append(visible(text[pos:start]))
+        if plain:
+            out.append(marks[0] + visible(text[start:end]) + marks[1])
+        else:
+            out.append(visible(text[start:end]), style=style)
+        pos = max(pos, end)
+    out.append(visible(text[pos:]))
     return out
 
 
@@ -43,7 +45,7 @@ def header(view: CaseView, reviewer: str, blind: bool) -> Text:
     line = Text()
     line.append(f"Case {view.number}/{view.total}", style="bold")
     line.append("  id ")
-    line.append(view.case.case_id, style="bold cyan")
+    line.append(visible(view.case.case_id, single_line=True), style="bold cyan")
     line.append(f"  ·  {reviewer}: {view.decided} decided")
     if blind:
         line.append("  ·  BLIND MODE", style="bold magenta")
@@ -53,7 +55,7 @@ def header(view: CaseView, reviewer: str, blind: bool) -> Text:
         prev = view.previous
         what = prev.decision + (f" {prev.expert_code}" if prev.expert_code else "")
         what += f" ({REJECT_REASONS[prev.reason]})" if prev.reason in REJECT_REASONS else ""
-        line.append(f"\nrevisiting: you decided {what}; a new decision replaces it", style="yellow")
+        line.append(f"\nrevisiting: you decided {visible(what)}; a new decision replaces it", style="yellow")
     return line
 
 
@@ -87,33 +89,35 @@ def prediction_panel(view: CaseView) -> Panel:
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column()
     status = view.validation.status if view.validation else case.status or "no_output"
-    code = Text(case.model_code or "(none)", style="bold")
+    code = cell(case.model_code or "(none)", style="bold", single_line=True)
     code.append(f"  {status}", style=_STATUS_STYLE.get(status, ""))
     grid.add_row("model code", code)
     description = (view.validation.description if view.validation else None) or case.description
     if description:
-        grid.add_row("description", Text(description))
+        grid.add_row("description", cell(description))
     if view.validation is not None and status != "billable":
-        grid.add_row("validation", Text(view.validation.message))
+        grid.add_row("validation", cell(view.validation.message))
     if rec.get("code_raw") and rec.get("code_raw") != case.model_code:
-        grid.add_row("model wrote", Text(str(rec.get("code_raw"))))
+        grid.add_row("model wrote", cell(str(rec.get("code_raw"))))
     if view.path:
-        grid.add_row("hierarchy", Text(" › ".join(f"{p.code} {p.description}" if p.kind != "chapter" else
+        grid.add_row("hierarchy", cell(" › ".join(f"{p.code} {p.description}" if p.kind != "chapter" else
                                                   f"Chapter {p.code}: {p.description}" for p in view.path)))
     elif case.model_code and chapter_of(case.model_code):
         ch = chapter_of(case.model_code)
-        grid.add_row("chapter", Text(f"{ch.number} ({ch.range}) {ch.title}"))
+        grid.add_row("chapter", cell(f"{ch.number} ({ch.range}) {ch.title}"))
     conf = rec.get("confidence")
     if isinstance(conf, dict) and any(conf.values()):
-        grid.add_row("confidence", Text(", ".join(f"{k} {float(v):.2f}" for k, v in conf.items() if v is not None)))
+        grid.add_row("confidence", cell(", ".join(f"{k} {_number(v)}" for k, v in conf.items() if v is not None)))
     top = rec.get("top_k") or []
     if len(top) > 1:
-        grid.add_row("top-k", Text(", ".join(f"{t.get('code')} ({float(t.get('support') or 0):.2f})" for t in top)))
+        grid.add_row("top-k", cell(", ".join(f"{t.get('code')} ({_number(t.get('support') or 0)})" for t in top
+                                             if isinstance(t, dict))))
     if rec.get("flags"):
-        grid.add_row("flags", Text(", ".join(map(str, rec["flags"])), style="yellow"))
+        flags = rec["flags"] if isinstance(rec["flags"], list) else [rec["flags"]]
+        grid.add_row("flags", cell(", ".join(map(str, flags)), style="yellow"))
     if view.blind_code:
         same = (view.blind_code == case.model_code)
-        grid.add_row("your blind code", Text(view.blind_code + ("  = model" if same else "  ≠ model"),
+        grid.add_row("your blind code", cell(view.blind_code + ("  = model" if same else "  ≠ model"),
                                              style="green" if same else "yellow"))
     return Panel(grid, title="Prediction", title_align="left")
 
@@ -124,13 +128,21 @@ def enrichment_panel(view: CaseView) -> Panel | None:
         return None
     parts: list[RenderableType] = []
     if e.get("symptoms"):
-        parts.append(Text(f"Symptoms ({e.get('symptoms_from') or 'code'}): ", style="bold") + Text(e["symptoms"]))
+        parts.append(cell(f"Symptoms ({e.get('symptoms_from') or 'code'}): ", style="bold") + cell(e["symptoms"]))
     if e.get("guideline"):
         text = e["guideline"]
         if len(text) > GUIDELINE_CHARS:
             text = text[:GUIDELINE_CHARS].rsplit(" ", 1)[0] + " …"
-        parts.append(Text(f"Guideline {e.get('guideline_section') or ''}: ", style="bold") + Text(text))
+        parts.append(cell(f"Guideline {e.get('guideline_section') or ''}: ", style="bold") + cell(text))
     return Panel(Group(*parts), title="Knowledge base", title_align="left")
+
+
+def _number(value) -> str:
+    """A confidence or support value from a record, to two decimals (or as written when it is not a number)."""
+    try:
+        return f"{float(value):.2f}"
+    except (TypeError, ValueError):
+        return visible(value, single_line=True)
 
 
 def case_body(view: CaseView, reviewer: str, *, blind: bool, plain: bool) -> Group:

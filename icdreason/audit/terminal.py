@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.console import Console
-from rich.text import Text
 
+from ..display import cell
 from ..errors import UsageError
 from .keys import PipeKeys, TtyKeys
 from .screen import case_body, render_lines
@@ -62,7 +62,7 @@ class ReviewScreen:
 
     # -- output --------------------------------------------------------------------------------------------------
     def say(self, message: str, style: str = "") -> None:
-        self.console.print(Text(message, style=style))
+        self.console.print(cell(message, style=style))
 
     def _pages(self) -> list[list[str]]:
         view = self.session.view()

@@ -13,25 +13,89 @@ from .. import __version__
 
 
 class _Root(TyperGroup):
-    """The root group: turns library errors into one line on stderr and the error's exit code."""
+    """The root group: turns library errors into one line on stderr and the error's exit code.
+
+    Besides :class:`IcdreasonError`, three kinds of failure from below the library get the same one-line treatment,
+    because they can happen anywhere a file is written or read: an ``OSError`` from a full disk or a read-only
+    folder, a DuckDB error from a damaged file found by a later query, and Ctrl-C (which DuckDB reports as
+    ``RuntimeError: Query interrupted`` when it arrives during a query): "interrupted", exit code 130.
+    """
 
     def invoke(self, ctx):
         from ..errors import IcdreasonError
 
+        _tolerant_streams()
         try:
             return super().invoke(ctx)
         except IcdreasonError as exc:
-            from .common import err_console, is_debug
+            _fail(exc)
+        except KeyboardInterrupt:
+            _interrupted()
+        except OSError as exc:
+            from ..errors import storage_error
 
-            if is_debug():
+            if isinstance(exc, BrokenPipeError) or not _storage_errno(exc):
                 raise
-            from rich.markup import escape
+            _fail(storage_error(exc))
+        except Exception as exc:
+            from ..db import explain_later, is_interrupt
 
-            from ..redact import mask
+            if is_interrupt(exc):
+                _interrupted()
+            known = explain_later(exc, _stores())
+            if known is None:
+                raise
+            _fail(known)
 
-            err_console.print(f"[bold red]error:[/bold red] {escape(mask(str(exc)))}", highlight=False,
-                              soft_wrap=True)
-            raise typer.Exit(exc.exit_code) from None
+
+def _tolerant_streams() -> None:
+    """Text that cannot be encoded (a lone surrogate from undecodable bytes in an argument or a file name) is written
+    as a backslash escape (``\\udc80``, also a valid JSON escape) instead of failing the command at print time."""
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            try:
+                reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):  # a stream that cannot change its error handler now
+                pass
+
+
+def _stores():
+    from ..audit.store import AUDIT_STORE
+    from ..kb.store import KB_STORE
+    from ..records.db import STORE
+
+    return (KB_STORE, STORE, AUDIT_STORE)
+
+
+def _storage_errno(exc: OSError) -> bool:
+    import errno
+
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO)
+
+
+def _fail(exc) -> None:
+    """Print ``error: MESSAGE`` (one line, data shown visibly) and exit with the error's code; with ICDREASON_DEBUG
+    set, re-raise the exception being handled instead (its full traceback)."""
+    from ..redact import mask
+    from .common import err_console, is_debug, markup
+
+    if is_debug():
+        raise  # noqa: PLE0704 - called from an except block: the exception being handled
+    err_console.print(f"[bold red]error:[/bold red] {markup(mask(str(exc)), single_line=True)}", highlight=False,
+                      soft_wrap=True)
+    raise typer.Exit(getattr(exc, "exit_code", 1)) from None
+
+
+def _interrupted() -> None:
+    from .common import is_debug, say
+
+    if is_debug():
+        raise
+    say("interrupted")
+    raise typer.Exit(130) from None
 
 
 app = typer.Typer(

@@ -8,10 +8,9 @@ from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
-from rich.text import Text
 
 from ..errors import UsageError
-from .common import KbOption, console, disclaimer, err_console, open_kb, say
+from .common import KbOption, cell, console, disclaimer, err_console, markup, open_kb, say
 
 app = typer.Typer(help="Expert review of predictions: accept, correct or reject each case; agreement and reports.",
                   no_args_is_help=True)
@@ -31,7 +30,8 @@ def _print_rejected(rejected) -> None:
     for col in ("line", "case", "reviewer", "why"):
         table.add_column(col)
     for r in rejected:
-        table.add_row(str(r.line), Text(r.case_id), Text(r.reviewer), Text(r.error))
+        table.add_row(str(r.line), cell(r.case_id, single_line=True), cell(r.reviewer, single_line=True),
+                      cell(r.error))
     console.print(table)
 
 
@@ -52,13 +52,12 @@ def _join(store, kb, reviewer: str) -> None:
     """Register the reviewer and write what their pending file kept; say so."""
     from ..audit.cases import join_audit
 
-    joined = join_audit(store, kb, reviewer)
-    if joined is not None:
-        pending, result = joined
+    for pending, result, kept in join_audit(store, kb, reviewer):
         say(f"Wrote {result.imported} decision(s) kept in {pending} while the database was unavailable")
         if result.rejected:
             _print_rejected(result.rejected)
-            say(f"the rejected row(s) stay in {pending.name}.rejected")
+            say(f"the {len(result.rejected)} row(s) that could not be written are kept, with why, in {kept}: fix "
+                f"them and `icdreason audit import {kept} --db {store.path}`")
 
 
 @app.command("start")
@@ -137,8 +136,6 @@ def serve(
     (1-7 reason), s skip, b back, f flag, e blind code, ? help. Every decision is saved at once; Ctrl-C stops the
     server, and the next `serve` resumes at each reviewer's next open case.
     """
-    from rich.markup import escape
-
     from ..audit.sampling import STRATEGIES
     from ..audit.store import AuditStore
     from ..audit.web import ReviewDesk, bind, create_app, is_loopback, url
@@ -156,7 +153,7 @@ def serve(
             _join(store, base, name)
         desk = ReviewDesk(store, base, reviewer, blind=blind)
         if not is_loopback(host):
-            err_console.print(f"[bold red]warning:[/] listening on {escape(host)}: anyone who can reach this machine "
+            err_console.print(f"[bold red]warning:[/] listening on {markup(host)}: anyone who can reach this machine "
                               "and has a reviewer's address can review under that name, and the traffic is plain "
                               "HTTP (not encrypted); use the default 127.0.0.1 with an SSH tunnel where you can",
                               highlight=False)
@@ -165,7 +162,7 @@ def serve(
         say(f"Serving {len(desk.reviewers)} reviewer(s) on {address}{' (blind mode)' if blind else ''}; "
             "open your address below in a browser. Ctrl-C stops the server; every decision is already saved.")
         for name, r in desk.reviewers.items():
-            console.print(f"{name}: {address}/?token={r.token}", markup=False, soft_wrap=True)
+            console.print(cell(f"{name}: {address}/?token={r.token}"), soft_wrap=True)
         console.file.flush()
         try:
             run_server(create_app(desk, cookie=f"icdreason_audit_{sock.getsockname()[1]}"), sock)
@@ -200,8 +197,6 @@ def import_(
 
     Valid rows are written; rejected rows are listed with their line and why. Exit code 1 when any row was rejected.
     """
-    import csv
-
     from ..audit.cases import start_audit
     from ..audit.importer import import_decisions
     from ..audit.store import AuditStore
@@ -218,10 +213,15 @@ def import_(
     if result.rejected:
         _print_rejected(result.rejected)
         if rejected_out is not None:
-            with open(rejected_out, "w", newline="", encoding="utf-8") as fh:
-                writer = csv.writer(fh)
+            from ..files import atomic_write
+            from ..tables.cells import CsvWriter
+
+            def write(fh) -> None:
+                writer = CsvWriter(fh)
                 writer.writerow(["line", "case_id", "reviewer", "error"])
                 writer.writerows([r.line, r.case_id, r.reviewer, r.error] for r in result.rejected)
+
+            atomic_write(rejected_out, write, newline="")
             say(f"rejected rows written to {rejected_out}")
         raise typer.Exit(1)
 
@@ -237,14 +237,15 @@ def report(
     from ..audit.render import markdown, print_report
     from ..audit.report import build_report
     from ..audit.store import AuditStore
+    from ..files import atomic_write_text
 
     result = build_report(AuditStore.open(db, create=False))
     print_report(result, console)
     if md is not None:
-        md.write_text(markdown(result), encoding="utf-8")
+        atomic_write_text(md, markdown(result))
         say(f"Markdown report written to {md}")
     if html is not None:
         from ..audit.html import html_report
 
-        html.write_text(html_report(result, with_plots=plots), encoding="utf-8")
+        atomic_write_text(html, html_report(result, with_plots=plots))
         say(f"HTML report written to {html}")

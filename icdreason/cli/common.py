@@ -1,4 +1,5 @@
-"""What every command shares: consoles, the --kb option, opening the knowledge base, one-line errors."""
+"""What every command shares: consoles, the --kb option, opening the knowledge base, one-line errors, and the
+display helpers every printed value from data goes through (:mod:`icdreason.display`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+
+from ..display import cell, markup, visible
+
+__all__ = ["console", "err_console", "KbOption", "cell", "markup", "visible", "say", "open_kb", "disclaimer",
+           "is_debug", "setting_flag", "help_config_table"]
 
 if TYPE_CHECKING:
     from ..kb import KnowledgeBase
@@ -38,22 +44,22 @@ def setting_flag(settings: type[Settings], name: str, *decls: str, **kwargs: Any
 
 def help_config_table(settings: type[Settings], title: str):
     """Every field of a settings class with its type (as a user types it), default and help: ``--help-config``."""
-    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=title, show_lines=False)
     for column in ("field", "type", "default", "help"):
         table.add_column(column, overflow="fold")
     for name, default, text in settings.describe():
-        table.add_row(name, settings.type_label(name), escape(default), escape(text))
+        table.add_row(name, settings.type_label(name), cell(default), cell(text))
     return table
 
 
 def say(message: str) -> None:
-    """A progress or status line on stderr (credentials in URLs masked)."""
+    """A progress or status line on stderr (no markup; credentials in URLs masked; control characters from data
+    shown visibly)."""
     from ..redact import mask
 
-    err_console.print(mask(message), markup=False)
+    err_console.print(visible(mask(message)), markup=False)
 
 
 def open_kb(path: Path | None, *, build_if_missing: bool = True) -> KnowledgeBase:

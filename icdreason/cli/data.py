@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import KbOption, console, disclaimer, say
+from .common import KbOption, cell, console, disclaimer, say
 
 app = typer.Typer(help="Prepare training data from MIMIC-IV (users bring their own credentialed copy).",
                   no_args_is_help=True)
@@ -47,7 +47,7 @@ def prepare(
                                           force=force, split_by=split_by, drop_invalid_gold=drop_invalid_gold,
                                           kb=kb), progress=say)
     print_stats(result.stats)
-    console.print(f"\nwritten to {result.out}: rl/ (verl), sft/ (trl, code-only answers), labels/, stats.json")
+    console.print(cell(f"\nwritten to {result.out}: rl/ (verl), sft/ (trl, code-only answers), labels/, stats.json"))
     disclaimer()
 
 

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from .cluster import CpusOption, DryRunOption, GpusOption, RayOption, ReplicasOption, print_plan, ray_plan
-from .common import KbOption, console, disclaimer, err_console, open_kb, say
+from .common import KbOption, cell, console, disclaimer, err_console, open_kb, say
 
 
 def distill(
@@ -92,7 +92,7 @@ def distill(
     rejected.add_column("rejected because")
     rejected.add_column("notes", justify="right")
     for why, count in s["rejected"].items():
-        rejected.add_row(str(why), f"{count:,}")
+        rejected.add_row(cell(why), f"{count:,}")
     console.print(rejected)
-    console.print(f"written to {result.out}")
+    console.print(cell(f"written to {result.out}"))
     disclaimer()

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from ..errors import UsageError
-from .common import console, disclaimer, err_console
+from .common import cell, console, disclaimer, err_console, markup
 
 if TYPE_CHECKING:
     from ..evaluate import Report, RunResult
@@ -36,7 +36,7 @@ def _table3(report: Report) -> Table:
             for level, _ in _LEVELS:
                 prf = getattr(run.levels[level], attr)
                 cells += [_pct(prf.recall), _pct(prf.precision), _pct(prf.f1)]
-            table.add_row(label, *cells, style=style)
+            table.add_row(cell(label, single_line=True), *cells, style=style)
     return table
 
 
@@ -49,7 +49,7 @@ def _summary(report: Report) -> Table:
         table.add_column("\nµF1", justify="right")
         table.add_column("\nNIL", justify="right")
     for run in report.runs:
-        cells = [run.name, str(len(report.gold.ids)), str(run.missing), str(run.unmatched)]
+        cells = [cell(run.name, single_line=True), str(len(report.gold.ids)), str(run.missing), str(run.unmatched)]
         for level, _ in _LEVELS:
             s = run.levels[level]
             cells += [_pct(s.accuracy), _pct(s.micro.f1), str(s.nil_predictions)]
@@ -65,25 +65,27 @@ def _intervals(report: Report) -> Table:
     for run in report.runs:
         for level, title in _LEVELS:
             ci = run.intervals[level]
-            table.add_row(run.name, title, *(f"{_pct(ci[m][0])}–{_pct(ci[m][1])}"
+            table.add_row(cell(run.name, single_line=True), title, *(f"{_pct(ci[m][0])}–{_pct(ci[m][1])}"
                                             for m in ("macro_r", "macro_p", "macro_f1", "accuracy")))
     return table
 
 
 def _chapters(run: RunResult) -> Table:
-    table = Table(title=f"{run.name}: per chapter (%)", title_justify="left",
+    table = Table(title=cell(f"{run.name}: per chapter (%)", single_line=True), title_justify="left",
                   caption="P/R/F1 at chapter level; Cat acc / Code acc: share of the chapter's gold rows whose "
                           "category / full code is right", caption_justify="left")
     for name in ("Chapter", "Range", "Support", "Predicted", "P", "R", "F1", "Cat acc", "Code acc"):
         table.add_column(name, justify="left" if name in ("Chapter", "Range") else "right")
     for r in run.per_chapter:
-        table.add_row(r["chapter"], r["range"] or "-", str(r["support"]), str(r["predicted"]), _pct(r["precision"]),
-                      _pct(r["recall"]), _pct(r["f1"]), _pct(r["category_accuracy"]), _pct(r["code_accuracy"]))
+        table.add_row(cell(r["chapter"]), cell(r["range"] or "-"), str(r["support"]), str(r["predicted"]),
+                      _pct(r["precision"]), _pct(r["recall"]), _pct(r["f1"]), _pct(r["category_accuracy"]),
+                      _pct(r["code_accuracy"]))
     return table
 
 
 def _thirds(run: RunResult) -> Table:
-    table = Table(title=f"{run.name}: gold classes by frequency, cut at thirds of the rows (macro %)",
+    table = Table(title=cell(f"{run.name}: gold classes by frequency, cut at thirds of the rows (macro %)",
+                             single_line=True),
                   title_justify="left")
     for name in ("Level", "Third", "Classes", "Rows", "Share", "P", "R", "F1", "Accuracy"):
         table.add_column(name, justify="left" if name in ("Level", "Third") else "right")
@@ -96,14 +98,15 @@ def _thirds(run: RunResult) -> Table:
 
 
 def _by(run: RunResult, field: str) -> Table:
-    table = Table(title=f"{run.name}: by {field} (macro F1 and accuracy %)", title_justify="left")
-    table.add_column(field)
+    table = Table(title=cell(f"{run.name}: by {field} (macro F1 and accuracy %)", single_line=True),
+                  title_justify="left")
+    table.add_column(cell(field, single_line=True))
     table.add_column("Rows", justify="right")
     for _, title in _LEVELS:
         table.add_column(f"{title}\nF1", justify="right")
         table.add_column("\nAcc", justify="right")
     for g in run.by[field]:
-        cells = [g["value"], str(g["n"])]
+        cells = [cell(g["value"], single_line=True), str(g["n"])]
         for level, _ in _LEVELS:
             cells += [_pct(g["levels"][level]["macro"]["f1"]), _pct(g["levels"][level]["accuracy"])]
         table.add_row(*cells)
@@ -196,12 +199,12 @@ def evaluate(
                             bootstrap=bootstrap, seed=seed, duplicates=duplicates, response_column=response_column,
                             salvage=salvage)
     for warning in report.warnings + [w for run in report.runs for w in run.warnings]:
-        err_console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]warning:[/yellow] {markup(warning)}", highlight=False, soft_wrap=True)
     if plot is not None:
         from ..evaluation.plot import plot_chapters
 
         plot_chapters([(run.name, run.per_chapter) for run in report.runs], plot)
-        err_console.print(f"plot written to {plot}", highlight=False)
+        err_console.print(cell(f"plot written to {plot}"), highlight=False)
     if json_out is not None and str(json_out) == "-":
         import json
 
@@ -210,9 +213,9 @@ def evaluate(
         return
     if json_out is not None:
         report.write_json(json_out)
-        err_console.print(f"metrics written to {json_out}", highlight=False)
-    console.print(f"gold: {report.gold.path} ({len(report.gold.ids)} ids); label space: {report.space.source} "
-                  f"({len(report.space.codes)} codes, {len(report.space.categories)} categories)")
+        err_console.print(cell(f"metrics written to {json_out}"), highlight=False)
+    console.print(cell(f"gold: {report.gold.path} ({len(report.gold.ids)} ids); label space: {report.space.source} "
+                       f"({len(report.space.codes)} codes, {len(report.space.categories)} categories)"))
     console.print(_table3(report))
     console.print(_summary(report))
     for run in report.runs:
@@ -227,7 +230,7 @@ def evaluate(
             console.print(_thirds(run))
             line = _validation(run)
             if line:
-                console.print(line)
+                console.print(cell(line))
             for field in by or ():
                 console.print(_by(run, field))
     disclaimer()

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
-from .common import KbOption, console, open_kb, say
+from .common import KbOption, cell, console, markup, open_kb, say
 
 app = typer.Typer(help="Build, inspect, look up and search the ICD-10-CM knowledge base.", no_args_is_help=True)
 
@@ -20,8 +19,9 @@ def build(
     kb: KbOption = None,
     source: Annotated[Optional[Path], typer.Option("--source", help="A CMS ICD-10-CM tabular XML file (default: the "
                                                    "April-1-2026 release bundled with simple-icd-10-cm).")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Rebuild even if the file exists (also repairs a corrupt or "
-                                        "old-schema file).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Rebuild a knowledge base that exists (e.g. of an old "
+                                        "schema or another release). Never replaces a file that is not a knowledge "
+                                        "base (a prediction log, an audit database, a damaged file).")] = False,
     index: Annotated[Optional[list[Path]], typer.Option(
         "--index", help="An official ICD-10-CM index XML (plain, .xz or .gz): the Index to Diseases and Injuries, the "
         "External Cause index, the Neoplasm or the Drug table; repeat for several. Kinds not given come from the "
@@ -66,10 +66,10 @@ def info(
         console.print_json(json.dumps(facts))
         return
     head = Table(title="ICD-10-CM knowledge base", show_header=False)
-    head.add_row("path", facts["path"])
+    head.add_row("path", cell(facts["path"], single_line=True))
     head.add_row("size", f"{facts['size_bytes'] / 1e6:.1f} MB")
-    head.add_row("release", f"{facts['release']} ({facts['source_file']})")
-    head.add_row("built", facts["built_at"])
+    head.add_row("release", cell(f"{facts['release']} ({facts['source_file']})"))
+    head.add_row("built", cell(facts["built_at"]))
     for kind, n in facts["kinds"].items():
         head.add_row(f"{kind}s", f"{n:,}")
     head.add_row("billable codes", f"{facts['billable']:,}")
@@ -78,7 +78,7 @@ def info(
             head.add_row(extra, f"{facts[extra]:,}")
     for f in facts.get("index", []):
         note = " [reconstruction: lossy, see knowledge/README.md]" if f["losses"] else ""
-        head.add_row(f"index: {f['source']}", escape(
+        head.add_row(f"index: {f['source']}", cell(
             f"{f['release']} ({f['file']}): {f['terms']:,} terms, {f['codes']:,} codes, {f['codes_missing']:,} not "
             f"in the tabular {facts['release']}{note}"))
     if not facts.get("index"):
@@ -88,7 +88,7 @@ def info(
     for col in ("#", "range", "title", "billable"):
         chapters.add_column(col, justify="right" if col in ("#", "billable") else "left")
     for ch in facts["chapters"]:
-        chapters.add_row(str(ch["number"]), ch["range"], ch["title"], f"{ch['billable']:,}")
+        chapters.add_row(str(ch["number"]), cell(ch["range"]), cell(ch["title"]), f"{ch['billable']:,}")
     console.print(chapters)
 
 
@@ -116,40 +116,36 @@ def lookup(
         raise typer.Exit(1)
 
 
-def _printable(text: str) -> str:
-    """Scraped or imported text with control characters (terminal escape sequences) shown as �."""
-    return "".join(ch if ch in "\n\t" or ch.isprintable() else "\ufffd" for ch in text)
-
-
 def _print_card(card: dict) -> None:
-    from rich.markup import escape
+    """One code's card: every value from the knowledge base (scraped text included) is escaped for the terminal."""
     from rich.panel import Panel
 
     if not card["found"]:
-        console.print(f"[bold]{escape(card['input'])}[/bold]: [red]{escape(card['message'])}[/red]")
+        console.print(f"[bold]{markup(card['input'], single_line=True)}[/bold]: [red]{markup(card['message'])}[/red]")
         return
     lines = []
     if card.get("looked_up"):
         found = card["looked_up"]
-        lines.append(f"[dim]index:[/dim] {escape(found['term'])} → {escape(found['index_path'])}")
-    lines.append(f"[bold]{escape(card['code'])}[/bold]  {escape(card['description'])}")
+        lines.append(f"[dim]index:[/dim] {markup(found['term'])} → {markup(found['index_path'])}")
+    lines.append(f"[bold]{markup(card['code'])}[/bold]  {markup(card['description'])}")
     if card["billable"]:
         lines.append("[green]billable[/green]")
     else:
-        lines.append(f"[yellow]not billable[/yellow] ({card['kind']}): {card['billable_below']:,} billable codes below"
-                     + (f", e.g. {', '.join(card['examples'])}" if card["examples"] else ""))
+        examples = f", e.g. {markup(', '.join(card['examples']))}" if card["examples"] else ""
+        lines.append(f"[yellow]not billable[/yellow] ({markup(card['kind'])}): {card['billable_below']:,} billable "
+                     f"codes below{examples}")
     path = " → ".join(f"{a['code']} {a['description']}" for a in card["path"])
-    lines.append(f"[dim]path:[/dim] {escape(path)}")
+    lines.append(f"[dim]path:[/dim] {markup(path)}")
     for kind, texts in card["notes"].items():
-        lines.append(f"[dim]{kind.replace('_', ' ')}:[/dim] " + escape("; ".join(texts)))
+        lines.append(f"[dim]{markup(kind.replace('_', ' '))}:[/dim] " + markup("; ".join(texts)))
     if card.get("index"):
-        lines.append("[dim]index entries:[/dim] " + escape("; ".join(f"{e['path']} {e['code']}" for e in card["index"])))
+        lines.append("[dim]index entries:[/dim] " + markup("; ".join(f"{e['path']} {e['code']}" for e in card["index"])))
     if card["seventh_characters"]:
-        lines.append("[dim]7th characters:[/dim] "
-                     + escape("; ".join(f"{k} {v}" for k, v in card["seventh_characters"].items())))
+        sevenths = "; ".join(f"{k} {v}" for k, v in card["seventh_characters"].items())
+        lines.append("[dim]7th characters:[/dim] " + markup(sevenths))
     for key, label in (("symptoms", "symptoms"), ("guideline", "guideline")):
         if card.get(key):
-            lines.append(f"[dim]{label}:[/dim] {escape(_printable(card[key]))}")
+            lines.append(f"[dim]{label}:[/dim] {markup(card[key])}")
     console.print(Panel("\n".join(lines), expand=False))
 
 
@@ -175,7 +171,7 @@ def search(
     if not hits:
         say(f"no code matches {query!r}")
         raise typer.Exit(1)
-    table = Table(title=escape(f"kb search: {query}"))
+    table = Table(title=cell(f"kb search: {query}", single_line=True))
     table.add_column("code")
     table.add_column("billable")
     table.add_column("score", justify="right")
@@ -188,8 +184,8 @@ def search(
                 found += f" (not in the index: {' '.join(hit.unmatched)})"
         else:
             found = "text"
-        table.add_row(hit.code, "yes" if hit.billable else "no", f"{hit.score:.2f}", escape(hit.description),
-                      escape(found))
+        table.add_row(cell(hit.code), "yes" if hit.billable else "no", f"{hit.score:.2f}", cell(hit.description),
+                      cell(found))
     console.print(table)
 
 

@@ -15,7 +15,7 @@ from ..engines.base import SamplingParams, SharedOptions
 from ..errors import UsageError
 from ..settings import parse_assignments
 from .cluster import CpusOption, DryRunOption, GpusOption, RayOption, ReplicasOption, print_plan, ray_plan
-from .common import KbOption, console, err_console, open_kb, say, setting_flag
+from .common import KbOption, cell, console, err_console, open_kb, say, setting_flag
 
 _STATUS_STYLE = {"billable": "green", "header": "yellow", "unknown": "red", "malformed": "red", "no_output": "red"}
 
@@ -49,10 +49,11 @@ def _results_table(records: list) -> Table:
     if reasons:
         table.add_column("flags / reason", overflow="fold")
     for r in records:
-        row = [r.id, r.code or "-", f"[{_STATUS_STYLE.get(r.status, 'white')}]{r.status}[/]", r.description or "",
-               f"{r.confidence.get('code', 0):.2f}"]
+        row = [cell(r.id, single_line=True), cell(r.code or "-", single_line=True),
+               cell(r.status, style=_STATUS_STYLE.get(r.status, "white")), cell(r.description or ""),
+               f"{(r.confidence or {}).get('code', 0):.2f}"]
         if reasons:
-            row.append((", ".join(r.flags) + (f" {r.error}" if r.error else "")).strip())
+            row.append(cell((", ".join(r.flags) + (f" {r.error}" if r.error else "")).strip()))
         table.add_row(*row)
     return table
 
@@ -62,7 +63,7 @@ def _summary_table(summary) -> Table:
 
     roman = {c.number: c.roman for c in CHAPTER_RANGES}
     table = Table(show_header=True)
-    table.add_column(f"run {summary.run_id}")
+    table.add_column(cell(f"run {summary.run_id}", single_line=True))
     table.add_column("count", justify="right")
     for status in ("billable", "header", "unknown", "malformed", "no_output"):
         if summary.by_status.get(status):
@@ -73,12 +74,12 @@ def _summary_table(summary) -> Table:
     if summary.by_chapter.get("-"):
         table.add_row("no chapter", str(summary.by_chapter["-"]))
     for flag, count in sorted(summary.flags.items()):
-        table.add_row(f"flag {flag}", str(count))
+        table.add_row(cell(f"flag {flag}"), str(count))
     if summary.skipped:
         table.add_row("skipped (already written)", str(summary.skipped))
     if summary.retried:
         table.add_row("predicted again (were errors)", str(summary.retried))
-    table.add_row("engine", summary.engine + (f" ({summary.model})" if summary.model else " (no language model)"))
+    table.add_row("engine", cell(summary.engine + (f" ({summary.model})" if summary.model else " (no language model)")))
     table.add_row("notes predicted", str(summary.predicted))
     table.add_row("seconds", f"{summary.seconds:.2f}")
     table.add_row("notes/s", f"{summary.notes_per_second:.1f}")
@@ -294,7 +295,7 @@ def _show_prompt(template, notes, max_note_chars: int) -> None:
     prompt = template.render(note.id if note else "-", text)
     for message in prompt.messages:
         console.rule(message["role"])
-        console.print(message["content"], markup=False)
+        console.print(cell(message["content"]))
     console.rule("assistant (prefill)")
-    console.print(prompt.prefill, markup=False)
-    console.print(f"template {template.name} sha256 {template.sha256}", markup=False, style="dim")
+    console.print(cell(prompt.prefill))
+    console.print(cell(f"template {template.name} sha256 {template.sha256}", style="dim"))

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import console, disclaimer, say
+from .common import cell, console, disclaimer, say
 
 app = typer.Typer(help="The GRPO reward: score a file of responses, show the settings.", no_args_is_help=True)
 
@@ -78,8 +78,8 @@ def score(
     if len(scored.skipped) > 5:
         say(f"... {len(scored.skipped) - 5} more rows skipped")
     results = scored.results
-    table = Table(title=f"Reward components over {len(results):,} responses "
-                        f"(preset {cfg.preset}, rule {cfg.rule}; components on: {', '.join(cfg.components)})")
+    table = Table(title=cell(f"Reward components over {len(results):,} responses "
+                             f"(preset {cfg.preset}, rule {cfg.rule}; components on: {', '.join(cfg.components)})"))
     for col in ("component", "mean", "min", "max", "non-zero"):
         table.add_column(col, justify="left" if col == "component" else "right")
     for row in summarize(results):
@@ -90,10 +90,14 @@ def score(
     console.print(f"format ok {sum(r.format_ok for r in results) / n:.1%}  ·  exact {sum(r.exact for r in results) / n:.1%}"
                   f"  ·  mean prefix {sum(r.prefix for r in results) / n:.2f} characters")
     if out:
-        with open(out, "w", encoding="utf-8") as fh:
+        from ..files import atomic_write
+
+        def write(fh) -> None:
             for row, r in zip(scored.rows, results):
                 fh.write(json.dumps({"id": row.get("id"), "code": r.code, "gold": r.gold, "judge_score": r.judge_score,
-                                     **r.as_dict()}) + "\n")
+                                     **r.as_dict()}, ensure_ascii=False) + "\n")
+
+        atomic_write(out, write)
         say(f"wrote {out}")
     disclaimer()
 
@@ -129,7 +133,7 @@ def settings_cmd(
             origin = f"{origin}: {chosen.source(name)}"
         if name in unused:
             origin += f" (not used by the {cfg.rule} rule)"
-        table.add_row(Text(name), Text(shown), Text(origin), Text(help_text))
+        table.add_row(Text(name), cell(shown), cell(origin), Text(help_text))
     console.print(table)
     for note in departures(cfg):
         console.print(Text(f"note: {note}"))

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import KbOption, console, err_console, say
+from .common import KbOption, cell, console, err_console, say
 
 app = typer.Typer(help="Scrape symptom descriptions and coding guidelines into the knowledge base.",
                   no_args_is_help=True)
@@ -33,7 +33,7 @@ def _print_summary(summary, as_json: bool) -> None:
     if as_json:
         console.print_json(json.dumps(summary.to_dict()))
         return
-    table = Table(title=f"scrape symptoms --source {summary.source}", show_header=False)
+    table = Table(title=cell(f"scrape symptoms --source {summary.source}"), show_header=False)
     table.add_row("codes selected", f"{summary.codes:,}")
     table.add_row("already done (skipped)", f"{summary.already:,}")
     table.add_row("pages this run", f"{summary.pages:,}")
@@ -42,7 +42,7 @@ def _print_summary(summary, as_json: bool) -> None:
     table.add_row("HTTP requests", f"{summary.requests:,}")
     for label, counts in (("not found", summary.not_found), ("skipped", summary.skipped), ("failed", summary.failed)):
         for reason, n in sorted(counts.items()):
-            table.add_row(f"{label}: {reason}", f"{n:,}")
+            table.add_row(cell(f"{label}: {reason}"), f"{n:,}")
     console.print(table)
     if summary.failed:
         say("failed pages are tried again by the next run (stored and answered pages are skipped)")
@@ -135,7 +135,9 @@ def guidelines(
         sections, origin = parse_pdf(pdf), str(pdf)
     else:
         say(f"Downloading {url} …")
-        with PoliteFetcher(FetchOptions(timeout=120.0)) as fetcher:
+        from ..scrape.limits import MAX_DOCUMENT_BYTES
+
+        with PoliteFetcher(FetchOptions(timeout=120.0, max_bytes=MAX_DOCUMENT_BYTES)) as fetcher:
             result = fetcher.fetch(url)
         if not result.ok or not result.content:
             raise InputError(f"could not download {url} ({result.reason or 'empty answer'}): download it yourself "

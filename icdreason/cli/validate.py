@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from pathlib import Path
@@ -13,7 +12,7 @@ from rich.table import Table
 
 from ..errors import UsageError
 from ..tables import read_codes_file
-from .common import KbOption, console, open_kb
+from .common import KbOption, cell, console, open_kb, visible
 
 _STYLE = {"billable": "green", "header": "yellow", "unknown": "red", "malformed": "red"}
 
@@ -46,23 +45,26 @@ def validate(
         for v in verdicts:
             typer.echo(json.dumps(v.to_dict(), ensure_ascii=False))
     elif fmt == "csv":
+        from ..tables.cells import CsvWriter
+
         out = io.StringIO()
-        writer = csv.writer(out)
+        writer = CsvWriter(out)
         writer.writerow(["input", "code", "status", "description", "chapter", "suggestions", "message"])
-        for v in verdicts:
-            writer.writerow([v.input, v.code, v.status, v.description or "", v.chapter or "",
-                             " ".join(v.suggestions), v.message])
+        for v in verdicts:  # printed: control characters from the input shown as escapes, as JSON lines do
+            writer.writerow([visible(v.input), visible(v.code), v.status, v.description or "", v.chapter or "",
+                             " ".join(v.suggestions), visible(v.message)])
         typer.echo(out.getvalue(), nl=False)
     else:
         table = Table(title=f"{len(verdicts)} codes")
         for col in ("input", "code", "status", "description / message", "suggestions"):
             table.add_column(col)
         for v in verdicts:
-            text = v.description if v.status == "billable" else v.message
+            text = cell(v.description if v.status == "billable" else v.message)
             if v.notes:
-                text = f"{text} [dim]({'; '.join(v.notes)})[/dim]"
-            table.add_row(repr(v.input) if v.input != v.input.strip() else v.input, v.code,
-                          f"[{_STYLE[v.status]}]{v.status}[/]", text, ", ".join(v.suggestions))
+                text.append(cell(f" ({'; '.join(v.notes)})", style="dim"))
+            table.add_row(cell(repr(v.input) if v.input != v.input.strip() else v.input, single_line=True),
+                          cell(v.code, single_line=True), cell(v.status, style=_STYLE[v.status]), text,
+                          cell(", ".join(v.suggestions)))
         console.print(table)
     if not all(v.ok for v in verdicts):
         raise typer.Exit(1)

@@ -13,6 +13,7 @@ import duckdb
 import pyarrow as pa
 
 from ..codes import CHAPTER_RANGES
+from ..db import EMPTY_DUCKDB, EMPTY_FILE, FOLDER, identify, interruptible
 from ..errors import KnowledgeBaseError
 from . import schema
 from .alpha.load import write_index
@@ -38,13 +39,19 @@ def build_kb(dest: Path, source: Path | None = None, *, force: bool = False, pro
     from the files icdreason ships (``knowledge/index/``) unless ``shipped_index`` is False.
 
     The file is written next to ``dest`` under a temporary name and renamed into place only when complete, so an
-    interrupted build never leaves a half-written knowledge base. Returns ``dest``.
+    interrupted build never leaves a half-written knowledge base. ``force`` replaces a knowledge base (of any
+    schema) or an empty file, never anything else (:func:`check_replaceable`). Returns ``dest``.
     """
     say = progress or (lambda message: None)
     source = Path(source) if source else bundled_release()
     dest = Path(dest)
+    if dest.is_dir():
+        raise KnowledgeBaseError(f"{dest} is a folder, not a knowledge-base file: pass --kb a file path such as "
+                                 f"{dest / 'icd10cm.duckdb'}")
     if dest.exists() and not force:
         raise KnowledgeBaseError(f"knowledge base already exists at {dest}: pass --force to rebuild it")
+    if dest.exists():
+        check_replaceable(dest)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".building", dir=dest.parent)
@@ -98,10 +105,27 @@ def build_kb(dest: Path, source: Path | None = None, *, force: bool = False, pro
     return dest
 
 
+def check_replaceable(dest: Path) -> None:
+    """Raise unless ``dest`` may be replaced by a new knowledge base: a knowledge base (of any schema version), an
+    empty file, or an empty DuckDB file. A prediction log, an audit database, anyone else's file, a damaged file
+    (which may have been any of those) or a locked one is never built over."""
+    kind = identify(dest)
+    if kind in ("knowledge base", EMPTY_FILE, EMPTY_DUCKDB, None):
+        return
+    if kind == FOLDER:
+        raise KnowledgeBaseError(f"{dest} is a folder, not a knowledge-base file: pass --kb a file path")
+    if kind in ("prediction log", "audit database"):
+        kind = f"icdreason {kind}"
+    what = ("an " if kind[0] in "aeiou" else "a ") + kind
+    raise KnowledgeBaseError(f"{dest} is {what}, not a knowledge base: refusing to build over it; pass --kb another "
+                             "path (delete the file first if you really mean to replace it)")
+
+
 def _insert(con: duckdb.DuckDBPyConnection, table: str, columns: dict[str, list]) -> None:
     con.register("incoming", pa.table(columns))
     try:
         names = ", ".join(columns)
-        con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM incoming")
+        with interruptible():
+            con.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM incoming")
     finally:
         con.unregister("incoming")

@@ -29,7 +29,10 @@ if TYPE_CHECKING:
     from .search import CodeSearch, SearchHit
     from .validation import CodeIndex, Validation
 
-_REBUILD = "run `icdreason kb build --force` to rebuild it"
+_REBUILD = "run `icdreason kb build --force` to rebuild it"  # only ever advised for a file that is a knowledge base
+_OTHER_FILE = "pass --kb the knowledge-base file (or leave --kb out for the default one)"
+_UNREADABLE = ("if it is a damaged knowledge base, delete it and run `icdreason kb build`; otherwise pass --kb the "
+               "knowledge-base file")
 
 
 class CodeInfo(NamedTuple):
@@ -114,7 +117,8 @@ def _check_schema(con: duckdb.DuckDBPyConnection, kb_file: Path) -> None:
 
 #: How :func:`~icdreason.db.open_db` opens the knowledge base (the list of migrations is read at open time).
 KB_STORE = Store("knowledge base", schema.MIGRATIONS, KnowledgeBaseError, fix=_REBUILD,
-                 lock_fix="wait for it to finish", check=_check_schema)
+                 lock_fix="wait for it to finish", check=_check_schema, foreign_fix=_OTHER_FILE,
+                 unreadable_fix=_UNREADABLE)
 
 
 class KnowledgeBase(IndexTables, ScrapedTables):

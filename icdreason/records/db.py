@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..db import Store, connect, open_db
+from ..db import Store, connect, interruptible, open_db
 from ..encodable import make_encodable
 from ..errors import InputError
 from ..locks import FileLock
@@ -198,12 +198,13 @@ class PredictionDB:
         self.con.register("_incoming", batch)
         self.con.execute("BEGIN")
         try:
-            # Not INSERT OR IGNORE: DuckDB does not keep the batch's order through it, and readers rely on that order.
-            self.con.execute(f"INSERT INTO predictions ({names}) SELECT {names} FROM _incoming AS i WHERE NOT EXISTS "
-                             "(SELECT 1 FROM predictions AS p WHERE p.run_id = i.run_id AND p.id = i.id) "
-                             "ORDER BY i._position")
-            self.con.execute("COMMIT")
-        except Exception:
+            with interruptible():  # Ctrl-C during the insert: the batch is rolled back and the run is interrupted
+                # Not INSERT OR IGNORE: DuckDB does not keep the batch's order through it; readers rely on that order.
+                self.con.execute(f"INSERT INTO predictions ({names}) SELECT {names} FROM _incoming AS i WHERE NOT "
+                                 "EXISTS (SELECT 1 FROM predictions AS p WHERE p.run_id = i.run_id AND p.id = i.id) "
+                                 "ORDER BY i._position")
+                self.con.execute("COMMIT")
+        except BaseException:
             self.con.execute("ROLLBACK")
             raise
         finally:

@@ -20,7 +20,6 @@ The DuckDB log (``--db``) is :class:`icdreason.records.db.PredictionDB`.
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import secrets
@@ -31,9 +30,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..errors import UsageError
+from ..errors import UsageError, writing
 from ..locks import FileLock
 from ..tables import iter_rows
+from ..tables.cells import CsvWriter
 from .readers import read_predictions
 from .record import COLUMNS, FIELDS, Record, make_records_encodable
 
@@ -175,16 +175,18 @@ class JsonlWriter(RecordWriter):
     def _write(self, records: list[Record]) -> None:
         if not records:
             return
-        self._fh.write(_lines(records, self.columns))
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
+        with writing(self.path):  # a full disk: one line naming the file
+            self._fh.write(_lines(records, self.columns))
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
         self.done_ids.update(r.id for r in records)
         self.error_ids.update(r.id for r in records if r.error is not None)
         self.written += len(records)
 
     def close(self, *, complete: bool = True) -> None:
         if not self._fh.closed:
-            self._fh.close()
+            with writing(self.path):
+                self._fh.close()
         self._unlock()
 
 
@@ -218,9 +220,19 @@ def _parquet_schema(columns: tuple[str, ...]):
 def _write_table_file(path: Path, fmt: str, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
     """Write all rows to ``path`` atomically (temporary file in the same folder, then rename)."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with writing(path):  # a full disk: one line naming the output, no temporary file left behind
+            _write_rows(tmp, fmt, rows, columns)
+            os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _write_rows(tmp: Path, fmt: str, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
     if fmt == "csv":
         with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh)
+            writer = CsvWriter(fh)  # text cells that start like a formula are neutralised
             writer.writerow(columns)
             for row in rows:
                 writer.writerow([_csv_cell(c, row.get(c)) for c in columns])
@@ -241,7 +253,6 @@ def _write_table_file(path: Path, fmt: str, rows: list[dict[str, Any]], columns:
             shaped.append(r)
         table = pa.Table.from_pylist(shaped, schema=_parquet_schema(columns))
         pq.write_table(table, tmp, compression="zstd")
-    os.replace(tmp, path)
 
 
 def _csv_cell(column: str, value: Any) -> Any:

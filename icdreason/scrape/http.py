@@ -13,6 +13,7 @@ import random
 import threading
 import time
 import urllib.robotparser
+import zlib
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
@@ -20,6 +21,7 @@ import httpx
 
 from .. import __version__
 from ..http_deadline import deadline, deadline_transport
+from .limits import ACCEPT_ENCODING, MAX_PAGE_BYTES, TooLarge, UnsupportedEncoding, decode_capped
 
 #: Identifies the tool and where to read about it; sites can contact or block it by this token.
 DEFAULT_USER_AGENT = (
@@ -69,6 +71,7 @@ class FetchOptions:
     user_agent: str = DEFAULT_USER_AGENT
     respect_robots: bool = True
     headers: dict[str, str] = field(default_factory=dict)
+    max_bytes: int = MAX_PAGE_BYTES  # a larger answer (after decompression) is read no further: "too_large"
 
 
 class _HostClock:
@@ -119,7 +122,7 @@ class PoliteFetcher:
 
     def __init__(self, options: FetchOptions | None = None, *, transport: httpx.BaseTransport | None = None):
         self.options = options or FetchOptions()
-        headers = {"User-Agent": self.options.user_agent, **self.options.headers}
+        headers = {"User-Agent": self.options.user_agent, "Accept-Encoding": ACCEPT_ENCODING, **self.options.headers}
         self.client = httpx.Client(
             headers=headers, timeout=self.options.timeout, follow_redirects=False,
             transport=transport if transport is not None else deadline_transport(),
@@ -201,6 +204,19 @@ class PoliteFetcher:
                 return FetchResult(**{**result.__dict__, "reason": f"{result.reason}_retry_after_too_long"})
             self.clock.push_back(host, delay)
 
+    def _get(self, url: str) -> tuple[httpx.Response, bytes]:
+        """GET ``url``; the body of a 2xx answer is streamed and read only up to ``max_bytes``, raw and after
+        decompression (:class:`TooLarge` beyond: a huge answer or a gzip bomb is never held whole); other bodies are
+        not read."""
+        with self.client.stream("GET", url) as response:
+            if not 200 <= response.status_code < 300:
+                return response, b""
+            declared = response.headers.get("content-length", "")
+            if declared.isdigit() and int(declared) > self.options.max_bytes:
+                raise TooLarge(f"Content-Length {declared}")
+            body = decode_capped(response.iter_raw(), response.headers.get("content-encoding"), self.options.max_bytes)
+            return response, body
+
     def _get_following(self, url: str, host: str, *, check_robots: bool) -> tuple[FetchResult, float | None]:
         """One attempt: GET, following redirects that stay on the same host. Returns (result, Retry-After)."""
         current = url
@@ -209,10 +225,14 @@ class PoliteFetcher:
             try:
                 with self._count_lock:
                     self.requests_made += 1
-                with deadline(self.options.timeout):  # connecting, waiting and reading, together
-                    response = self.client.get(current)
+                with deadline(self.options.timeout):  # connecting, waiting and reading the capped body, together
+                    response, body = self._get(current)
             except httpx.TimeoutException:
                 return FetchResult(url, "failed", reason="timeout", final_url=current), None
+            except TooLarge:
+                return FetchResult(url, "skipped", reason="too_large", final_url=current), None
+            except (UnsupportedEncoding, zlib.error):
+                return FetchResult(url, "failed", reason="bad_content_encoding", final_url=current), None
             except httpx.HTTPError as exc:
                 return FetchResult(url, "failed", reason="connection_error", final_url=current,
                                    text=type(exc).__name__), None
@@ -232,8 +252,9 @@ class PoliteFetcher:
                 continue
             content_type = response.headers.get("content-type")
             if 200 <= status < 300:
-                return FetchResult(url, "ok", status=status, text=response.text, final_url=current,
-                                   content_type=content_type, content=response.content), None
+                text = body.decode(response.encoding or "utf-8", errors="replace")
+                return FetchResult(url, "ok", status=status, text=text, final_url=current,
+                                   content_type=content_type, content=body), None
             if status in (404, 410):
                 return FetchResult(url, "not_found", status=status, reason=f"http_{status}", final_url=current), None
             wait = retry_after_seconds(response.headers.get("retry-after")) if status in (429, 503) else None

@@ -19,6 +19,7 @@ from ..kb.scraped import ScrapeLogEntry, SymptomRow
 from ..kb.store import KnowledgeBase
 from ..tables import read_codes_file  # noqa: F401  (re-exported: one rule for scrape --codes and validate --file)
 from .http import FetchOptions, FetchResult, PoliteFetcher
+from .limits import MAX_DESCRIPTION_CHARS, MAX_PAGE_BYTES, MAX_TITLE_CHARS, TooLarge, cap_text, read_file_capped
 from .sources import Description, Parsed, SymptomSource
 
 #: scrape_log outcomes that a later run does not try again (unless --refresh).
@@ -26,8 +27,9 @@ FINAL_OUTCOMES = ("stored", "not_found", "skipped")
 #: Parse problems that mean "we are being blocked right now": retried on the next run.
 TRANSIENT_PARSE_REASONS = frozenset({"captcha"})
 
-#: Saved files larger than this are not pages (a database, an archive) and are skipped by --from-dir.
-MAX_SAVED_BYTES = 5_000_000
+#: Saved files larger than this are not pages (a database, an archive) and are skipped by --from-dir: the same cap as
+#: fetched answers (:mod:`.limits`).
+MAX_SAVED_BYTES = MAX_PAGE_BYTES
 
 OnPage = Callable[[str, str], None]
 
@@ -98,8 +100,10 @@ def plan_pages(source: SymptomSource, codes: list[str]) -> tuple[dict[str, dict[
 
 # -- writing --------------------------------------------------------------------------------------------------------
 def _row(source: str, found: Description, status: int | None) -> SymptomRow:
-    return SymptomRow(found.code, source, found.source_code, found.mapping, found.language, found.title, found.text,
-                      found.url, status, found.content_hash)
+    """The row stored for a description: text and title cut to the caps of :mod:`.limits`."""
+    title = cap_text(found.title, MAX_TITLE_CHARS) if found.title else found.title
+    return SymptomRow(found.code, source, found.source_code, found.mapping, found.language, title,
+                      cap_text(found.text, MAX_DESCRIPTION_CHARS), found.url, status, found.content_hash)
 
 
 def record_page(kb: KnowledgeBase, source: SymptomSource, key: str, wanted: dict[str, str], result: FetchResult,
@@ -195,12 +199,13 @@ def scrape_from_dir(kb: KnowledgeBase, source: SymptomSource, directory: Path, *
     if on_plan:
         on_plan(len(files))
     for path in files:
-        if path.stat().st_size > MAX_SAVED_BYTES:
+        try:
+            text = read_file_capped(path, MAX_SAVED_BYTES).decode("utf-8", errors="replace")
+        except TooLarge:
             summary.skipped["too_large"] += 1
             if on_page:
                 on_page(path.name, "skipped")
             continue
-        text = path.read_bytes().decode("utf-8", errors="replace")
         key = source.key_from_saved(path, text)
         if key is None:
             summary.skipped["unrecognised_file"] += 1

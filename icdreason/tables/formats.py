@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from ..encodable import make_encodable, may_hold_surrogates
 from ..errors import InputError
+from .cells import restore, restore_arrow
 
 DELIMITERS = {"csv": ",", "tsv": "\t"}
 BATCH_ROWS = 4096
@@ -45,10 +46,19 @@ def not_utf8(source: str) -> InputError:
     return InputError(f"{source} is not UTF-8 text: save it as UTF-8 (\"CSV UTF-8\" in a spreadsheet)")
 
 
-def _loads(text: str) -> Any:
-    """JSON text decoded, with any lone surrogate it escapes (``"\\ud83d"``) replaced by U+FFFD: no file, Arrow
-    array or DuckDB column can hold one."""
-    value = json.loads(text)
+_MAX_INT_DIGITS = 4000  # below Python's limit on converting digits to an int (4300)
+
+
+def _int_or_digits(digits: str) -> int | str:
+    """A JSON integer as an int, or as its digits when it is too long for one (a 5,000-digit id stays an id)."""
+    return int(digits) if len(digits) <= _MAX_INT_DIGITS else digits
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads`` for data from files: over-long integers kept as their digits, and any lone surrogate the text
+    escapes (``"\\ud83d"``, half a character) replaced by U+FFFD — no file, Arrow array or DuckDB column can hold
+    one."""
+    value = json.loads(text, parse_int=_int_or_digits)
     return make_encodable(value)[0] if may_hold_surrogates(text) else value
 
 
@@ -60,7 +70,7 @@ def jsonl_items(fh: TextIO, source: str, *, torn_tail: bool, bad_lines: str) -> 
     first = fh.readline()
     if first.lstrip().startswith("["):  # a .json file holding one array of objects
         try:
-            items = _loads(first + fh.read())
+            items = parse_json(first + fh.read())
         except json.JSONDecodeError as exc:
             raise InputError(f"{source} is not valid JSON ({exc}): write one JSON object per line") from None
         for n, item in enumerate(items if isinstance(items, list) else [], 1):
@@ -73,7 +83,7 @@ def jsonl_items(fh: TextIO, source: str, *, torn_tail: bool, bad_lines: str) -> 
         if not line.strip():
             continue
         try:
-            row = _loads(line)
+            row = parse_json(line)
             if not isinstance(row, dict):
                 raise ValueError(f"a JSON {type(row).__name__}, not an object")
         except ValueError as exc:
@@ -97,8 +107,17 @@ def _delimiter(header: str, delimiters: str) -> str:
     return best
 
 
-def csv_items(fh: TextIO, source: str, delimiters: str) -> tuple[list[str], Iterator[tuple[int, dict]]]:
-    """The header and (starting line, row) of each record; blank records are skipped."""
+_DELIMITER_NAMES = {",": "a comma", ";": "a semicolon", "\t": "a tab"}
+
+
+def csv_items(fh: TextIO, source: str, delimiters: str, *,
+              bad_lines: str = "raise") -> tuple[list[str], Iterator[tuple[int, dict]]]:
+    """The header and (starting line, row) of each record; blank records are skipped.
+
+    A record with more (non-empty) fields than the header was misread — usually a field holding the delimiter
+    without quotes — and is never cut short silently: an error naming the line, or with ``bad_lines="keep"`` the
+    row ``{"__error": why}``.
+    """
     lines: Iterator[str] = fh
     delimiter = delimiters
     if len(delimiters) > 1:
@@ -118,7 +137,14 @@ def csv_items(fh: TextIO, source: str, delimiters: str) -> tuple[list[str], Iter
                 start, end = end + 1, reader.line_num
                 if not any(v.strip() for v in values):
                     continue
-                yield start, {name: (values[i] if i < len(values) else None) for i, name in enumerate(header)}
+                if len(values) > len(header) and any(v.strip() for v in values[len(header):]):
+                    why = (f"{len(values)} fields but the header has {len(header)}: put a field that contains "
+                           f"{_DELIMITER_NAMES.get(delimiter, repr(delimiter))} in double quotes")
+                    if bad_lines == "keep":
+                        yield start, {"__error": why}
+                        continue
+                    raise InputError(f"{source}:{start} has {why}")
+                yield start, {name: (restore(values[i]) if i < len(values) else None) for i, name in enumerate(header)}
         except csv.Error as exc:
             raise InputError(f"{source}:{end + 1} is not a readable CSV record ({exc})") from None
 
@@ -133,7 +159,7 @@ def numbered_rows(path: Path, fmt: str, *, source: str, data: bytes | None, erro
         return None, _closing(fh, jsonl_items(fh, source, torn_tail=torn_tail, bad_lines=bad_lines), source)
     fh = open_text(path, data, errors, "")
     try:
-        header, items = csv_items(fh, source, delimiters or DELIMITERS[fmt])
+        header, items = csv_items(fh, source, delimiters or DELIMITERS[fmt], bad_lines=bad_lines)
     except UnicodeDecodeError:
         fh.close()
         raise not_utf8(source) from None
@@ -170,13 +196,23 @@ def arrow_csv(path: Path, delimiter: str):
             raise not_utf8(str(path)) from None
     if not header:
         raise InputError(f"{path} has no header row: the first line must name the columns (e.g. id,code)")
-    try:
+    def read(block_size: int | None):
         return pacsv.read_csv(
             path,
+            read_options=pacsv.ReadOptions(block_size=block_size) if block_size else None,
             parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(column_types={h: pa.string() for h in header},
                                                  strings_can_be_null=True),
         )
+
+    try:
+        try:
+            table = read(None)
+        except pa.ArrowInvalid as exc:
+            if "straddl" not in str(exc):
+                raise
+            table = read(min(path.stat().st_size + 1, 2**31 - 1))  # a row longer than a block: a note of megabytes
+        return pa.Table.from_arrays([restore_arrow(c) for c in table.columns], schema=table.schema)
     except pa.ArrowInvalid as exc:
         what = "TSV" if delimiter == "\t" else "CSV"
         raise InputError(f"{path} is not a readable {what} file: {str(exc).splitlines()[0]}") from None

@@ -78,8 +78,8 @@ def read_rows(path: str | os.PathLike[str], *, fmt: str | None = None, table: st
 
     ``data`` holds the file's bytes when they come from stdin (``source`` names them in messages). ``columnar``
     reads CSV/TSV with Arrow (fast; no line numbers). ``errors="replace"`` reads text that is not UTF-8 with
-    replacement characters instead of failing. ``bad_lines="keep"`` turns a JSONL line that is not a JSON object
-    into a row ``{"__error": why}`` instead of failing. ``delimiters`` (e.g. ``",;\\t"``) lets a CSV file use any of
+    replacement characters instead of failing. ``bad_lines="keep"`` turns a JSONL line that is not a JSON object,
+    or a CSV record with more fields than the header, into a row ``{"__error": why}`` instead of failing. ``delimiters`` (e.g. ``",;\\t"``) lets a CSV file use any of
     them: the one that splits the header into the most fields wins. ``required`` (what the rows should hold)
     makes an empty file or a table without rows an error.
     """

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import EngineError
+from ..errors import EngineError
 
 #: Short names of the released DeepICD-R1 models and their hub ids.
 ALIASES: dict[str, str] = {

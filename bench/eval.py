@@ -4,7 +4,7 @@
 
 Synthetic but realistic input: ~6,400 gold codes over every chapter with Zipf-like frequencies (the MIMIC imbalance),
 predictions that are right, right up to the category or chapter, random, malformed or missing, in mixed spellings
-(dotted/undotted, lower case, stray spaces). Times `icdreason.evaluate.evaluate_codes` (normalisation, label-space
+(dotted/undotted, lower case, stray spaces). Times `icdreason.evaluation.evaluate_codes` (normalisation, label-space
 mapping, NIL, all three levels) against scikit-learn's `precision_recall_fscore_support(average="macro",
 zero_division=0)` on the same per-level labels, and checks that every macro number agrees. The last row times the
 whole file path (`evaluate_files` on a 1M-row Parquet predictions file and a gold CSV, bootstrap off), and the strict
@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from icdreason.codes import CHAPTER_RANGES, dotted
-from icdreason.evaluate import evaluate_codes, evaluate_files
+from icdreason.evaluation import evaluate_codes, evaluate_files
 from icdreason.evaluation.metrics import LEVELS, encode
 from icdreason.parse import strict_answer
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
 from icdreason.codes import CHAPTER_RANGES
-from icdreason.evaluate import evaluate_codes
+from icdreason.evaluation import evaluate_codes
 from icdreason.evaluation.bootstrap import bootstrap_intervals
 from icdreason.evaluation.breakdowns import frequency_thirds
 from icdreason.evaluation.metrics import NIL, LabelSpace, encode, score_level

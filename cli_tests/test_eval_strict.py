@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from icdreason.cli import app
-from icdreason.evaluate import evaluate_files
+from icdreason.evaluation import evaluate_files
 from icdreason.parse import first_pair, parse_response, strict_answer
 from icdreason.records import Record, open_writer
 

@@ -12,7 +12,7 @@ from ..errors import UsageError
 from .common import cell, console, disclaimer, err_console, markup
 
 if TYPE_CHECKING:
-    from ..evaluate import Report, RunResult
+    from ..evaluation import Report, RunResult
 
 _LEVELS = (("chapter", "Chapter"), ("category", "Category"), ("code", "Full code"))
 
@@ -190,7 +190,7 @@ def evaluate(
     level; gold ids without a prediction are counted and scored as NIL. See docs/metrics.md for the exact
     definitions and every difference from the authors' evaluator.
     """
-    from ..evaluate import evaluate_files
+    from ..evaluation import evaluate_files
 
     if duplicates not in ("error", "first", "last"):
         raise UsageError(f"unknown --duplicates {duplicates!r}: choose error, first or last")

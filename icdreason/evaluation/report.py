@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
-from .evaluation.bootstrap import bootstrap_intervals
-from .evaluation.breakdowns import by_field, frequency_thirds, per_chapter, validation_counts
-from .evaluation.answers import Answers, read_answers
-from .evaluation.inputs import Gold, join, load_gold, read_labels, read_rows
-from .gold import GOLD_ID_COLUMNS
-from .tables import pick_column
-from .evaluation.metrics import LEVELS, NIL, LabelSpace, LevelScores, encode, score_level
+from ..errors import InputError
+from .bootstrap import bootstrap_intervals
+from .breakdowns import by_field, frequency_thirds, per_chapter, validation_counts
+from .answers import Answers, read_answers
+from .inputs import Gold, join, load_gold, read_labels, read_rows
+from ..gold import GOLD_ID_COLUMNS
+from ..tables import pick_column
+from .metrics import LEVELS, NIL, LabelSpace, LevelScores, encode, score_level
 
 __all__ = ["LEVELS", "NIL", "LabelSpace", "LevelScores", "Report", "RunResult", "evaluate_codes", "evaluate_files"]
 
@@ -123,7 +123,7 @@ class Report:
     warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        from . import DISCLAIMER, __version__
+        from .. import DISCLAIMER, __version__
 
         return {
             "disclaimer": DISCLAIMER,
@@ -144,7 +144,7 @@ class Report:
 
     def write_json(self, path: str | Path) -> Path:
         """Write :meth:`as_dict` atomically (a temporary file renamed into place; a pipe or device in place)."""
-        from .files import atomic_write_text
+        from ..files import atomic_write_text
 
         return atomic_write_text(path, json.dumps(self.as_dict(), indent=2, ensure_ascii=False) + "\n")
 
@@ -197,7 +197,7 @@ def evaluate_files(
         space = LabelSpace.from_codes(read_labels(labels), str(labels))
     else:
         space = LabelSpace.from_codes(labels, "labels")
-    from .codes import ICD10CM_PATTERN, normalize
+    from ..codes import ICD10CM_PATTERN, normalize
 
     norm = {c: normalize(c) for c in set(g.codes)}
     outside = {c for c in norm.values() if c not in space.codes}

@@ -25,18 +25,13 @@ JudgePromptOption = Annotated[Optional[Path], typer.Option("--judge-prompt", hel
 def _config(preset: Optional[str], config_file: Optional[Path], settings: list[str], components: Optional[str],
             judge_url: Optional[str], judge_model: Optional[str], judge_prompt: Optional[Path]):
     """Preset and environment, then --config, then --set and the dedicated flags (each value keeps its origin)."""
-    from ..errors import UsageError
     from ..rewards import RewardConfig
+    from ..settings import parse_assignments
 
     cfg = RewardConfig.from_env()
     if config_file:
-        cfg = RewardConfig.from_yaml(config_file, base=cfg, origin=f"YAML {config_file} (--config)")
-    given: dict[str, tuple[str, str]] = {}
-    for item in settings:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UsageError(f"--set expects NAME=VALUE, got {item!r} (see `icdreason reward settings`)")
-        given[key.strip()] = (value.strip(), "flag --set")
+        cfg = RewardConfig.load(config_file, base=cfg, origin=f"YAML {config_file} (--config)")
+    given = {key: (value.strip(), "flag --set") for key, value in parse_assignments(settings).items()}
     flags = {"preset": preset, "components": components, "judge_url": judge_url, "judge_model": judge_model,
              "judge_prompt": str(judge_prompt) if judge_prompt else None}
     given.update({name: (value, f"flag --{name.replace('_', '-')}") for name, value in flags.items() if value})

@@ -12,7 +12,6 @@ layer names another preset. Importing this module is cheap (PyYAML is imported o
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,13 +116,6 @@ class RewardConfig(Settings):
             else:
                 raise UsageError("the judge component needs a judge server: pass --judge-url and --judge-model "
                                  "(settings judge_url, judge_model), or leave the judge out (--no-judge)")
-
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike[str], *, base: RewardConfig | None = None,
-                  origin: str | None = None) -> RewardConfig:
-        """:meth:`~icdreason.settings.Settings.load` under the name ``icdreason reward`` calls (a YAML file of
-        settings; a top-level ``reward:`` section is also accepted)."""
-        return cls.load(path, base=base, origin=origin)
 
     # -- the messages, worded for reward settings ------------------------------------------------------------------
     @classmethod

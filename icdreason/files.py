@@ -8,6 +8,7 @@ written in place instead of being replaced. An ``OSError`` (a full disk, a read-
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from collections.abc import Callable
@@ -52,3 +53,12 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[TextIO], None], 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` to ``path`` (see :func:`atomic_write`)."""
     return atomic_write(path, lambda fh: fh.write(text))
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks (a file's identity in provenance records)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 from .. import __version__
 from ..errors import InputError, UsageError
 from .sampling import code_confidence, sample
-from .store import AuditDatabaseError, AuditInfo, AuditStore, Case, file_sha256, now
+from ..files import file_sha256
+from .store import AuditDatabaseError, AuditInfo, AuditStore, Case, now
 
 if TYPE_CHECKING:
     from ..kb import KnowledgeBase

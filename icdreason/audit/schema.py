@@ -10,7 +10,6 @@ from collections.abc import Callable
 
 import duckdb
 
-from .. import migrations
 
 Migration = tuple[str, Callable[[duckdb.DuckDBPyConnection], None]]
 
@@ -82,18 +81,3 @@ MIGRATIONS: list[Migration] = [
     ("0001_audit_tables", _m0001_audit),
     ("0002_decision_index", _m0002_indexes),
 ]
-
-
-def applied(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Names of the migrations a database has recorded (empty when it has no ``_migrations`` table)."""
-    return migrations.applied(con)
-
-
-def pending(con: duckdb.DuckDBPyConnection) -> list[Migration]:
-    """Migrations this database lacks, in order."""
-    return migrations.pending(con, MIGRATIONS)
-
-
-def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Apply every pending migration, each in its own transaction; returns the names applied."""
-    return migrations.migrate(con, MIGRATIONS)

@@ -14,20 +14,15 @@ import pyarrow as pa
 
 from ..codes import CHAPTER_RANGES
 from ..db import EMPTY_DUCKDB, EMPTY_FILE, FOLDER, identify, interruptible
+from .. import migrations
 from ..errors import KnowledgeBaseError
+from ..files import file_sha256
 from . import schema
 from .alpha.load import write_index
 from .tabular import bundled_release, read_tabular
 
 Progress = Callable[[str], None]
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def build_kb(dest: Path, source: Path | None = None, *, force: bool = False, progress: Progress | None = None,
@@ -70,7 +65,7 @@ def build_kb(dest: Path, source: Path | None = None, *, force: bool = False, pro
         say(f"Writing {len(tab.codes['code']):,} codes to {dest} …")
         con = duckdb.connect(str(tmp))
         try:
-            schema.migrate(con)
+            migrations.migrate(con, schema.MIGRATIONS)
             _insert(con, "codes", tab.codes)
             _insert(con, "notes", tab.notes)
             _insert(con, "seventh_characters", tab.seventh)
@@ -87,7 +82,7 @@ def build_kb(dest: Path, source: Path | None = None, *, force: bool = False, pro
                 "schema_version": str(schema.SCHEMA_VERSION),
                 "release": tab.release,
                 "source_file": source.name,
-                "source_sha256": _sha256(source),
+                "source_sha256": file_sha256(source),
                 "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "build_id": hashlib.sha256(f"{source}{time.time_ns()}".encode()).hexdigest()[:16],
                 "build_seconds": f"{time.perf_counter() - started:.2f}",

@@ -11,7 +11,6 @@ from collections.abc import Callable
 
 import duckdb
 
-from .. import migrations
 
 #: Bumped when the layout of the tables filled by ``kb build`` changes incompatibly.
 SCHEMA_VERSION = 1
@@ -210,18 +209,3 @@ def register(name: str, apply: Callable[[duckdb.DuckDBPyConnection], None]) -> N
     if any(existing == name for existing, _ in MIGRATIONS):
         return
     MIGRATIONS.append((name, apply))
-
-
-def applied(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Names of the migrations a database has recorded (empty when it has no ``_migrations`` table)."""
-    return migrations.applied(con)
-
-
-def pending(con: duckdb.DuckDBPyConnection) -> list[Migration]:
-    """Migrations this database lacks, in order."""
-    return migrations.pending(con, MIGRATIONS)
-
-
-def migrate(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """Apply every pending migration, each in its own transaction; returns the names applied."""
-    return migrations.migrate(con, MIGRATIONS)

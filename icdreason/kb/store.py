@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import duckdb
 
-from .. import config
+from .. import config, migrations
 from ..codes import normalize, normalize_with_notes
 from ..db import Store, open_db
 from ..errors import KnowledgeBaseError
@@ -104,7 +104,7 @@ def _stderr(message: str) -> None:
 
 def _check_schema(con: duckdb.DuckDBPyConnection, kb_file: Path) -> None:
     """Refuse a file without the code tables, or with code tables of another layout (:data:`schema.SCHEMA_VERSION`)."""
-    if "0001_core_tables" not in schema.applied(con):
+    if "0001_core_tables" not in migrations.applied(con):
         raise KnowledgeBaseError(f"{kb_file} is not an icdreason knowledge base: {_REBUILD}")
     row = con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     version = int(row[0]) if row else 0
@@ -195,7 +195,7 @@ class KnowledgeBase(IndexTables, ScrapedTables):
             "built_at": self.meta.get("built_at", ""),
             "schema_version": self.meta.get("schema_version", ""),
             "index_release": self.meta.get("index_release", ""),
-            "migrations": schema.applied(self.con),
+            "migrations": migrations.applied(self.con),
             "kinds": {k: kinds.get(k, 0) for k in ("chapter", "block", "category", "subcategory", "code")},
             "billable": billable,
             "chapters": [

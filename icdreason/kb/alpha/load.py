@@ -9,7 +9,6 @@ does not have is counted in ``index_files.codes_missing`` (``KnowledgeBase.index
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import astuple, dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ import duckdb
 import pyarrow as pa
 
 from ...errors import InputError, KnowledgeBaseError
+from ...files import file_sha256
 from .parse import TERM_COLUMNS, IndexFile, read_index
 from .shipped import shipped_files
 from .xrefs import resolve_all
@@ -44,13 +44,6 @@ class LoadedFile:
     xrefs_unresolved: int
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def read_release(given: Sequence[str | Path] = (), *, shipped: bool = True,
                  progress: Progress | None = None) -> list[tuple[IndexFile, Path, str, str, str]]:
@@ -67,12 +60,12 @@ def read_release(given: Sequence[str | Path] = (), *, shipped: bool = True,
             raise InputError(f"two files of the same kind ({parsed.kind}): {out[parsed.kind][1].name} and {path.name}: "
                              "pass one file of each kind")
         next_id += len(parsed)
-        out[parsed.kind] = (parsed, path, sha256_of(path), "", "")
+        out[parsed.kind] = (parsed, path, file_sha256(path), "", "")
     if shipped:
         for ship in shipped_files():
             if ship.kind in out:
                 continue
-            digest = sha256_of(ship.path)
+            digest = file_sha256(ship.path)
             if ship.sha256 and digest != ship.sha256:
                 raise KnowledgeBaseError(
                     f"the shipped index file {ship.path} is damaged (sha256 {digest[:12]}…, expected "

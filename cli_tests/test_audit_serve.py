@@ -73,7 +73,7 @@ def test_a_killed_server_loses_nothing_and_the_next_resumes(serve_env, tmp_path)
     db = tmp_path / "audit.duckdb"
     server = Server([str(preds), "--reviewer", "alice"], serve_env, tmp_path)
     base, token = server.urls["alice"].split("/?token=")
-    with httpx.Client(base_url=base) as client:
+    with httpx.Client(base_url=base, timeout=60) as client:
         assert client.get("/review").status_code == 403
         page = client.get(f"/?token={token}", follow_redirects=True)
         assert "Case 1/5" in page.text and "token" not in str(page.url)
@@ -87,7 +87,7 @@ def test_a_killed_server_loses_nothing_and_the_next_resumes(serve_env, tmp_path)
     again = Server([str(preds), "--reviewer", "alice"], serve_env, tmp_path)
     base, token2 = again.urls["alice"].split("/?token=")
     assert token2 != token
-    with httpx.Client(base_url=base) as client:
+    with httpx.Client(base_url=base, timeout=60) as client:
         assert client.get(f"/?token={token}").status_code == 403
         page = client.get(f"/?token={token2}", follow_redirects=True)
         assert "Case 3/5" in page.text and "2/5 decided" in page.text
@@ -103,7 +103,7 @@ def test_a_locked_database_keeps_the_decision_and_writes_it_with_the_next(serve_
     server = Server([str(preds), "--reviewer", "alice"], {**serve_env, "ICDREASON_AUDIT_LOCK_TIMEOUT": "0.3"},
                     tmp_path)
     base, token = server.urls["alice"].split("/?token=")
-    with httpx.Client(base_url=base) as client:
+    with httpx.Client(base_url=base, timeout=60) as client:
         page = client.get(f"/?token={token}", follow_redirects=True)
         holder = duckdb.connect(str(db))  # another process (this test) holds the write lock
         try:

@@ -16,6 +16,15 @@ app = typer.Typer(help="Expert review of predictions: accept, correct or reject 
                   no_args_is_help=True)
 
 DbOption = Annotated[Path, typer.Option("--db", help="The audit database (DuckDB); created by the first `start`.")]
+PredictionsArgument = Annotated[Path, typer.Argument(help="Predictions file (JSONL, CSV, Parquet or DuckDB) from "
+                                                     "`icdreason predict`.")]
+SampleOption = Annotated[Optional[int], typer.Option("--sample", min=1, help="Review N cases (default: all). Drawn "
+                                                     "once, when the audit starts.")]
+StrategyOption = Annotated[str, typer.Option("--strategy", help="How to draw --sample: random, low-confidence, "
+                                             "per-chapter or disagreement.")]
+SeedOption = Annotated[int, typer.Option("--seed", help="Seed of the sample.")]
+BlindOption = Annotated[bool, typer.Option("--blind", help="Enter your own code before the model's is shown (for "
+                                           "unbiased model-vs-expert agreement).")]
 _REVIEWER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 
 
@@ -62,17 +71,13 @@ def _join(store, kb, reviewer: str) -> None:
 
 @app.command("start")
 def start(
-    predictions: Annotated[Path, typer.Argument(help="Predictions file (JSONL, CSV, Parquet or DuckDB) from "
-                                                "`icdreason predict`.")],
+    predictions: PredictionsArgument,
     reviewer: Annotated[str, typer.Option("--reviewer", help="Your reviewer id; your progress is kept under it.")],
     db: DbOption = Path("audit.duckdb"),
-    sample_size: Annotated[Optional[int], typer.Option("--sample", min=1, help="Review N cases (default: all). "
-                                                       "Drawn once, when the audit starts.")] = None,
-    strategy: Annotated[str, typer.Option("--strategy", help="How to draw --sample: random, low-confidence, "
-                                          "per-chapter or disagreement.")] = "random",
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the sample.")] = 0,
-    blind: Annotated[bool, typer.Option("--blind", help="Enter your own code before the model's is shown "
-                                        "(for unbiased model-vs-expert agreement).")] = False,
+    sample_size: SampleOption = None,
+    strategy: StrategyOption = "random",
+    seed: SeedOption = 0,
+    blind: BlindOption = False,
     kb: KbOption = None,
 ) -> None:
     """Review predictions case by case (resumes where you stopped).
@@ -113,18 +118,14 @@ def start(
 
 @app.command("serve")
 def serve(
-    predictions: Annotated[Path, typer.Argument(help="Predictions file (JSONL, CSV, Parquet or DuckDB) from "
-                                                "`icdreason predict`.")],
+    predictions: PredictionsArgument,
     reviewer: Annotated[list[str], typer.Option("--reviewer", help="Reviewer id; repeat it for several reviewers "
                                                 "(each gets their own address).")],
     db: DbOption = Path("audit.duckdb"),
-    sample_size: Annotated[Optional[int], typer.Option("--sample", min=1, help="Review N cases (default: all). "
-                                                       "Drawn once, when the audit starts.")] = None,
-    strategy: Annotated[str, typer.Option("--strategy", help="How to draw --sample: random, low-confidence, "
-                                          "per-chapter or disagreement.")] = "random",
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the sample.")] = 0,
-    blind: Annotated[bool, typer.Option("--blind", help="Enter your own code before the model's is shown "
-                                        "(for unbiased model-vs-expert agreement).")] = False,
+    sample_size: SampleOption = None,
+    strategy: StrategyOption = "random",
+    seed: SeedOption = 0,
+    blind: BlindOption = False,
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port (0 picks a free one).")] = 8765,
     host: Annotated[str, typer.Option("--host", help="Address to listen on. Anything but this machine's loopback "
                                       "lets others on the network reach the page (plain HTTP).")] = "127.0.0.1",

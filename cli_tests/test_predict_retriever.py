@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from predict_support import retriever_kb  # noqa: F401
 
+from icdreason.cli import app
 from icdreason.engines.base import Prompt, SamplingParams
 from icdreason.engines.clinical_text import expand_abbreviations, negation_spans, split_sentences, terms
 from icdreason.engines.retriever import NO_LLM_NOTICE, RetrieverEngine
@@ -144,3 +147,28 @@ def test_the_thin_evidence_flag_reaches_the_prediction_record(engine, tmp_path):
     writer.close()
     records = {r["id"]: r for r in map(json.loads, (tmp_path / "out.jsonl").read_text().splitlines())}
     assert "evidence_too_thin" in records["thin"]["flags"] and "evidence_too_thin" not in records["clear"]["flags"]
+
+
+def test_notes_without_clinical_content_get_no_code_and_say_why(runner, tmp_path):
+    """A NUL-only cell, a number in the text column and a long run of noise (cut by the truncation marker) each end
+    with no code and a flag naming the reason, never a silent no_output."""
+    notes = tmp_path / "hostile.jsonl"
+    rows = [{"id": "nul", "text": "\x00\x00"}, {"id": "num", "text": 12345}, {"id": "noise", "text": "zzz " * 3000},
+            {"id": "mi", "text": "Chest pain, troponin elevated, NSTEMI."}]
+    notes.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    result = runner.invoke(app, ["predict", str(notes), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    records = {r["id"]: r for r in map(json.loads, out.read_text(encoding="utf-8").splitlines())}
+    assert records["nul"]["flags"] == ["nul_removed", "empty_note"] and records["nul"]["error"] == "empty note"
+    assert records["num"]["flags"] == ["not_text_cell", "evidence_too_thin"] and records["num"]["code"] is None
+    assert records["noise"]["flags"] == ["truncated", "evidence_too_thin"] and records["noise"]["code"] is None
+    assert records["mi"]["code"] == "I21.4" and records["mi"]["flags"] == []
+
+
+def test_the_truncation_marker_is_not_scored_as_note_text(engine):
+    """"[... N characters omitted ...]" is icdreason's, not the patient's: its word "characters" once made F60.9
+    (a personality disorder) a candidate of every long note."""
+    cut = engine.analyze("Chief Complaint: cough\n[... 5000 characters omitted ...]\nAssessment: cough")
+    whole = engine.analyze("Chief Complaint: cough\n\nAssessment: cough")
+    assert cut["candidates"] == whole["candidates"] and not any(c.startswith("F60") for c, _ in cut["candidates"])

@@ -123,12 +123,17 @@ def _table_notes(path: Path, id_column: str | None, text_column: str | None, *, 
             continue
         raw_id = _cell(row.get(id_col)) if id_col else None
         note_id = raw_id.strip() if raw_id and raw_id.strip() else f"{stem}:{i}"
-        value = _cell(row.get(text_col)) if text_col else None
+        cell = row.get(text_col) if text_col else None
+        value = _cell(cell)
+        flags = [] if value is None or isinstance(cell, str) else ["not_text_cell"]  # e.g. a number in the column
+        if value is not None and "\x00" in value:
+            value, flags = value.replace("\x00", ""), [*flags, "nul_removed"]
         if value is None or not value.strip():
-            notes.append(Note(note_id, "", where, ["empty_note"], "empty note"))
+            notes.append(Note(note_id, "", where, [*flags, "empty_note"], "empty note"))
             continue
         text = value.replace("\r\n", "\n").replace("\r", "\n")
-        flags = ["decoded_with_replacement"] if "\ufffd" in text else []
+        if "\ufffd" in text:
+            flags.append("decoded_with_replacement")
         notes.append(Note(note_id, text, where, flags))
     return notes
 
@@ -239,6 +244,15 @@ def sections(text: str) -> list[Section]:
 
 
 # -- truncation --------------------------------------------------------------------------------------------------
+#: The line :func:`truncate_middle` puts where it cut a note.
+TRUNCATION_MARKER = re.compile(r"\n?\[\.\.\. \d+ characters omitted \.\.\.\]\n?")
+
+
+def without_truncation_marker(text: str) -> str:
+    """The note's own text: the truncation marker (not the patient's words) replaced by a paragraph break."""
+    return TRUNCATION_MARKER.sub("\n\n", text)
+
+
 def truncate_middle(text: str, max_chars: int, *, head_share: float = 0.6) -> tuple[str, bool]:
     """Keep the head and the tail of a long note, cutting the middle at line or word boundaries.
 

@@ -15,7 +15,8 @@ present illness and assessment over history sections, and then codes the way a c
 
 With an index, when no index entry supports the best candidate and either its lexical evidence is thin or the
 index recognises no condition at all in the chief complaint, present illness or assessment, no code is proposed
-and the answer is flagged (``evidence_too_thin``). The answer has the same shape as a model's
+and the answer is flagged (``evidence_too_thin``); a note in which nothing matches any code (digits, noise, the
+truncation marker alone) gets the same flag. The answer has the same shape as a model's
 (``<think>…</think><diagnosis>CODE</diagnosis>``): the think part lists the index paths, evidence sentences and
 matched terms; the top candidates with their scores travel in ``Generation.extra["candidates"]`` and their index
 paths in ``Generation.extra["index_paths"]``.
@@ -32,7 +33,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from ..codes import dotted
-from ..notes import sections
+from ..notes import sections, without_truncation_marker
 from ..prompts import neutralize_note
 from ..settings import option
 from .base import Engine, EngineOptions, Generation, Prompt, SamplingParams
@@ -253,7 +254,7 @@ class RetrieverEngine(Engine):
     def analyze(self, note: str) -> dict[str, Any]:
         """Candidates (code, score), their index paths, evidence and negated mentions for one note; ``thin`` is True
         when the best candidate's evidence is too thin to answer with."""
-        weights, kept, negated = self._query(note)
+        weights, kept, negated = self._query(without_truncation_marker(note))
         index = self.index
         scores = index.score(weights)
         for prefix, context in CONTEXT_GATES.items():
@@ -287,9 +288,9 @@ class RetrieverEngine(Engine):
                                                     lambda code: code in index.position)
         by_code = {index.codes[i]: ev for i, ev in found.items()}
         best = index.position.get(candidates[0][0].replace(".", "")) if candidates else None
-        thin = (self._indexer is not None and best is not None and index.codes[best] not in by_code
-                and (float(lexical[best]) < THIN_LEXICAL_SCORE
-                     or not any(ev.section in REASON_SECTIONS for ev in found.values())))
+        thin = best is None or (self._indexer is not None and index.codes[best] not in by_code
+                                and (float(lexical[best]) < THIN_LEXICAL_SCORE
+                                     or not any(ev.section in REASON_SECTIONS for ev in found.values())))
         evidence: list[_Evidence] = []
         if candidates and best is not None:
             matched = index.matched(best, weights)

@@ -36,10 +36,13 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 class Server:
     """`icdreason audit serve` in its own process; ``urls`` maps each reviewer to the address it printed."""
 
+    started: list[subprocess.Popen] = []  # killed after each test, however it ended (see kill_leftover_servers)
+
     def __init__(self, args: list[str], env: dict[str, str], cwd: Path):
         self.log = cwd / f"serve-{time.monotonic_ns()}.err"
         self.proc = subprocess.Popen([ICDREASON, "audit", "serve", *args, "--port", "0"], stdout=subprocess.PIPE,
                                      stderr=open(self.log, "w"), text=True, env=env, cwd=cwd)
+        Server.started.append(self.proc)
         self.urls: dict[str, str] = {}
         reviewers = args.count("--reviewer")
         deadline = time.monotonic() + 90
@@ -55,6 +58,17 @@ class Server:
         self.proc.send_signal(signal.SIGTERM)
         assert self.proc.wait(timeout=30) == 0, self.log.read_text()
         return self.log.read_text()
+
+
+@pytest.fixture(autouse=True)
+def kill_leftover_servers():
+    """A failed assertion must not leave a server running after its test."""
+    yield
+    while Server.started:
+        proc = Server.started.pop()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
 
 
 @pytest.fixture

@@ -31,6 +31,8 @@ TABLE_SUFFIXES = (".jsonl", ".ndjson", ".csv", ".parquet")
 TEXT_SUFFIXES = (".txt", ".text", ".note")
 #: The JSONL rows whose keys decide a table's id and text columns (a CSV has its header, a Parquet file its schema).
 PEEK_ROWS = 4096
+#: Rows of a Parquet table of notes read at a time (a few MB of MIMIC discharge summaries).
+NOTE_BATCH_ROWS = 256
 
 
 @dataclass
@@ -139,7 +141,7 @@ class _Table:
 
     def _open(self, columns: list[str] | None):
         return stream_rows(self.path, fmt=self.kind, data=self.data, source=self.label, errors="replace",
-                           bad_lines="keep", columns=columns)
+                           bad_lines="keep", columns=columns, batch_size=NOTE_BATCH_ROWS)
 
     def _items(self, columns: list[str | None]) -> Iterator[tuple[int, dict]]:
         wanted = [c for c in dict.fromkeys(columns) if c is not None]

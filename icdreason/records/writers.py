@@ -333,8 +333,8 @@ class TableWriter(RecordWriter):
     def _flush_part(self) -> None:
         """The journal's records become the next part; then the journal is emptied (a kill between the two is
         repaired on resume: rows in a part are dropped from the journal)."""
-        for batch in self._journal_batches():
-            self.parts.add(batch)
+        self.journal._fh.flush()
+        self.parts.add(list(iter_rows(self.journal_path, fmt="jsonl", torn_tail=True)))  # < part_rows + one batch
         fh = self.journal._fh
         with writing(self.journal_path):
             fh.truncate(0)

@@ -212,3 +212,24 @@ def test_parquet_output_after_kill_9_and_resume_has_every_note_once(retriever_kb
     assert [r["id"] for r in rows] == ids  # 0 lost, 0 duplicated, in input order
     assert len({r["run_id"] for r in rows}) == 1
     assert not parts.exists() and not journal.exists()
+
+
+def test_the_ray_runner_streams_notes_in_windows_into_the_same_records(kb, tmp_path):
+    """predict --ray's runner reads the same stream and writes through the same writers; with a local engine (whose
+    ``stream`` generates in order) and windows of 7 notes its records are a local run's."""
+    from icdreason.cluster.predict import predict_on_ray
+    from icdreason.engines.retriever import RetrieverEngine
+
+    table = tmp_path / "notes.parquet"
+    ids = _notes_parquet(table, 30, row_group=4)
+    _predict(kb, read_notes([str(table)]), tmp_path / "local.parquet")
+    engine = RetrieverEngine(None, RetrieverEngine.Options(), kb)
+    with open_writer(tmp_path / "ray.parquet", part_rows=8) as writer:
+        summary = predict_on_ray(open_notes([str(table)]), engine=engine, kb=kb, template=load_template(),
+                                 params=sampling_for(1), writer=writer, run_id="r1",
+                                 settings=PredictSettings(batch_size=5), window=7,
+                                 parameters={"n": 1, "temperature": 0.0, "seed": None, "engine_flag": [1, "a"]})
+    assert summary.total == summary.predicted == 30
+    rows = read_predictions(tmp_path / "ray.parquet")
+    assert [r["id"] for r in rows] == ids
+    assert _timeless(rows) == _timeless(read_predictions(tmp_path / "local.parquet"))

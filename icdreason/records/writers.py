@@ -319,12 +319,12 @@ class TableWriter(RecordWriter):
         if elapsed >= max(self.checkpoint_seconds, 10 * self._checkpoint_cost):
             self._materialise()
 
-    def _journal_batches(self):
+    def _journal_batches(self, size: int | None = None):
         self.journal._fh.flush()
         batch: list[dict[str, Any]] = []
         for row in iter_rows(self.journal_path, fmt="jsonl", torn_tail=True):
             batch.append(row)
-            if len(batch) >= self.part_rows:
+            if len(batch) >= (size or self.part_rows):
                 yield batch
                 batch = []
         if batch:
@@ -333,8 +333,8 @@ class TableWriter(RecordWriter):
     def _flush_part(self) -> None:
         """The journal's records become the next part; then the journal is emptied (a kill between the two is
         repaired on resume: rows in a part are dropped from the journal)."""
-        self.journal._fh.flush()
-        self.parts.add(list(iter_rows(self.journal_path, fmt="jsonl", torn_tail=True)))  # < part_rows + one batch
+        for rows in self._journal_batches(2 * self.part_rows):  # one part, unless a batch is larger than a part
+            self.parts.add(rows)
         fh = self.journal._fh
         with writing(self.journal_path):
             fh.truncate(0)

@@ -15,14 +15,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from predict_support import EXAMPLES, retriever_kb  # noqa: F401
+import predict_support
 
 from icdreason.notes import open_notes, read_notes
 from icdreason.predict import PredictSettings, predict, sampling_for
 from icdreason.prompts import load_template
 from icdreason.records import Record, open_writer, read_predictions
 
-TEXTS = [p.read_text() for p in sorted(EXAMPLES.glob("*.txt"))]
+retriever_kb = predict_support.retriever_kb  # the shared fixture: a knowledge base with its retriever index
+TEXTS = [p.read_text() for p in sorted(predict_support.EXAMPLES.glob("*.txt"))]
 
 
 def _notes_parquet(path: Path, count: int, *, size: int = 0, row_group: int = 100, ids: bool = True) -> list[str]:

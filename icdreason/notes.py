@@ -1,5 +1,8 @@
 """Reading admission notes: text files, globs, folders, JSONL/CSV/Parquet tables or stdin; sections; truncation.
 
+:func:`open_notes` streams them (a table row by row, a Parquet table by record batches), so that a run of a million
+notes holds one batch at a time; :func:`read_notes` returns the same notes as a list.
+
 A bad item never stops a batch: empty, binary, non-UTF-8 or unreadable inputs become a :class:`Note` with flags and
 a ``problem`` message, and the pipeline records why. Only problems with the request itself (a path that does not
 exist, a table without the text column, duplicate ids) are errors, raised before any work starts.
@@ -8,22 +11,28 @@ exist, a table without the text column, duplicate ids) are errors, raised before
 from __future__ import annotations
 
 import glob
+import itertools
 import os
 import re
 import sys
-from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from .encodable import encodable_text
 from .errors import InputError, UsageError
-from .tables import pick_column, read_rows
+from .tables import parquet_rows, pick_column, stream_rows, table_format
 
-__all__ = ["Note", "Section", "read_notes", "decode_text", "sections", "truncate_middle", "TABLE_SUFFIXES"]
+__all__ = ["Note", "NoteSource", "Section", "open_notes", "read_notes", "decode_text", "sections", "truncate_middle",
+           "TABLE_SUFFIXES"]
 
 TABLE_SUFFIXES = (".jsonl", ".ndjson", ".csv", ".parquet")
 TEXT_SUFFIXES = (".txt", ".text", ".note")
+#: The JSONL rows whose keys decide a table's id and text columns (a CSV has its header, a Parquet file its schema).
+PEEK_ROWS = 4096
+#: Rows of a Parquet table of notes read at a time (a few MB of MIMIC discharge summaries).
+NOTE_BATCH_ROWS = 256
 
 
 @dataclass
@@ -103,79 +112,178 @@ def _cell(value) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
-def _table_notes(path: Path, id_column: str | None, text_column: str | None, *, data: bytes | None = None,
-                 kind: str | None = None, label: str | None = None) -> list[Note]:
-    label = label or str(path)
-    rows = read_rows(path, fmt=kind, data=data, source=label, errors="replace", bad_lines="keep")
-    columns = [c for c in rows.columns if c != "__error"]
-    text_col = id_col = None
-    if columns or not len(rows):  # a table whose every line is unreadable has no columns to check
-        text_col = pick_column(columns, text_column, ("text", "note", "note_text"), source=label, what="text",
-                               option="--text-column")
-        id_col = pick_column(columns, id_column, ("id", "note_id", "hadm_id"), source=label, what="id",
-                             option="--id-column", required=False)
-    stem = Path(label).stem
-    notes = []
-    for i, row in enumerate(rows, 1):
-        where = f"{label}:{rows.lines[i - 1] if rows.lines else i}"
+class _Table:
+    """One table of notes, read row by row: its id and text columns are chosen once, from the header (CSV), the
+    schema (Parquet) or the keys of the first rows (JSONL: the first :data:`PEEK_ROWS` rows)."""
+
+    def __init__(self, path: Path, id_column: str | None, text_column: str | None, *, data: bytes | None = None,
+                 kind: str | None = None, label: str | None = None):
+        self.path, self.data, self.kind = path, data, kind
+        self.label = label or str(path)
+        self.stem = Path(self.label).stem
+        self.is_parquet = (kind or table_format(path)) == "parquet"
+        columns, items = self._open(None)
+        peeked: list[tuple[int, dict]] = []
+        if columns is None:  # JSONL: the keys of the first rows
+            peeked = list(itertools.islice(items, PEEK_ROWS))
+            columns = list(dict.fromkeys(k for _, row in peeked for k in row if k != "__error"))
+            unreadable_only = bool(peeked) and not columns
+        else:
+            unreadable_only = False
+        if hasattr(items, "close"):
+            items.close()
+        self.text_col = self.id_col = None
+        if not unreadable_only:  # a table whose every line is unreadable has no columns to check
+            self.text_col = pick_column(columns, text_column, ("text", "note", "note_text"), source=self.label,
+                                        what="text", option="--text-column")
+            self.id_col = pick_column(columns, id_column, ("id", "note_id", "hadm_id"), source=self.label,
+                                      what="id", option="--id-column", required=False)
+
+    def _open(self, columns: list[str] | None):
+        return stream_rows(self.path, fmt=self.kind, data=self.data, source=self.label, errors="replace",
+                           bad_lines="keep", columns=columns, batch_size=NOTE_BATCH_ROWS)
+
+    def _items(self, columns: list[str | None]) -> Iterator[tuple[int, dict]]:
+        wanted = [c for c in dict.fromkeys(columns) if c is not None]
+        return self._open(wanted if self.is_parquet else None)[1]
+
+    def _id(self, row: dict, n: int, line: int) -> str:
         if "__error" in row:
-            notes.append(Note(f"{stem}:{rows.lines[i - 1]}", "", where, ["unreadable"], row["__error"]))
-            continue
-        raw_id = _cell(row.get(id_col)) if id_col else None
-        note_id = raw_id.strip() if raw_id and raw_id.strip() else f"{stem}:{i}"
-        cell = row.get(text_col) if text_col else None
-        value = _cell(cell)
-        flags = [] if value is None or isinstance(cell, str) else ["not_text_cell"]  # e.g. a number in the column
-        if value is not None and "\x00" in value:
-            value, flags = value.replace("\x00", ""), [*flags, "nul_removed"]
-        if value is None or not value.strip():
-            notes.append(Note(note_id, "", where, [*flags, "empty_note"], "empty note"))
-            continue
-        text = value.replace("\r\n", "\n").replace("\r", "\n")
-        if "\ufffd" in text:
-            flags.append("decoded_with_replacement")
-        notes.append(Note(note_id, text, where, flags))
-    return notes
+            return f"{self.stem}:{line}"
+        raw_id = _cell(row.get(self.id_col)) if self.id_col else None
+        return raw_id.strip() if raw_id and raw_id.strip() else f"{self.stem}:{n}"
+
+    def ids(self) -> Iterator[tuple[str, str]]:
+        """(id, source) of each row, reading the id column only where the format allows (Parquet)."""
+        if self.is_parquet and self.id_col is None:  # ids are row numbers: the footer has the count
+            for n in range(1, parquet_rows(self.path) + 1):
+                yield f"{self.stem}:{n}", f"{self.label}:{n}"
+            return
+        for n, (line, row) in enumerate(self._items([self.id_col]), 1):
+            yield self._id(row, n, line), f"{self.label}:{line}"
+
+    def __iter__(self) -> Iterator[Note]:
+        for n, (line, row) in enumerate(self._items([self.id_col, self.text_col]), 1):
+            where = f"{self.label}:{line}"
+            if "__error" in row:
+                yield Note(self._id(row, n, line), "", where, ["unreadable"], row["__error"])
+                continue
+            note_id = self._id(row, n, line)
+            cell = row.get(self.text_col) if self.text_col else None
+            value = _cell(cell)
+            flags = [] if value is None or isinstance(cell, str) else ["not_text_cell"]  # e.g. a number in the column
+            if value is not None and "\x00" in value:
+                value, flags = value.replace("\x00", ""), [*flags, "nul_removed"]
+            if value is None or not value.strip():
+                yield Note(note_id, "", where, [*flags, "empty_note"], "empty note")
+                continue
+            text = value.replace("\r\n", "\n").replace("\r", "\n")
+            if "\ufffd" in text:
+                flags.append("decoded_with_replacement")
+            yield Note(note_id, text, where, flags)
+
+
+class NoteSource:
+    """The notes named by ``inputs`` (files, folders, globs, tables, ``-``), read one at a time, in order.
+
+    Made by :func:`open_notes`. Iterating reads the notes (each table row by row: a Parquet table by record batches
+    of the id and text columns only), so a run holds one batch of notes, never the whole input. ``len()`` is the
+    number of notes and :meth:`ids` their ids, both from a first pass that reads ids only (file names; a Parquet
+    table's id column or, without one, its footer's row count; JSONL and CSV rows parsed without being kept), which
+    also finds duplicate ids before any work starts. Only the ids are held (tens of bytes a note) and stdin's bytes,
+    which can be read once only.
+    """
+
+    def __init__(self, inputs: list[str], *, id_column: str | None = None, text_column: str | None = None,
+                 stdin: BinaryIO | None = None):
+        if not inputs:
+            raise UsageError("no notes given: pass note files, folders, globs, a .jsonl/.csv/.parquet table, "
+                             "or - for stdin")
+        self._parts: list[_Table | str | tuple[str, bytes]] = []  # a table, a text file, or stdin's note
+        for arg in inputs:
+            if arg == "-":
+                data = (stdin or sys.stdin.buffer).read()
+                if text_column:
+                    self._parts.append(_Table(Path("stdin.jsonl"), id_column, text_column, data=data, kind="jsonl",
+                                              label="stdin"))
+                else:
+                    self._parts.append(("stdin", data))
+                continue
+            for path in _expand(arg):
+                if path.suffix.lower() in TABLE_SUFFIXES:
+                    self._parts.append(_Table(path, id_column, text_column))
+                else:
+                    self._parts.append(str(path))
+        self._count = self._check_ids()
+
+    def _sourced_ids(self) -> Iterator[tuple[str, str]]:
+        for part in self._parts:
+            if isinstance(part, _Table):
+                for note_id, where in part.ids():
+                    yield encodable_text(note_id), where
+            elif isinstance(part, str):
+                yield encodable_text(Path(part).stem), part
+            else:
+                yield part[0], part[0]
+
+    def _check_ids(self) -> int:
+        seen: set[str] = set()
+        dupes: dict[str, None] = {}
+        count = 0
+        for note_id, _ in self._sourced_ids():
+            count += 1
+            if note_id in seen:
+                dupes[note_id] = None
+            seen.add(note_id)
+        if dupes:
+            shown_ids = list(dupes)[:5]
+            where: dict[str, list[str]] = {d: [] for d in shown_ids}
+            for note_id, source in self._sourced_ids():
+                if note_id in where and len(where[note_id]) < 3:
+                    where[note_id].append(source)
+            shown = "; ".join(f"{d!r} in {', '.join(s)}" for d, s in where.items())
+            more = f" and {len(dupes) - 5} more" if len(dupes) > 5 else ""
+            raise InputError(f"duplicate note ids: {shown}{more}. Ids must be unique (file stems or --id-column)")
+        return count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def ids(self) -> Iterator[str]:
+        """The note ids in order, without reading the notes' text."""
+        return (note_id for note_id, _ in self._sourced_ids())
+
+    def __iter__(self) -> Iterator[Note]:
+        for part in self._parts:
+            if isinstance(part, _Table):
+                notes: Iterable[Note] = part
+            elif isinstance(part, str):
+                notes = [_read_file_note(Path(part), Path(part).stem)]
+            else:
+                text, flags, problem = decode_text(part[1])
+                notes = [Note("stdin", text, "stdin", flags, problem)]
+            for note in notes:
+                _make_encodable(note)
+                yield note
+
+
+def open_notes(inputs: list[str], *, id_column: str | None = None, text_column: str | None = None,
+               stdin: BinaryIO | None = None) -> NoteSource:
+    """The notes named by ``inputs``, streamed (see :class:`NoteSource`); errors in the request itself (a path that
+    does not exist, a table without the text column, duplicate ids) are raised here, before any work starts.
+
+    Text files: the id is the file stem. Tables: ``--id-column`` (default ``id``/``note_id``/``hadm_id``, else
+    ``<stem>:<row>``) and ``--text-column`` (default ``text``/``note``/``note_text``). ``-`` reads stdin: a JSONL
+    table when ``--text-column`` is given, else one note with id ``stdin``.
+    """
+    return NoteSource(inputs, id_column=id_column, text_column=text_column, stdin=stdin)
 
 
 def read_notes(inputs: list[str], *, id_column: str | None = None, text_column: str | None = None,
                stdin: BinaryIO | None = None) -> list[Note]:
-    """Read every note named by ``inputs`` (files, folders, globs, tables, ``-``) in order.
-
-    Text files: the id is the file stem. Tables: ``--id-column`` (default ``id``/``note_id``/``hadm_id``, else
-    ``<stem>:<row>``) and ``--text-column`` (default ``text``/``note``/``note_text``). ``-`` reads stdin: a JSONL
-    table when ``--text-column`` is given, else one note with id ``stdin``. Duplicate ids raise :class:`InputError`
-    naming them, before anything runs.
-    """
-    if not inputs:
-        raise UsageError("no notes given: pass note files, folders, globs, a .jsonl/.csv/.parquet table, "
-                         "or - for stdin")
-    notes: list[Note] = []
-    for arg in inputs:
-        if arg == "-":
-            data = (stdin or sys.stdin.buffer).read()
-            if text_column:
-                notes.extend(_table_notes(Path("stdin.jsonl"), id_column, text_column, data=data, kind="jsonl",
-                                          label="stdin"))
-            else:
-                text, flags, problem = decode_text(data)
-                notes.append(Note("stdin", text, "stdin", flags, problem))
-            continue
-        for path in _expand(arg):
-            if path.suffix.lower() in TABLE_SUFFIXES:
-                notes.extend(_table_notes(path, id_column, text_column))
-            else:
-                notes.append(_read_file_note(path, path.stem))
-    for note in notes:
-        _make_encodable(note)
-    counts = Counter(n.id for n in notes)
-    dupes = [i for i, c in counts.items() if c > 1]
-    if dupes:
-        where = {d: [n.source for n in notes if n.id == d][:3] for d in dupes[:5]}
-        shown = "; ".join(f"{d!r} in {', '.join(s)}" for d, s in where.items())
-        more = f" and {len(dupes) - 5} more" if len(dupes) > 5 else ""
-        raise InputError(f"duplicate note ids: {shown}{more}. Ids must be unique (file stems or --id-column)")
-    return notes
+    """Every note named by ``inputs``, as a list (:func:`open_notes` streams them instead). Duplicate ids raise
+    :class:`InputError` naming them."""
+    return list(open_notes(inputs, id_column=id_column, text_column=text_column, stdin=stdin))
 
 
 def _make_encodable(note: Note) -> None:

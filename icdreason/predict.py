@@ -10,9 +10,10 @@ written, and the batches before it are kept. On ``--resume`` the notes whose rec
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -28,7 +29,8 @@ from .settings import Settings, option
 from .vote import vote
 
 __all__ = ["PredictSettings", "Summary", "predict", "sampling_for", "DEFAULT_MAX_NOTE_CHARS", "prepare_prompt",
-           "generate_batch", "note_record", "Enrichment", "count_records", "notes_to_predict", "write_records"]
+           "generate_batch", "note_record", "Enrichment", "count_records", "notes_to_predict", "ToPredict",
+           "write_records"]
 
 #: Notes longer than this are cut in the middle. About 2,000 tokens of English clinical text: the 2,048-token prompt
 #: budget the reference models were trained with.
@@ -243,13 +245,14 @@ class _Enrichment:
         return self.memo[code]
 
 
-def predict(notes: list[Note], *, engine: Engine, kb, template: PromptTemplate, params: SamplingParams,
+def predict(notes: Iterable[Note], *, engine: Engine, kb, template: PromptTemplate, params: SamplingParams,
             writer: RecordWriter, run_id: str, settings: PredictSettings | None = None, db=None,
             parameters: dict[str, Any] | None = None, progress: Callable[[int, int], None] | None = None,
             on_records: Callable[[list[Record]], None] | None = None, summary: Summary | None = None) -> Summary:
     """Predict every note not yet in ``writer.done_ids`` (or ``db``'s run), batch by batch; return the summary.
 
-    ``progress(done, total)`` is called after each batch; ``on_records`` receives each written batch. Pass a
+    ``notes`` may be a list or a :class:`~icdreason.notes.NoteSource` (streamed: one batch of notes is held at a
+    time). ``progress(done, total)`` is called after each batch; ``on_records`` receives each written batch. Pass a
     ``summary`` to have it filled in place (its counts then survive an interruption).
     """
     settings = settings or PredictSettings()
@@ -260,8 +263,7 @@ def predict(notes: list[Note], *, engine: Engine, kb, template: PromptTemplate, 
     start = time.perf_counter()
     if progress:
         progress(0, len(todo))
-    for i in range(0, len(todo), max(settings.batch_size, 1)):
-        batch = todo[i:i + settings.batch_size]
+    for batch in todo.batches(settings.batch_size):
         prepared: list[tuple[Note, Prompt | None, list[str]]] = []
         for note in batch:
             if note.problem:
@@ -280,14 +282,7 @@ def predict(notes: list[Note], *, engine: Engine, kb, template: PromptTemplate, 
                                    parameters=parameters, settings=settings,
                                    prefilled_think=template.prefilled_think, enrichment=enrichment))
         write_records(records, writer=writer, db=db)
-        for r in records:
-            summary.by_status[r.status] += 1
-            summary.by_chapter[r.chapter if r.chapter is not None else "-"] += 1
-            summary.flags.update(r.flags)
-            summary.tokens_in += r.tokens_in
-            summary.tokens_out += r.tokens_out
-            summary.errors += r.error is not None
-        summary.predicted += len(records)
+        count_records(summary, records)
         summary.seconds = time.perf_counter() - start
         if on_records:
             on_records(records)
@@ -297,29 +292,67 @@ def predict(notes: list[Note], *, engine: Engine, kb, template: PromptTemplate, 
     return summary
 
 
-def notes_to_predict(notes: list[Note], *, writer: RecordWriter, db, run_id: str, settings: PredictSettings,
-                     summary: Summary) -> list[Note]:
+class ToPredict:
+    """The notes a run still has to predict (:func:`notes_to_predict`): ``len()`` of them, iterated in input order
+    and read as they are iterated (a :class:`~icdreason.notes.NoteSource` is never held whole)."""
+
+    def __init__(self, notes: Iterable[Note], skip: set[str], count: int):
+        self._notes, self._skip, self._count = notes, skip, count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __iter__(self) -> Iterator[Note]:
+        return (n for n in self._notes if n.id not in self._skip)
+
+    def batches(self, size: int) -> Iterator[list[Note]]:
+        """The notes ``size`` at a time."""
+        notes = iter(self)
+        while batch := list(itertools.islice(notes, max(size, 1))):
+            yield batch
+
+
+def _ids(notes: Iterable[Note]) -> Iterable[str]:
+    ids = getattr(notes, "ids", None)
+    return ids() if callable(ids) else (n.id for n in notes)
+
+
+def notes_to_predict(notes: Iterable[Note], *, writer: RecordWriter, db, run_id: str, settings: PredictSettings,
+                     summary: Summary) -> ToPredict:
     """The notes a run (or a resumed run) still has to predict, in order: those without a record in ``writer`` or
     ``db``, and, with ``settings.retry_errors``, those whose record is an error (those records are dropped from
     both outputs first, so the new ones replace them). Fills ``summary.total``, ``skipped`` and ``retried``. Every
-    runner of the pipeline starts here."""
-    summary.total = len(notes)
+    runner of the pipeline starts here.
+
+    Counting reads ids only (:meth:`NoteSource.ids <icdreason.notes.NoteSource.ids>`); the notes themselves are
+    read once more only when error records are to be retried (a note that cannot be read is not retried: it would
+    get the same error)."""
+    if not isinstance(notes, Sequence) and not callable(getattr(notes, "ids", None)):
+        notes = list(notes)  # a one-shot iterator: counted and then predicted, so kept
     done = set(writer.done_ids)
     if db is not None:
         done |= db.done_ids(run_id)
+    failed: set[str] = set()
     if settings.retry_errors:
         failed = set(writer.error_ids) | (db.error_ids(run_id) if db is not None else set())
-        # a note that cannot be read gets the same error again: only notes given to the engine are retried
-        retry = {n.id for n in notes if n.id in failed and not n.problem}
-        if retry:
-            writer.drop(retry)
-            if db is not None:
-                db.drop(run_id, retry)
-            done -= retry
-            summary.retried = len(retry)
-    todo = [n for n in notes if n.id not in done]
-    summary.skipped = len(notes) - len(todo)
-    return todo
+    total = skipped = 0
+    failed_here = set()
+    for note_id in _ids(notes):
+        total += 1
+        if note_id in done:
+            skipped += 1
+            if note_id in failed:
+                failed_here.add(note_id)
+    retry = {n.id for n in notes if n.id in failed_here and not n.problem} if failed_here else set()
+    if retry:
+        writer.drop(retry)
+        if db is not None:
+            db.drop(run_id, retry)
+        done -= retry
+        summary.retried = len(retry)
+    summary.total = total
+    summary.skipped = skipped - len(retry)
+    return ToPredict(notes, done, total - summary.skipped)
 
 
 def write_records(records: list[Record], *, writer: RecordWriter, db=None) -> None:
@@ -396,7 +429,7 @@ def build_engine(name: str | None, model: str | None, options: dict[str, Any] | 
     return cls(model, opts, kb)
 
 
-def run_predict(notes: list[Note], *, engine: Engine, kb, out: str | None = None, fmt: str | None = None,
+def run_predict(notes: Iterable[Note], *, engine: Engine, kb, out: str | None = None, fmt: str | None = None,
                 db_path: str | None = None, resume: bool = False, overwrite: bool = False, run_id: str | None = None,
                 params: SamplingParams | None = None, template: PromptTemplate | None = None,
                 settings: PredictSettings | None = None, command: str | None = None,

@@ -177,12 +177,12 @@ def predict(
     from .. import DISCLAIMER
     from ..engines.registry import choose_engine, engine_class
     from ..interrupts import Terminated, sigterm_interrupts
-    from ..notes import read_notes
+    from ..notes import open_notes
     from ..predict import PredictSettings, run_predict, sampling_for
     from ..prompts import load_template
 
     template = load_template(prompt_template, prefill=prefill)
-    notes = read_notes(inputs, id_column=id_column, text_column=text_column, stdin=sys.stdin.buffer)
+    notes = open_notes(inputs, id_column=id_column, text_column=text_column, stdin=sys.stdin.buffer)
     if show_prompt:
         _show_prompt(template, notes, max_note_chars)
         return

@@ -8,24 +8,15 @@ from typing import Any
 
 from ..errors import InputError
 from ..tables import FORMATS, iter_batches
+from .arrow import from_arrow
 from .record import COLUMNS
 
-__all__ = ["read_predictions"]
+__all__ = ["read_predictions", "from_csv_row"]
 
 
-def _from_csv(row: dict[str, Any]) -> dict[str, Any]:
+def from_csv_row(row: dict[str, Any]) -> dict[str, Any]:
     """A CSV row (all text) with its record columns typed; other columns stay text (None when empty)."""
     return {k: (COLUMNS[k].from_csv(v) if k in COLUMNS else v or None) for k, v in row.items()}
-
-
-def _from_parquet(row: dict[str, Any]) -> dict[str, Any]:
-    """A Parquet row with its dict columns (kept as JSON text in Parquet) decoded and a missing ``raw`` left out."""
-    for name, value in row.items():
-        if isinstance(value, str) and name in COLUMNS and COLUMNS[name].kind == "json":
-            row[name] = COLUMNS[name].from_csv(value)
-    if row.get("raw", 0) is None:
-        del row["raw"]
-    return row
 
 
 def read_predictions(path: str | os.PathLike[str], *, run_id: str | None = None) -> list[dict[str, Any]]:
@@ -42,7 +33,7 @@ def read_predictions(path: str | os.PathLike[str], *, run_id: str | None = None)
         from .db import read_db_predictions
 
         return read_db_predictions(p, run_id=run_id)
-    decode = {"csv": _from_csv, "tsv": _from_csv, "parquet": _from_parquet}.get(kind)
+    decode = {"csv": from_csv_row, "tsv": from_csv_row, "parquet": from_arrow}.get(kind)
     rows = []
     for batch in iter_batches(p, fmt=kind, torn_tail=True):
         rows += [decode(r) for r in batch] if decode else batch

@@ -16,7 +16,8 @@ from typing import Any
 
 from ..encodable import make_encodable
 
-__all__ = ["Record", "FIELDS", "JSON_FIELDS", "COLUMNS", "ColumnType", "TEXT_REPLACED", "make_records_encodable"]
+__all__ = ["Record", "FIELDS", "JSON_FIELDS", "COLUMNS", "ColumnType", "PARAMETER_KINDS", "TEXT_REPLACED",
+           "make_records_encodable"]
 
 #: The flag of a record some of whose text could not be encoded (a lone surrogate, replaced by U+FFFD).
 TEXT_REPLACED = "text_replaced"
@@ -36,7 +37,7 @@ class Record:
     engine: str
     model: str | None
     uses_llm: bool
-    parameters: dict[str, Any] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict, metadata=_kind("parameters"))
     # the note text given to the engine; omitted with --no-note. In a CSV an empty cell is an empty note.
     note: str | None = field(default=None, metadata={"csv_empty": ""})
     trace: str = ""
@@ -92,6 +93,22 @@ class Kind:
 
 
 _FLOAT_STRUCT = ("code", "category", "chapter")
+#: The known keys of ``Record.parameters`` (what ``icdreason predict`` records of a run) and their kinds: a struct
+#: column in Parquet, so that DuckDB reads ``parameters.temperature``. Any other key (an engine's own) goes to the
+#: struct's ``extra`` map, its value as JSON text (see :mod:`icdreason.records.arrow`).
+PARAMETER_KINDS: dict[str, str] = {
+    "n": "int64", "temperature": "float64", "top_p": "float64", "top_k": "int64", "max_new_tokens": "int64",
+    "seed": "int64", "constrain": "bool", "prompt_template": "text", "prompt_template_sha256": "text",
+    "max_note_chars": "int64", "kb_release": "text",
+}
+
+
+def _parameters_type(pa):
+    scalar = {"int64": pa.int64(), "float64": pa.float64(), "bool": pa.bool_(), "text": pa.string()}
+    return pa.struct([(k, scalar[kind]) for k, kind in PARAMETER_KINDS.items()]
+                     + [("extra", pa.map_(pa.string(), pa.string()))])
+
+
 KINDS: dict[str, Kind] = {
     "text": Kind(lambda pa: pa.string(), "VARCHAR", str),
     "bool": Kind(lambda pa: pa.bool_(), "BOOLEAN", _bool_cell),
@@ -100,6 +117,8 @@ KINDS: dict[str, Kind] = {
     "float64": Kind(lambda pa: pa.float64(), "DOUBLE", float),
     # a dict of any shape: JSON text in Parquet too
     "json": Kind(lambda pa: pa.string(), "JSON", json.loads, json=True),
+    # the parameters of a run: a struct of the known keys (and an ``extra`` map) in Parquet, JSON elsewhere
+    "parameters": Kind(_parameters_type, "JSON", json.loads, json=True),
     "strings": Kind(lambda pa: pa.list_(pa.string()), "JSON", json.loads, json=True),
     "confidence": Kind(lambda pa: pa.struct([(k, pa.float64()) for k in _FLOAT_STRUCT]), "JSON", json.loads,
                        json=True),

@@ -11,15 +11,25 @@ Writers are exclusive, resumable and crash-safe:
 - Records that are errors (``error`` set) can be replaced on ``--resume``: :meth:`RecordWriter.drop` removes them
   first (JSONL is rewritten atomically without them; CSV and Parquet drop them from the journal), and the new
   records are appended, so an id is never written twice.
-- **CSV and Parquet** cannot be appended safely, so each batch goes to a hidden journal next to the output
-  (``.NAME.journal.jsonl``, appended like JSONL) and the output file itself is rewritten atomically (temporary file +
-  ``os.replace``) at checkpoints and at the end; the journal is removed once the final file is in place.
+- **CSV and Parquet** cannot be appended safely, and are streamed so that memory does not grow with the run:
+  each batch goes to a hidden journal next to the output (``.NAME.journal.jsonl``, appended like JSONL); every
+  :data:`~icdreason.records.parts.PART_ROWS` records the journal becomes a Parquet part file in ``.NAME.parts/``
+  (written whole, then renamed into place) and is emptied. The output file is written from the parts and the
+  journal, one row group at a time, to a temporary file renamed into place (``os.replace``) at checkpoints and at
+  the end; the parts and the journal are removed once the final file is in place, and kept when the run is
+  interrupted or killed. Resuming reads the ids back from them (a kill between a part's rename and the journal's
+  truncation leaves rows in both: the journal's copies are dropped), so nothing is lost or written twice. A
+  finished output being extended with ``--resume`` is first copied into parts (old Parquet files, whose
+  ``parameters`` column is JSON text, included). Memory holds one part at most.
+- Parquet files have one schema (:func:`icdreason.records.arrow.schema`): nested fields are typed structs and lists
+  (``parameters.temperature``, ``confidence.code``, ``top_k[1].code``), never JSON text.
 
 The DuckDB log (``--db``) is :class:`icdreason.records.db.PredictionDB`.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import secrets
@@ -32,9 +42,11 @@ from typing import Any, TextIO
 
 from ..errors import UsageError, writing
 from ..locks import FileLock
-from ..tables import iter_rows
+from ..tables import iter_batches, iter_rows
 from ..tables.cells import CsvWriter
-from .readers import read_predictions
+from .arrow import from_arrow, table_of
+from .parts import PART_ROWS, PartStore
+from .readers import from_csv_row, read_predictions
 from .record import COLUMNS, FIELDS, Record, make_records_encodable
 
 __all__ = ["FORMATS", "RecordWriter", "JsonlWriter", "StreamWriter", "NullWriter", "TableWriter", "new_run_id",
@@ -211,50 +223,6 @@ class NullWriter(RecordWriter):
         self.written += len(records)
 
 
-def _parquet_schema(columns: tuple[str, ...]):
-    import pyarrow as pa
-
-    return pa.schema([(c, COLUMNS[c].arrow_type()) for c in columns])
-
-
-def _write_table_file(path: Path, fmt: str, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
-    """Write all rows to ``path`` atomically (temporary file in the same folder, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with writing(path):  # a full disk: one line naming the output, no temporary file left behind
-            _write_rows(tmp, fmt, rows, columns)
-            os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _write_rows(tmp: Path, fmt: str, rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
-    if fmt == "csv":
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            writer = CsvWriter(fh)  # text cells that start like a formula are neutralised
-            writer.writerow(columns)
-            for row in rows:
-                writer.writerow([_csv_cell(c, row.get(c)) for c in columns])
-            fh.flush()
-            os.fsync(fh.fileno())
-    else:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        shaped = []
-        for row in rows:
-            r = {c: row.get(c) for c in columns}
-            for c in columns:
-                if COLUMNS[c].kind == "json":  # dicts of any shape are JSON text in Parquet
-                    r[c] = json.dumps(r[c] or {}, ensure_ascii=False)
-            if "top_k" in r:
-                r["top_k"] = [{"code": t.get("code"), "support": t.get("support")} for t in r["top_k"] or []]
-            shaped.append(r)
-        table = pa.Table.from_pylist(shaped, schema=_parquet_schema(columns))
-        pq.write_table(table, tmp, compression="zstd")
-
-
 def _csv_cell(column: str, value: Any) -> Any:
     if COLUMNS[column].is_json:
         return "" if value is None else json.dumps(value, ensure_ascii=False)
@@ -266,18 +234,22 @@ def _csv_cell(column: str, value: Any) -> Any:
 
 
 class TableWriter(RecordWriter):
-    """CSV or Parquet: a journal appended per batch, the output rewritten atomically at checkpoints and at the end."""
+    """CSV or Parquet, streamed: batches go to a journal, every :data:`~icdreason.records.parts.PART_ROWS` records
+    become a Parquet part, and the output is written from the parts and the journal, one row group at a time, at
+    checkpoints and at the end (see the module docstring)."""
 
     def __init__(self, path: Path, fmt: str, columns: tuple[str, ...], *, resume: bool,
-                 checkpoint_seconds: float = 30.0, lock: FileLock | None = None):
+                 checkpoint_seconds: float = 30.0, lock: FileLock | None = None, part_rows: int | None = None):
         super().__init__()
         self.path = path
         self.fmt = fmt
         self.columns = columns
         self.checkpoint_seconds = checkpoint_seconds
+        self.part_rows = part_rows or PART_ROWS
+        self.parts = PartStore(path.with_name(f".{path.name}.parts"), columns)
         self._lock = lock or FileLock.acquire(path)
         try:
-            self.journal = self._open_journal(resume)
+            self.journal = self._open(resume)
         except BaseException:
             self._unlock()
             raise
@@ -287,43 +259,98 @@ class TableWriter(RecordWriter):
         self._last_checkpoint = time.monotonic()
         self._checkpoint_cost = 0.0
 
-    def _open_journal(self, resume: bool) -> JsonlWriter:
+    def _open(self, resume: bool) -> JsonlWriter:
         self.journal_path = self.path.with_name(f".{self.path.name}.journal.jsonl")
-        if not resume and self.journal_path.exists():
-            self.journal_path.unlink()
-        seed: list[dict[str, Any]] = []
-        if resume and self.path.exists() and not self.journal_path.exists():
-            seed = read_predictions(self.path)  # a finished file being extended: its records start the journal
+        if not resume:
+            self.journal_path.unlink(missing_ok=True)
+            self.parts.remove()
+        elif self.path.exists() and not self.journal_path.exists() and not self.parts.exists():
+            self._seed()  # a finished file being extended: its records become the first parts
         journal = JsonlWriter(self.journal_path, self.columns, resume=resume, journal=True)
-        if seed:
-            journal._fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in seed))
-            journal._fh.flush()
-            os.fsync(journal._fh.fileno())
-            journal.done_ids.update(str(r["id"]) for r in seed)
-            journal.error_ids.update(str(r["id"]) for r in seed if r.get("error") is not None)
-            journal.existing_run_id = seed[-1].get("run_id")
+        journal_run = journal.existing_run_id  # the last record written is the journal's, when it has any
+        in_parts: set[str] = set()
+        for note_id, is_error, run in self.parts.ids():
+            in_parts.add(note_id)
+            if is_error:
+                journal.error_ids.add(note_id)
+            journal.existing_run_id = run or journal.existing_run_id
+        # Killed after a part was renamed into place and before the journal was emptied: the part has those rows.
+        journal.drop(in_parts & journal.done_ids)
+        self._journal_rows = len(journal.done_ids)
+        journal.done_ids |= in_parts
+        if self._journal_rows and journal_run is not None:
+            journal.existing_run_id = journal_run
         return journal
 
+    def _seed(self) -> None:
+        """Copy an existing output (any version of the schema) into parts, ``part_rows`` records at a time."""
+        kind = "csv" if self.fmt == "csv" else "parquet"
+        decode = from_csv_row if kind == "csv" else from_arrow
+        try:
+            for batch in iter_batches(self.path, fmt=kind, batch_size=self.part_rows):
+                self.parts.add([decode(r) for r in batch])
+        except BaseException:
+            self.parts.remove()
+            raise
+
     def records(self, ids: set[str]) -> list[Record]:
-        return self.journal.records(ids)
+        self.journal._fh.flush()
+        found = [r for r in self.parts.rows() if r.get("id") in ids]
+        found += [r for r in read_predictions(self.journal_path) if r.get("id") in ids]
+        return [Record(**r) for r in found]
 
     def drop(self, ids: set[str]) -> None:
-        self.journal.drop(ids)  # the journal is what the output is made from
+        if not ids & self.done_ids:
+            return
+        self.parts.drop(ids)
+        before = len(self.journal.done_ids)
+        self.journal.drop(ids)  # also takes them out of done_ids and error_ids (shared sets)
+        self._journal_rows -= min(self._journal_rows, before - len(self.journal.done_ids))
 
     def _write(self, records: list[Record]) -> None:
         self.journal.write_batch(records)
         self.written += len(records)
+        self._journal_rows += len(records)
+        if self._journal_rows >= self.part_rows:
+            self._flush_part()
         elapsed = time.monotonic() - self._last_checkpoint
-        # Rewriting the whole file costs O(records): do it at most every checkpoint_seconds, and never spend more
-        # than a tenth of the run's time on it.
+        # Writing the output costs O(records): do it at most every checkpoint_seconds, and never spend more than a
+        # tenth of the run's time on it.
         if elapsed >= max(self.checkpoint_seconds, 10 * self._checkpoint_cost):
             self._materialise()
 
+    def _journal_batches(self, size: int | None = None):
+        self.journal._fh.flush()
+        batch: list[dict[str, Any]] = []
+        for row in iter_rows(self.journal_path, fmt="jsonl", torn_tail=True):
+            batch.append(row)
+            if len(batch) >= (size or self.part_rows):
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    def _flush_part(self) -> None:
+        """The journal's records become the next part; then the journal is emptied (a kill between the two is
+        repaired on resume: rows in a part are dropped from the journal)."""
+        for rows in self._journal_batches(2 * self.part_rows):  # one part, unless a batch is larger than a part
+            self.parts.add(rows)
+        fh = self.journal._fh
+        with writing(self.journal_path):
+            fh.truncate(0)
+            fh.seek(0)
+            fh.flush()
+            os.fsync(fh.fileno())
+        self._journal_rows = 0
+
     def _materialise(self) -> None:
         start = time.monotonic()
-        self.journal._fh.flush()
-        rows = list(iter_rows(self.journal_path, fmt="jsonl", torn_tail=True))
-        _write_table_file(self.path, self.fmt, rows, self.columns)
+        tables = self.parts.tables()
+        journal = self._journal_batches()
+        if self.fmt == "parquet":
+            write_parquet(self.path, self.parts.schema, tables, journal, self.columns)
+        else:
+            write_csv(self.path, self.columns, tables, journal)
         self._checkpoint_cost = time.monotonic() - start
         self._last_checkpoint = time.monotonic()
 
@@ -335,17 +362,66 @@ class TableWriter(RecordWriter):
             self.journal.close()
             if complete:
                 self.journal_path.unlink(missing_ok=True)
+                self.parts.remove()
         finally:
             self._unlock()
 
 
+def _atomically(path: Path, write) -> None:
+    """``write(tmp)`` then rename ``tmp`` to ``path`` (same folder); a failure leaves no temporary file."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with writing(path):  # a full disk: one line naming the output, no temporary file left behind
+            write(tmp)
+            os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_parquet(path: Path, schema, tables, batches, columns: tuple[str, ...]) -> None:
+    """A Parquet record file from Arrow ``tables`` (row groups of parts) then record-dict ``batches``, one row
+    group at a time, atomically."""
+    import pyarrow.parquet as pq
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as fh:
+            with pq.ParquetWriter(fh, schema, compression="zstd") as writer:
+                for table in tables:
+                    writer.write_table(table)
+                for batch in batches:
+                    writer.write_table(table_of(batch, columns))
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    _atomically(path, write)
+
+
+def write_csv(path: Path, columns: tuple[str, ...], tables, batches) -> None:
+    """A CSV record file from Arrow ``tables`` then record-dict ``batches``, streamed, atomically."""
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = CsvWriter(fh)  # text cells that start like a formula are neutralised
+            writer.writerow(columns)
+            rows = itertools.chain((from_arrow(r) for t in tables for r in t.to_pylist()),
+                                   (r for b in batches for r in b))
+            for row in rows:
+                writer.writerow([_csv_cell(c, row.get(c)) for c in columns])
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    _atomically(path, write)
+
+
 def open_writer(out: str | os.PathLike[str] | None, *, fmt: str | None = None, resume: bool = False,
                 overwrite: bool = False, include_note: bool = True, keep_raw: bool = False,
-                stream: TextIO | None = None) -> RecordWriter:
+                stream: TextIO | None = None, part_rows: int | None = None) -> RecordWriter:
     """A writer for ``--out``: a file (format from ``fmt`` or the extension), ``"-"`` for stdout, None for none.
 
     An existing file is an error unless ``resume`` (continue it, skipping ids already written) or ``overwrite``. A
     file output is locked first: another run writing it raises :class:`~icdreason.errors.LockedError`.
+    ``part_rows`` sets the records per part (and per row group) of a CSV or Parquet output.
     """
     columns = tuple(c for c in FIELDS if (include_note or c != "note") and (keep_raw or c != "raw"))
     if out is None:
@@ -366,7 +442,7 @@ def open_writer(out: str | os.PathLike[str] | None, *, fmt: str | None = None, r
             raise UsageError(f"{path} exists: add --resume to continue it, or --overwrite to replace it")
         if kind == "jsonl":
             return JsonlWriter(path, columns, resume=resume, lock=lock)
-        return TableWriter(path, kind, columns, resume=resume, lock=lock)
+        return TableWriter(path, kind, columns, resume=resume, lock=lock, part_rows=part_rows)
     except BaseException:
         lock.release()
         raise

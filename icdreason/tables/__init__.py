@@ -16,13 +16,15 @@ examples) is read here, so the formats, the CSV dialect and the error messages a
 - **Parquet**: read by record batches; nested (struct) fields are columns named with dots (``extra_info.id``).
 - **DuckDB** (``.duckdb``, ``.db``): the ``predictions`` table, or the one named; JSON columns come back decoded.
 
-:func:`iter_batches` streams rows in batches (Parquet and DuckDB never load whole); :func:`read_rows` returns a
+:func:`iter_batches` streams rows in batches (Parquet and DuckDB never load whole); :func:`stream_rows` streams
+``(line, row)`` with the header or schema first (notes are read through it); :func:`read_rows` returns a
 :class:`Rows` table; :func:`pick_column` picks a column from a flag's value or a list of usual names, with one
 error message for every command.
 """
 
 from .formats import duckdb_rows
-from .read import CODE_COLUMNS, FORMATS, iter_batches, iter_rows, read_codes_file, read_rows, table_format
+from .read import (CODE_COLUMNS, FORMATS, iter_batches, iter_rows, parquet_rows, read_codes_file, read_rows,
+                   stream_rows, table_format)
 from .rows import Rows, pick_column
 
 __all__ = [
@@ -32,8 +34,10 @@ __all__ = [
     "duckdb_rows",
     "iter_batches",
     "iter_rows",
+    "parquet_rows",
     "pick_column",
     "read_codes_file",
     "read_rows",
+    "stream_rows",
     "table_format",
 ]

@@ -14,7 +14,8 @@ from .formats import (BATCH_ROWS, DELIMITERS, arrow_csv, check_file, duckdb_conn
                       numbered_rows, open_text, parquet_file, table_sql)
 from .rows import Rows, pick_column
 
-__all__ = ["FORMATS", "CODE_COLUMNS", "table_format", "read_rows", "iter_batches", "iter_rows", "read_codes_file"]
+__all__ = ["FORMATS", "CODE_COLUMNS", "table_format", "read_rows", "iter_batches", "iter_rows", "stream_rows",
+           "read_codes_file"]
 
 #: File extension -> table format.
 FORMATS: dict[str, str] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv",
@@ -68,6 +69,48 @@ def iter_rows(path: str | os.PathLike[str], **options: Any) -> Iterator[dict]:
     """The rows of a table one by one (streamed: see :func:`iter_batches`, which takes the same options)."""
     for batch in iter_batches(path, **options):
         yield from batch
+
+
+def stream_rows(path: str | os.PathLike[str], *, fmt: str | None = None, data: bytes | None = None,
+                source: str | None = None, errors: str = "strict", bad_lines: str = "raise",
+                columns: list[str] | None = None,
+                batch_size: int = BATCH_ROWS) -> tuple[list[str] | None, Iterator[tuple[int, dict]]]:
+    """A JSONL, CSV/TSV or Parquet table as ``(columns, items)`` without reading it whole: ``items`` yields
+    ``(line, row)`` as the file is read (the row's number for Parquet, read ``batch_size`` rows at a time).
+
+    ``columns`` is the header of a CSV or the schema's top-level names of a Parquet file, None for JSONL (whose rows
+    may differ). ``columns`` given restricts a Parquet file to those columns (the others are never read). ``data``,
+    ``errors`` and ``bad_lines`` as in :func:`read_rows`.
+    """
+    p = Path(path).expanduser()
+    source = source or str(p)
+    if data is None:
+        check_file(p)
+    kind = table_format(p, fmt)
+    if kind == "parquet":
+        parquet = parquet_file(p)
+        names = list(parquet.schema_arrow.names)
+
+        def items() -> Iterator[tuple[int, dict]]:
+            n = 0
+            try:
+                for batch in parquet.iter_batches(batch_size=batch_size, columns=columns):
+                    for row in batch.to_pylist():
+                        n += 1
+                        yield n, row
+            except OSError as exc:  # a damaged row group
+                raise InputError(f"{source} is not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+
+        return names, items()
+    if kind not in ("jsonl", *DELIMITERS):
+        raise InputError(f"{source}: a {kind} file cannot be streamed as a table of rows here")
+    return numbered_rows(p, kind, source=source, data=data, errors=errors, torn_tail=False, bad_lines=bad_lines,
+                         delimiters=None)
+
+
+def parquet_rows(path: str | os.PathLike[str]) -> int:
+    """The number of rows of a Parquet file, from its footer (no row is read)."""
+    return parquet_file(Path(path).expanduser()).metadata.num_rows
 
 
 def read_rows(path: str | os.PathLike[str], *, fmt: str | None = None, table: str | None = None,

@@ -169,3 +169,54 @@ def test_csv_and_parquet_keep_types_and_awkward_text(tmp_path):
     schema = pq.read_schema(tmp_path / "out.parquet")
     assert str(schema.field("chapter").type) == "int32" and str(schema.field("parameters").type) == "string"
     assert str(schema.field("confidence").type) == "struct<code: double, category: double, chapter: double>"
+
+
+def _retriever_record(rid: str) -> Record:
+    """A retriever record as `icdreason predict` writes it: what describes a model or a prompt is null."""
+    return Record(id=rid, source=f"notes/{rid}.txt", run_id="run-r", engine="retriever", model=None, uses_llm=False,
+                  parameters={"temperature": None, "prompt_template_sha256": None, "max_note_chars": 8000},
+                  code="I21.4", code_raw="I21.4", format_ok=None, status="billable", chapter=9, category="I21",
+                  confidence=None, candidate_share={"code": 0.21, "category": 0.79, "chapter": 0.94},
+                  top_k=[{"code": "I21.4", "support": 0.21}], tabular_notes="ICD-10-CM Tabular List notes\nI21.4 x",
+                  enrichment_source="tabular", note="Chest pain.")
+
+
+@pytest.mark.parametrize("name", ["out.jsonl", "out.csv", "out.parquet", "log.duckdb"])
+def test_null_fields_of_a_retriever_record_survive_every_format(tmp_path, name):
+    records = [_retriever_record("a"), _record("b", note="Cough.")]
+    if name.endswith(".duckdb"):
+        db = PredictionDB(tmp_path / name)
+        db.start_run("run-r", {"engine": "retriever", "uses_llm": False})
+        db.write_batch(records)
+        db.close()
+    else:
+        with open_writer(tmp_path / name) as writer:
+            writer.write_batch(records)
+    rows = read_predictions(tmp_path / name)
+    assert rows[0]["format_ok"] is None and rows[0]["confidence"] is None
+    assert rows[0]["candidate_share"] == {"code": 0.21, "category": 0.79, "chapter": 0.94}
+    assert rows[0]["parameters"]["temperature"] is None and rows[0]["enrichment_source"] == "tabular"
+    # the model's record keeps its vote share and format check, and has no candidate share
+    assert rows[1]["format_ok"] is True and rows[1]["confidence"] == {"code": 0.0, "category": 0.0, "chapter": 0.0}
+    assert rows[1]["candidate_share"] is None
+    assert [Record(**{k: v for k, v in r.items() if k in COLUMNS}) for r in rows] == records
+
+
+def test_a_retriever_file_of_the_previous_version_is_read_as_this_one_writes(tmp_path):
+    import json
+
+    old = {"id": "old1", "source": "n.txt", "run_id": "r0", "engine": "retriever", "model": None, "uses_llm": False,
+           "parameters": {"n": 1, "temperature": 0.0, "max_new_tokens": 1024, "prompt_template": "deepicd_r1",
+                          "prompt_template_sha256": "82b8", "max_note_chars": 8000, "kb_release": "2026"},
+           "code": "I21.4", "format_ok": True, "status": "billable",
+           "confidence": {"code": 0.14, "category": 0.6, "chapter": 0.9}}
+    path = tmp_path / "old.jsonl"
+    path.write_text(json.dumps(old) + "\n")
+    row, = read_predictions(path)
+    assert row["candidate_share"] == {"code": 0.14, "category": 0.6, "chapter": 0.9} and row["confidence"] is None
+    assert row["format_ok"] is None
+    assert row["parameters"] == {"n": None, "temperature": None, "max_new_tokens": None, "prompt_template": None,
+                                 "prompt_template_sha256": None, "max_note_chars": 8000, "kb_release": "2026"}
+    # --resume appends to such a file: the old record is read back as a Record of this version
+    with open_writer(path, resume=True) as writer:
+        assert writer.done_ids == {"old1"} and writer.records({"old1"})[0].candidate_share["code"] == 0.14

@@ -296,7 +296,8 @@ def _joined(items: list[str]) -> str:
     """Note texts on one line: "; " between them, a space after one that introduces the next ("… using:")."""
     out = ""
     for item in items:
-        out += (("" if not out else " " if out.endswith(":") else "; ") + item.strip())
+        item = item.strip().lstrip(",;").strip()  # "Code first: , if applicable, …" as the file has it
+        out += (("" if not out else " " if out.endswith(":") else "; ") + item)
     return out
 
 

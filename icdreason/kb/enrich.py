@@ -304,20 +304,19 @@ def _joined(items: list[str]) -> str:
 def tabular_notes(kb: KnowledgeBase, code: str | None) -> str | None:
     """The Tabular List's notes for ``code`` and its parents up to its category, as text: a first line saying where
     it comes from (:data:`TABULAR_LABEL`), then one block per code that has notes (``E11 Type 2 diabetes mellitus``
-    and ``- Excludes1: …`` lines, the code's own first). None when the code is unknown or no code on its path has a
-    note."""
-    if not code or not is_well_formed(code):
+    and ``- Excludes1: …`` lines, the code's own first). None when the code is not in the code table or no code on
+    its path has a note."""
+    if not code or not is_well_formed(code) or kb.statuses([code])[0] not in ("billable", "header"):
         return None
-    info = kb.lookup(code)
-    if info is None:
-        return None
-    chain = [info] + [a for a in reversed(kb.ancestors(info.code)) if a.kind in ("category", "subcategory", "code")]
+    found = kb.notes_by_code()
     blocks = []
-    for node in chain:
-        notes = kb.notes(node.code)
+    for key in _prefixes(code):
+        if key not in found:
+            continue
+        dotted_code, description, notes = found[key]
         lines = [f"- {label}: {_joined(notes[kind])}" for kind, label in _NOTE_KINDS if notes.get(kind)]
         if lines:
-            blocks.append("\n".join([f"{node.code} {node.description}", *lines]))
+            blocks.append("\n".join([f"{dotted_code} {description}", *lines]))
     return "\n".join([TABULAR_LABEL, *blocks]) if blocks else None
 
 

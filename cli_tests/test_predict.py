@@ -78,6 +78,7 @@ def test_installed_script_runs_the_readme_command(use_kb, tmp_path):
     for stem in LABELS:
         assert stem in done.stdout
     assert "I21.4" in done.stdout and "Non-ST elevation (NSTEMI) myocardial infarction" in done.stdout
+    assert "cand. share" in done.stdout and "vote share" not in done.stdout  # the retriever's column says what it is
 
 
 def test_formats_round_trip_and_stdout(runner, use_kb, tmp_path):
@@ -142,6 +143,10 @@ def test_every_bad_input_gets_a_record_with_the_reason(runner, use_kb, tmp_path)
     assert set(r) == {"empty", "binary", "latin1", "long", "inject", "dangling"}
     assert (r["empty"]["status"], r["empty"]["flags"], r["empty"]["error"]) == ("no_output", ["empty_note"],
                                                                                 "empty note")
+    # as written (not as read back): a retriever record of a note it never saw has no format check or vote either
+    written = {row["id"]: row for row in map(json.loads, out.read_text().splitlines())}
+    assert (written["empty"]["format_ok"], written["empty"]["confidence"]) == (None, None)
+    assert (written["latin1"]["format_ok"], written["latin1"]["confidence"]) == (None, None)
     assert r["binary"]["status"] == "no_output" and r["binary"]["flags"] == ["binary"]
     assert "binary file" in r["binary"]["error"]
     assert r["dangling"]["flags"] == ["unreadable"] and "cannot read" in r["dangling"]["error"]

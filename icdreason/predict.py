@@ -153,17 +153,25 @@ def _record(note: Note, prompt: Prompt | None, flags: list[str], gen: Generation
         return _build_record(note, prompt, flags, gen, **kwargs)
     except Exception as exc:  # noqa: BLE001 - bad input never kills a batch
         engine: Engine = kwargs["engine"]
-        rec = Record(id=note.id, source=note.source, run_id=kwargs["run_id"], engine=engine.name, model=engine.model,
-                     uses_llm=engine.uses_llm, parameters=kwargs["parameters"], flags=list(flags))
+        rec = _new_record(note, engine, kwargs["run_id"], kwargs["parameters"], list(flags))
         rec.error = f"could not read the engine's answer ({type(exc).__name__}: {exc})"
         return rec
+
+
+def _new_record(note: Note, engine: Engine, run_id: str, parameters: dict[str, Any], flags: list[str]) -> Record:
+    """An empty record of a note; for an engine without a model, the fields that describe one are null (Record's
+    rule), also when the note never reaches the engine."""
+    rec = Record(id=note.id, source=note.source, run_id=run_id, engine=engine.name, model=engine.model,
+                 uses_llm=engine.uses_llm, parameters=parameters, flags=flags)
+    if not engine.uses_llm:
+        rec.format_ok = rec.confidence = None
+    return rec
 
 
 def _build_record(note: Note, prompt: Prompt | None, flags: list[str], gen: Generation | None, *, kb,
                   engine: Engine, run_id: str, parameters: dict[str, Any], settings: PredictSettings,
                   prefilled_think: bool, enrichment: _Enrichment | None = None) -> Record:
-    rec = Record(id=note.id, source=note.source, run_id=run_id, engine=engine.name, model=engine.model,
-                 uses_llm=engine.uses_llm, parameters=parameters, flags=flags)
+    rec = _new_record(note, engine, run_id, parameters, flags)
     if settings.include_note:
         rec.note = prompt.note if prompt is not None else note.text
     if gen is None:  # not given to the engine
@@ -192,14 +200,14 @@ def _build_record(note: Note, prompt: Prompt | None, flags: list[str], gen: Gene
         if ok < len(parsed):
             rec.flags.append(f"format_failed_in_{len(parsed) - ok}_of_{len(parsed)}_samples")
     candidates = gen.extra.get("candidates") if gen.extra else None
-    if candidates:  # the retriever: confidence and differential from its scored candidates
+    if candidates:  # the retriever: candidate share and differential from its scored candidates
         weighted = vote([c for c, _ in candidates], weights=[s for _, s in candidates], k=settings.top_k,
                         final=outcome.code)
         rec.confidence, rec.candidate_share, rec.top_k = None, weighted.confidence, weighted.top_k
-    elif not engine.uses_llm:  # no samples, no candidates: nothing was voted on
-        rec.confidence = None
-    else:
-        rec.confidence, rec.top_k = outcome.confidence, outcome.top_k
+    else:  # the vote over the samples (an engine without a model drew none: its confidence stays null)
+        rec.top_k = outcome.top_k
+        if engine.uses_llm:
+            rec.confidence = outcome.confidence
     target = outcome.code or chosen.code_raw
     if not target:
         rec.status = "no_output"

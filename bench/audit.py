@@ -32,7 +32,8 @@ def make_records(codes: list[str], n: int, rng: random.Random) -> list[dict]:
         code = rng.choice(codes)
         support = round(rng.uniform(0.2, 1.0), 2)
         out.append({
-            "id": f"case{i:06d}", "run_id": "bench", "engine": "retriever", "model": None, "note": " ".join(sentences),
+            "id": f"case{i:06d}", "run_id": "bench", "engine": "transformers", "model": "bench", "uses_llm": True,
+            "note": " ".join(sentences),
             "trace": " ".join(rng.sample(sentences, 3)) + " Therefore the diagnosis follows.", "code": code,
             "code_raw": code, "status": "billable", "description": None, "chapter": None, "category": code[:3],
             "confidence": {"code": support, "category": support, "chapter": 1.0},

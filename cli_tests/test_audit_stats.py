@@ -9,6 +9,7 @@ from sklearn.metrics import cohen_kappa_score
 
 from icdreason.audit import agreement, cohen_kappa, divergence_level, find_evidence, fleiss_kappa, level_label, sample
 from icdreason.audit.evidence import sentences, unsupported_trace_sentences
+from icdreason.audit.sampling import share_of
 from icdreason.errors import UsageError
 
 
@@ -97,6 +98,11 @@ def test_sampling_strategies_are_seeded_and_ranked():
     assert {recs[i]["chapter"] for i in per_chapter} == {4, 9, 10}  # one from each chapter first
     with pytest.raises(UsageError, match="confidence"):
         sample([{"id": "x"}], 1, "low-confidence")
+    # retriever records have no vote (confidence null): their candidate share ranks them, and is named as such
+    retriever = [{"id": r["id"], "confidence": None, "candidate_share": r["confidence"]} for r in recs]
+    assert sample(retriever, 2, "low-confidence") == [1, 2]
+    assert share_of(retriever[0]) == ({"code": 0.9}, "candidate share")
+    assert share_of(recs[0]) == ({"code": 0.9}, "vote share")
     with pytest.raises(UsageError, match="strategy"):
         sample(recs, 1, "alphabetical")
 

@@ -91,6 +91,19 @@ def test_teacher_prompt_gives_gold_code_description_symptoms_and_guideline(kb_fi
     assert "do not state the code" in p.messages[0]["content"] and p.prefill == "<think>\n"
 
 
+def test_teacher_prompt_on_a_fresh_kb_gives_the_tabular_notes_not_a_placeholder(kb):
+    from icdreason.kb.enrich import TABULAR_LABEL
+
+    user = teacher_prompt({"id": "a", "note": "Polyuria, A1c 9.1%.", "code": "E11.9"}, kb).messages[1]["content"]
+    assert "No symptom description available." not in user
+    assert "Symptom description for this code:\nNone: the knowledge base has no symptom description for this code." \
+        in user
+    # the guideline slot holds the Tabular List's notes of E11.9 and E11, under a line that names them
+    assert f"Coding guideline for this code's chapter:\n{TABULAR_LABEL}\nE11.9 Type 2 diabetes mellitus without " \
+           "complications\n- Excludes1: type 2 diabetes mellitus, without complications in remission (E11.A)" in user
+    assert "- Use additional code: code to identify control using: injectable non-insulin antidiabetic drugs" in user
+
+
 def test_check_trace_filters():
     opts = DistillOptions(data="x", out="y")
     assert check_trace(valid("I21.4"), "I21.4", opts)[1] is None
@@ -152,6 +165,8 @@ def test_cli_distill_prints_table_two(fake_teacher, kb_file, tmp_path, runner):
     assert table["Samples"] == ["2"] and table["Unique codes"] == ["2"]
     assert table["Min / Max trace length"] == ["40 / 41 words"] and table["Mean trace length"] == ["40.5 words"]
     assert table["diagnosis is not the gold code"] == ["1"]
+    # a fresh knowledge base: said once, on stderr
+    assert " ".join(result.stderr.split()).count("the knowledge base has no symptom descriptions or guidelines") == 1
 
 
 @pytest.fixture(scope="module")

@@ -67,22 +67,39 @@ def test_enrichment_for_fills_the_record_fields(enriched_kb):
     assert fields["guideline_section"] == "I.C.9.d"
     # the first line says where the passage comes from: the chapter, then the heading as the guidelines print it
     assert fields["guideline"].startswith("Chapter 9 › d. Acute myocardial infarction (AMI)\n1) Type 1 ST elevation")
+    assert fields["enrichment_source"] == "scraped" and fields["tabular_notes"] is None
     assert enrichment_for(enriched_kb, None) == dict.fromkeys(
-        ["symptoms", "symptoms_from", "guideline", "guideline_section"])
+        ["symptoms", "symptoms_from", "guideline", "guideline_section", "tabular_notes", "enrichment_source"])
 
 
-def test_a_kb_without_rows_or_tables_gives_nones(kb, built_kb, tmp_path):
+def test_a_kb_without_rows_or_tables_falls_back_to_the_tabular_notes(kb, built_kb, tmp_path):
     from icdreason.kb import KnowledgeBase
-    from icdreason.kb.enrich import enrichment_for
+    from icdreason.kb.enrich import TABULAR_LABEL, enrichment_for, enrichment_notice, enrichment_source
 
-    empty = dict.fromkeys(["symptoms", "symptoms_from", "guideline", "guideline_section"])
-    assert enrichment_for(kb, "I21.4") == empty
+    assert enrichment_source(kb) == "tabular" and "icdreason kb import-guidelines" in enrichment_notice(kb)
+    fields = enrichment_for(kb, "I21.4")
+    assert [fields[k] for k in ("symptoms", "symptoms_from", "guideline", "guideline_section")] == [None] * 4
+    assert fields["enrichment_source"] == "tabular"
+    lines = fields["tabular_notes"].splitlines()
+    # the code's own notes first, then its category's, each under its code and description
+    assert lines[:3] == [TABULAR_LABEL, "I21.4 Non-ST elevation (NSTEMI) myocardial infarction",
+                         "- Inclusion terms: Acute subendocardial myocardial infarction; Non-Q wave myocardial "
+                         "infarction NOS; Nontransmural myocardial infarction NOS; Type 1 non-ST elevation "
+                         "myocardial infarction"]
+    assert lines[3] == "I21 Acute myocardial infarction"
+    assert "- Excludes2: old myocardial infarction (I25.2); postmyocardial infarction syndrome (I24.1); " \
+           "subsequent type 1 myocardial infarction (I22.-)" in lines
+    e119 = enrichment_for(kb, "E11.9")["tabular_notes"]
+    assert "- Excludes1: type 2 diabetes mellitus, without complications in remission (E11.A)" in e119
+    assert "- Use additional code: code to identify control using: injectable non-insulin antidiabetic drugs " \
+           "(Z79.85); insulin (Z79.4)" in e119
+    assert enrichment_for(kb, "XYZ") == dict.fromkeys(fields)  # no code: nothing, and no source
     old = tmp_path / "old.duckdb"
     shutil.copy(built_kb, old)
     con = duckdb.connect(str(old))
     con.execute("DROP TABLE symptoms; DROP TABLE scrape_log; DROP TABLE guidelines")
     con.close()
-    assert enrichment_for(KnowledgeBase(old, duckdb.connect(str(old), read_only=True)), "I21.4") == empty
+    assert enrichment_for(KnowledgeBase(old, duckdb.connect(str(old), read_only=True)), "I21.4") == fields
 
 
 def test_reads_through_a_kb_see_its_own_writes(kb_file, tmp_path):

@@ -122,7 +122,7 @@ def test_kept_raw_responses_are_read_strictly(tmp_path, suffix):
     # strict: n1 and n3 (first pair) right; n2 (no pair) and n4 (no pair once <think> is put in front) NIL
     assert accuracy(strict) == 0.5 and strict["levels"]["code"]["nil_predictions"] == 2
     assert strict["scoring"] == {"mode": "strict", "response_column": "raw", "pred_column": "code",
-                                 "basis": {"response": 4, "format_ok": 0, "as given": 0}, "no_answer": 2,
+                                 "basis": {"response": 4, "format_ok": 0, "no model": 0, "as given": 0}, "no_answer": 2,
                                  "salvageable": 2}
     # salvaged: predict's codes as recorded: n1, n2 and n4 right, n3 wrong (it took the last pair)
     assert accuracy(salvaged) == 0.75
@@ -137,12 +137,39 @@ def test_records_without_raw_are_judged_by_format_ok(tmp_path):
     preds = write(tmp_path / "run.jsonl", rows)
     strict, = evaluate_files([preds], gold).runs
     assert accuracy(strict.as_dict()) == 0.5  # n1 and n4 (format_ok), not n2 or n3
-    assert strict.scoring["basis"] == {"response": 0, "format_ok": 4, "as given": 0}
+    assert strict.scoring["basis"] == {"response": 0, "format_ok": 4, "no model": 0, "as given": 0}
     assert strict.scoring["salvageable"] == 2
     # --response-column none: the same judgement for a file that has responses
     with_raw = write(tmp_path / "raw.jsonl", KEPT_RAW)
     ignored, = evaluate_files([with_raw], gold, response_column="none").runs
     assert ignored.scoring["basis"]["format_ok"] == 4 and accuracy(ignored.as_dict()) == 0.5
+
+
+def test_retriever_records_are_neither_well_formed_nor_malformed(tmp_path):
+    """A retriever record has no model output: eval scores its code as given, counts it apart from the format check
+    and does not ask for --keep-raw; an older file that said format_ok true for it is read the same way."""
+    gold = tmp_path / "gold.csv"
+    gold.write_text(GOLD)
+    retriever = [Record(id=r.id, source="notes.jsonl", run_id="r", engine="retriever", model=None, uses_llm=False,
+                        code=r.code, code_raw=r.code, format_ok=None, status="billable", confidence=None,
+                        candidate_share={"code": 0.2, "category": 0.7, "chapter": 0.9}) for r in KEPT_RAW]
+    preds = write(tmp_path / "retriever.parquet", retriever)
+    old = tmp_path / "old.jsonl"  # what the previous version wrote: format_ok true, the candidate share as confidence
+    old.write_text("".join(json.dumps({"id": r.id, "run_id": "r", "engine": "retriever", "model": None,
+                                       "uses_llm": False, "code": r.code, "format_ok": True, "status": "billable",
+                                       "confidence": {"code": 0.2, "category": 0.7, "chapter": 0.9}}) + "\n"
+                           for r in KEPT_RAW))
+    for path in (preds, old):
+        run = evaluate_files([path], gold).runs[0]
+        data = run.as_dict()
+        assert accuracy(data) == 0.75  # n1, n2, n4 right as given; n3 wrong
+        assert run.scoring["basis"] == {"response": 0, "format_ok": 0, "no model": 4, "as given": 0}, path
+        assert data["format_ok_rate"] is None and data["format_ok_not_applicable"] == 4
+        assert not any("--keep-raw" in w for w in run.warnings)
+    # a run mixing both engines: the rate is over the model's rows only
+    mixed = write(tmp_path / "mixed.jsonl", [*KEPT_RAW[:2], *retriever[2:]])
+    run = evaluate_files([mixed], gold, response_column="none").runs[0].as_dict()
+    assert run["format_ok_rate"] == 0.5 and run["format_ok_rows"] == 2 and run["format_ok_not_applicable"] == 2
 
 
 def test_self_consistency_votes_over_strict_samples(tmp_path):

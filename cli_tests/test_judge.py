@@ -121,6 +121,18 @@ def test_prompt_carries_note_predicted_code_symptoms_and_guideline(server, enric
     assert FakeJudge.headers_seen[0]["Authorization"] == "Bearer sk-secret-123"
 
 
+def test_a_fresh_kb_gives_the_judge_tabular_notes_and_one_warning(server, kb, caplog):
+    with JudgeClient(f"{server}/ok/v1", "m", kb=kb, cache="off") as judge:
+        with caplog.at_level("WARNING", logger="icdreason"):
+            user = judge.messages(item())[1]["content"]
+            judge.messages(item(code="E11.9"))
+        assert judge.stats.warnings and sum(judge.stats.warnings.values()) == 1
+    assert "No symptom description available." not in user and "No guideline available." not in user
+    assert "Acute subendocardial myocardial infarction; Non-Q wave myocardial infarction NOS" in user
+    assert "ICD-10-CM Tabular List notes" in user
+    assert sum("icdreason scrape symptoms" in r.getMessage() for r in caplog.records) == 1
+
+
 def test_cache_keyed_by_note_trace_and_code(server, enriched_kb, tmp_path):
     cache = tmp_path / "judge.sqlite"
     with JudgeClient(f"{server}/ok/v1", "m", kb=enriched_kb, cache=cache) as judge:

@@ -16,6 +16,7 @@ from icdreason import DISCLAIMER
 from icdreason.cli import app
 from icdreason.engines.registry import choose_engine
 from icdreason.engines.retriever import NO_LLM_NOTICE
+from icdreason.kb.enrich import TABULAR_LABEL
 from icdreason.records import FIELDS, read_predictions
 
 LABELS = {row["id"]: row["code"] for row in csv.DictReader(open(ROOT / "examples" / "labels.csv"))}
@@ -42,12 +43,21 @@ def test_retriever_on_the_examples_through_the_cli(runner, use_kb, tmp_path):
     for r in records:
         assert (r["engine"], r["model"], r["uses_llm"]) == ("retriever", None, False)
         assert r["trace"].startswith(NO_LLM_NOTICE)
-        assert r["format_ok"] is True and r["parse_note"] is None
+        # no model output was checked and no samples were drawn: those fields are null, not true or 1.0
+        assert r["format_ok"] is None and r["parse_note"] is None and r["confidence"] is None
         assert r["status"] == "billable" and r["description"]
         assert r["top_k"][0]["code"] == r["code"] and len(r["top_k"]) == 5
-        assert 0 < r["confidence"]["code"] <= r["confidence"]["category"] <= r["confidence"]["chapter"] <= 1
+        share = r["candidate_share"]
+        assert 0 < share["code"] <= share["category"] <= share["chapter"] <= 1
         assert r["note"].startswith("SYNTHETIC EXAMPLE NOTE")
-        assert r["parameters"]["prompt_template"] == "deepicd_r1"
+        assert [r["parameters"][k] for k in ("temperature", "max_new_tokens", "prompt_template_sha256")] == [None] * 3
+        assert r["parameters"]["max_note_chars"] == 8000 and r["parameters"]["enrichment"] == "tabular"
+        # a fresh knowledge base: the Tabular List's notes of the code stand in for symptoms and guidelines
+        assert r["enrichment_source"] == "tabular" and r["symptoms"] is None
+        lines = r["tabular_notes"].splitlines()  # the notes of the code or of its parents, under their codes
+        assert lines[0] == TABULAR_LABEL and r["code"].startswith(lines[1].split()[0]) and lines[2].startswith("- ")
+    assert " ".join(result.stderr.split()).count("the knowledge base has no symptom descriptions or guidelines") == 1
+    assert "enrichment" in result.stdout and "Tabular List notes only" in result.stdout
     got = {r["id"]: r["code"] for r in records}
     # The retriever's real answers on these notes (a lexical baseline: about half are right at the category level).
     assert {k: got[k] for k in ("nstemi", "copd", "cellulitis", "iron_deficiency_anemia", "sepsis_ecoli")} == {
@@ -56,6 +66,8 @@ def test_retriever_on_the_examples_through_the_cli(runner, use_kb, tmp_path):
     nstemi = next(r for r in records if r["id"] == "nstemi")
     assert "Evidence sentences" in nstemi["trace"] and "Negated mentions left out" in nstemi["trace"]
     assert "\"denies fever, cough or abdominal pain\"" in nstemi["trace"]
+    # the header "(written for icdreason; not patient data)" is no negated finding
+    assert "patient data" not in nstemi["trace"].split("Negated mentions left out")[1]
 
 
 def test_installed_script_runs_the_readme_command(use_kb, tmp_path):
@@ -66,6 +78,7 @@ def test_installed_script_runs_the_readme_command(use_kb, tmp_path):
     for stem in LABELS:
         assert stem in done.stdout
     assert "I21.4" in done.stdout and "Non-ST elevation (NSTEMI) myocardial infarction" in done.stdout
+    assert "cand. share" in done.stdout and "vote share" not in done.stdout  # the retriever's column says what it is
 
 
 def test_formats_round_trip_and_stdout(runner, use_kb, tmp_path):
@@ -96,18 +109,19 @@ def test_duckdb_log_records_runs_and_predictions(runner, use_kb, tmp_path):
     con = duckdb.connect(str(db), read_only=True)
     cols = [r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
                                       "WHERE table_name = 'predictions' ORDER BY ordinal_position").fetchall()]
-    assert cols == [*FIELDS, "written_at"]
+    assert cols == [*FIELDS[:FIELDS.index("raw") + 1], "written_at", *FIELDS[FIELDS.index("raw") + 1:]]
     runs = con.execute("SELECT run_id, engine, model, uses_llm, status, notes, prompt_template_hash, kb_release, "
                        "sessions FROM runs ORDER BY started_at").fetchall()
     con.close()
     assert len(runs) == 2 and runs[0][0] != runs[1][0]
     for run in runs:
         assert run[1:6] == ("retriever", None, False, "finished", 4)
-        assert len(run[6]) == 64 and run[7] and run[8] == 1
+        assert run[6] is None and run[7] and run[8] == 1  # no prompt was used: no prompt hash
     rows = read_predictions(db)
     assert len(rows) == 8
     assert len(read_predictions(db, run_id=runs[1][0])) == 4
-    assert isinstance(rows[0]["top_k"], list) and isinstance(rows[0]["confidence"], dict)
+    assert isinstance(rows[0]["top_k"], list) and isinstance(rows[0]["candidate_share"], dict)
+    assert rows[0]["confidence"] is None and rows[0]["format_ok"] is None
 
 
 def test_every_bad_input_gets_a_record_with_the_reason(runner, use_kb, tmp_path):
@@ -129,6 +143,10 @@ def test_every_bad_input_gets_a_record_with_the_reason(runner, use_kb, tmp_path)
     assert set(r) == {"empty", "binary", "latin1", "long", "inject", "dangling"}
     assert (r["empty"]["status"], r["empty"]["flags"], r["empty"]["error"]) == ("no_output", ["empty_note"],
                                                                                 "empty note")
+    # as written (not as read back): a retriever record of a note it never saw has no format check or vote either
+    written = {row["id"]: row for row in map(json.loads, out.read_text().splitlines())}
+    assert (written["empty"]["format_ok"], written["empty"]["confidence"]) == (None, None)
+    assert (written["latin1"]["format_ok"], written["latin1"]["confidence"]) == (None, None)
     assert r["binary"]["status"] == "no_output" and r["binary"]["flags"] == ["binary"]
     assert "binary file" in r["binary"]["error"]
     assert r["dangling"]["flags"] == ["unreadable"] and "cannot read" in r["dangling"]["error"]
@@ -136,7 +154,7 @@ def test_every_bad_input_gets_a_record_with_the_reason(runner, use_kb, tmp_path)
     assert "truncated" in r["long"]["flags"] and len(r["long"]["note"]) <= 2000
     assert "characters omitted" in r["long"]["note"] and "pneumonia of the right lower lobe" in r["long"]["note"]
     assert set(r["inject"]["flags"]) == {"tag_text_in_note", "instruction_text_in_note"}
-    assert r["inject"]["format_ok"] is True and "</think>" not in r["inject"]["note"]
+    assert r["inject"]["status"] == "billable" and "</think>" not in r["inject"]["note"]
     assert "flag truncated" in result.stdout and "status no_output" in result.stdout
 
 

@@ -118,3 +118,49 @@ def test_registered_engine_through_the_cli(runner, retriever_kb, monkeypatch, tm
     assert result.exit_code == 0, result.stderr
     [r] = read_predictions(out)
     assert (r["code"], r["code_raw"], r["engine"], r["model"]) == ("I21.4", "I214", "scripted", "m")
+
+
+MI_AND_CAP = {"mi": [GOOD], "cap": ["Crackles right base.</think><diagnosis>J18.9</diagnosis>"]}
+
+
+def test_a_fresh_kb_says_once_that_enrichment_is_empty_and_uses_the_tabular_notes(kb, tmp_path):
+    from icdreason.kb.enrich import EMPTY_ENRICHMENT_NOTICE, TABULAR_LABEL
+
+    notices: list[str] = []
+    records, summary = _run(kb, tmp_path, {**MI_AND_CAP, "mi2": [GOOD]}, notify=notices.append)
+    assert notices == [EMPTY_ENRICHMENT_NOTICE] == summary.notices  # once per run, not once per note
+    assert "icdreason scrape symptoms" in EMPTY_ENRICHMENT_NOTICE and "icdreason kb import-guidelines" in notices[0]
+    assert summary.enrichment == "tabular" and records["mi"]["parameters"]["enrichment"] == "tabular"
+    mi = records["mi"]
+    assert (mi["symptoms"], mi["guideline"], mi["enrichment_source"]) == (None, None, "tabular")
+    assert mi["tabular_notes"].startswith(f"{TABULAR_LABEL}\nI21.4 Non-ST elevation (NSTEMI) myocardial infarction\n"
+                                          "- Inclusion terms: Acute subendocardial myocardial infarction;")
+    assert "\nI21 Acute myocardial infarction\n" in mi["tabular_notes"]
+    cap = records["cap"]["tabular_notes"]  # J18.9 has no notes of its own: its category's
+    assert "\nJ18 Pneumonia, unspecified organism\n- Excludes1: congenital pneumonia (P23.0);" in cap
+    assert "\n- Code first: if applicable, associated influenza (J09.X1, J10.0-, J11.0-)" in cap
+    # --no-enrich: nothing to say, nothing added
+    notices.clear()
+    records, summary = _run(kb, tmp_path, MI_AND_CAP, notify=notices.append, overwrite=True,
+                            settings=PredictSettings(enrich=False))
+    assert notices == [] and summary.enrichment == "off" and records["mi"]["tabular_notes"] is None
+
+
+def test_scraped_symptoms_are_used_without_a_notice(kb_file, tmp_path):
+    import duckdb
+
+    from icdreason.kb import KnowledgeBase
+
+    con = duckdb.connect(str(kb_file))
+    con.execute("INSERT INTO symptoms VALUES ('I21.4', 'I214', 'medlineplus', 'I21.4', 'exact', 'en', 'Heart Attack', "
+                "'A heart attack happens when blood flow to the heart stops.', NULL, now(), 200, 'h')")
+    con.close()
+    notices: list[str] = []
+    with KnowledgeBase.open(kb_file) as base:
+        records, summary = _run(base, tmp_path, MI_AND_CAP, notify=notices.append)
+    assert notices == [] and summary.notices == [] and summary.enrichment == "scraped"
+    mi = records["mi"]
+    assert mi["symptoms"] == "A heart attack happens when blood flow to the heart stops."
+    assert (mi["symptoms_from"], mi["enrichment_source"], mi["tabular_notes"]) == ("I21.4", "scraped", None)
+    # a code no scraped text reaches still gets the Tabular List's notes, marked as such
+    assert records["cap"]["enrichment_source"] == "tabular" and records["cap"]["symptoms"] is None

@@ -31,6 +31,33 @@ def test_negex_scope_stops_at_a_terminator():
     assert negation_spans("no evidence of fracture, dislocation or effusion").triggers == ["no evidence of"]
 
 
+ASIDES = """SYNTHETIC EXAMPLE NOTE (written for icdreason; not patient data)
+
+Chief Complaint:
+Cough and fever (not a smoker; no sick contacts)
+
+History of Present Illness:
+Productive cough for 3 days (no hemoptysis). Oral antibiotics did not help and the dyspnea got worse. Chest x-ray
+consistent with right lower lobe pneumonia.
+"""
+
+
+def test_asides_in_parentheses_leave_no_negated_fragment(engine):
+    # a semicolon inside a parenthesis does not split its sentence; a scope ends at the bracket
+    assert split_sentences("NOTE (written for a test; not patient data)\n\nChest pain; cough") == [
+        "NOTE (written for a test; not patient data)", "Chest pain", "cough"]
+    aside = negation_spans("Lungs clear (no wheezes or crackles), abdomen soft")
+    assert aside.mentions() == ["no wheezes or crackles"] and aside.kept_text().endswith("abdomen soft")
+    assert negation_spans("Oral antibiotics did not help and the dyspnea got worse").negated == []  # a verb's "not"
+    assert negation_spans("She did not have fever").mentions() == ["not have fever"]
+    analysis = engine.analyze(ASIDES)
+    # only clinical findings: "not patient data" (nothing a code names) and "not help and the dyspnea …" are gone
+    assert analysis["negated"] == ["not a smoker", "no sick contacts", "no hemoptysis"]
+    assert analysis["candidates"][0][0] == "J18.9"
+    trace = engine._trace(analysis)
+    assert 'Negated mentions left out: "not a smoker"; "no sick contacts"; "no hemoptysis".' in trace
+
+
 def test_sentences_terms_and_abbreviations():
     assert split_sentences("Chest pain. Troponin 0.8; ECG normal\n\n- aspirin") == [
         "Chest pain.", "Troponin 0.8", "ECG normal", "- aspirin"]

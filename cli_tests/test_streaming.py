@@ -127,7 +127,8 @@ def test_a_streamed_run_writes_the_records_of_a_run_over_a_list(kb, tmp_path):
         rows = read_predictions(tmp_path / name)
         assert [r["id"] for r in rows] == ids
         assert _timeless(rows) == expected, name
-        assert rows[0]["parameters"] == {"n": 1, "temperature": 0.0, "seed": None, "engine_flag": [1, "a"]}
+        # the retriever uses no model: its sampling parameters are null whatever the run passed (records tell the truth)
+        assert rows[0]["parameters"] == {"n": None, "temperature": None, "seed": None, "engine_flag": [1, "a"]}
     parquet = pq.ParquetFile(tmp_path / "s.parquet")
     # a part is made once 12 records wait (batches of 5): parts of 15 and 15, then the journal's 10
     assert [parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)] == [15, 15, 10]
@@ -155,7 +156,7 @@ def test_a_killed_writer_between_a_part_and_its_journal_loses_and_duplicates_not
 
 def test_a_parquet_file_written_before_parameters_was_a_struct_is_read_and_continued(tmp_path):
     old = tmp_path / "old.parquet"
-    row = Record(id="a", source="a.txt", run_id="r0", engine="retriever", model=None, uses_llm=False,
+    row = Record(id="a", source="a.txt", run_id="r0", engine="transformers", model="m", uses_llm=True,
                  parameters={"n": 1, "kb_release": "2026"}).to_dict()
     from icdreason.records.arrow import schema
 
@@ -166,7 +167,7 @@ def test_a_parquet_file_written_before_parameters_was_a_struct_is_read_and_conti
     assert read_predictions(old)[0]["parameters"] == {"n": 1, "kb_release": "2026"}
     w = open_writer(old, resume=True)
     assert w.done_ids == {"a"} and w.existing_run_id == "r0"
-    w.write_batch([Record(id="b", source="b.txt", run_id="r0", engine="retriever", model=None, uses_llm=False,
+    w.write_batch([Record(id="b", source="b.txt", run_id="r0", engine="transformers", model="m", uses_llm=True,
                           parameters={"n": 1})])
     w.close()
     rows = read_predictions(old)

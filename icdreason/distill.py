@@ -131,7 +131,7 @@ def read_examples(path: Path, *, split: str | None = None) -> Iterator[dict[str,
 # -- prompts and checks -------------------------------------------------------------------------------------------
 def teacher_prompt(example: dict[str, Any], kb, *, max_note_chars: int = 16000) -> Prompt:
     """The teacher's prompt: note, gold code and description, symptoms and chapter guideline, prefilled ``<think>``."""
-    from .kb.enrich import enrichment_for
+    from .kb.enrich import enrichment_for, prompt_texts
     from .notes import truncate_middle
     from .prompts import neutralize_note
 
@@ -142,9 +142,8 @@ def teacher_prompt(example: dict[str, Any], kb, *, max_note_chars: int = 16000) 
     if kb is not None:
         description = kb.description(code) or description
         extra = enrichment_for(kb, code)
-    user = TEACHER_USER.format(note=note, code=code, description=description,
-                               symptoms=extra.get("symptoms") or "No symptom description available.",
-                               guideline=extra.get("guideline") or "No guideline available.")
+    symptoms, guideline = prompt_texts(extra)
+    user = TEACHER_USER.format(note=note, code=code, description=description, symptoms=symptoms, guideline=guideline)
     messages = [{"role": "system", "content": TEACHER_SYSTEM.format(code=code)}, {"role": "user", "content": user}]
     return Prompt(note_id=example["id"], note=note, messages=messages, prefill="<think>\n")
 

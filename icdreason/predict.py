@@ -25,12 +25,13 @@ from .notes import Note, truncate_middle
 from .parse import Parsed, parse_response
 from .prompts import PromptTemplate, neutralize_note
 from .records import Record, RecordWriter
+from .records.record import MODEL_PARAMETERS
 from .settings import Settings, option
 from .vote import vote
 
 __all__ = ["PredictSettings", "Summary", "predict", "sampling_for", "DEFAULT_MAX_NOTE_CHARS", "prepare_prompt",
            "generate_batch", "note_record", "Enrichment", "count_records", "notes_to_predict", "ToPredict",
-           "write_records"]
+           "write_records", "run_parameters"]
 
 #: Notes longer than this are cut in the middle. About 2,000 tokens of English clinical text: the 2,048-token prompt
 #: budget the reference models were trained with.
@@ -72,6 +73,8 @@ class Summary:
     by_chapter: Counter = field(default_factory=Counter)
     flags: Counter = field(default_factory=Counter)
     errors: int = 0
+    enrichment: str | None = None  # scraped | tabular | off (None: not known, e.g. a runner called directly)
+    notices: list[str] = field(default_factory=list)  # said once per run, e.g. that enrichment is empty
 
     @property
     def notes_per_second(self) -> float:
@@ -151,17 +154,25 @@ def _record(note: Note, prompt: Prompt | None, flags: list[str], gen: Generation
         return _build_record(note, prompt, flags, gen, **kwargs)
     except Exception as exc:  # noqa: BLE001 - bad input never kills a batch
         engine: Engine = kwargs["engine"]
-        rec = Record(id=note.id, source=note.source, run_id=kwargs["run_id"], engine=engine.name, model=engine.model,
-                     uses_llm=engine.uses_llm, parameters=kwargs["parameters"], flags=list(flags))
+        rec = _new_record(note, engine, kwargs["run_id"], kwargs["parameters"], list(flags))
         rec.error = f"could not read the engine's answer ({type(exc).__name__}: {exc})"
         return rec
+
+
+def _new_record(note: Note, engine: Engine, run_id: str, parameters: dict[str, Any], flags: list[str]) -> Record:
+    """An empty record of a note; for an engine without a model, the fields that describe one are null (Record's
+    rule), also when the note never reaches the engine."""
+    rec = Record(id=note.id, source=note.source, run_id=run_id, engine=engine.name, model=engine.model,
+                 uses_llm=engine.uses_llm, parameters=parameters, flags=flags)
+    if not engine.uses_llm:
+        rec.format_ok = rec.confidence = None
+    return rec
 
 
 def _build_record(note: Note, prompt: Prompt | None, flags: list[str], gen: Generation | None, *, kb,
                   engine: Engine, run_id: str, parameters: dict[str, Any], settings: PredictSettings,
                   prefilled_think: bool, enrichment: _Enrichment | None = None) -> Record:
-    rec = Record(id=note.id, source=note.source, run_id=run_id, engine=engine.name, model=engine.model,
-                 uses_llm=engine.uses_llm, parameters=parameters, flags=flags)
+    rec = _new_record(note, engine, run_id, parameters, flags)
     if settings.include_note:
         rec.note = prompt.note if prompt is not None else note.text
     if gen is None:  # not given to the engine
@@ -183,17 +194,21 @@ def _build_record(note: Note, prompt: Prompt | None, flags: list[str], gen: Gene
     outcome = _choose(parsed, statuses, settings.top_k)
     chosen = next((p for p in parsed if outcome.code and p.code == outcome.code), parsed[0])
     rec.trace, rec.code_raw, rec.format_ok, rec.parse_note = chosen.trace, chosen.code_raw, chosen.format_ok, chosen.why
+    if not engine.uses_llm:  # no model output was checked: the format check does not apply (Record's rule)
+        rec.format_ok = rec.parse_note = None
     if len(parsed) > 1:
         ok = sum(p.format_ok for p in parsed)
         if ok < len(parsed):
             rec.flags.append(f"format_failed_in_{len(parsed) - ok}_of_{len(parsed)}_samples")
     candidates = gen.extra.get("candidates") if gen.extra else None
-    if candidates:  # the retriever: confidence and differential from its scored candidates
+    if candidates:  # the retriever: candidate share and differential from its scored candidates
         weighted = vote([c for c, _ in candidates], weights=[s for _, s in candidates], k=settings.top_k,
                         final=outcome.code)
-        rec.confidence, rec.top_k = weighted.confidence, weighted.top_k
-    else:
-        rec.confidence, rec.top_k = outcome.confidence, outcome.top_k
+        rec.confidence, rec.candidate_share, rec.top_k = None, weighted.confidence, weighted.top_k
+    else:  # the vote over the samples (an engine without a model drew none: its confidence stays null)
+        rec.top_k = outcome.top_k
+        if engine.uses_llm:
+            rec.confidence = outcome.confidence
     target = outcome.code or chosen.code_raw
     if not target:
         rec.status = "no_output"
@@ -213,6 +228,24 @@ def _build_record(note: Note, prompt: Prompt | None, flags: list[str], gen: Gene
     return rec
 
 
+def run_parameters(engine: Engine, params: SamplingParams, template: PromptTemplate, settings: PredictSettings,
+                   kb) -> dict[str, Any]:
+    """The ``parameters`` of a run's records and of its run row: sampling, prompt, truncation, knowledge base and
+    where enrichment comes from. Those that describe a model or a prompt are None for an engine that uses neither."""
+    from .kb.enrich import enrichment_source
+
+    parameters = {
+        "n": params.n, "temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k,
+        "max_new_tokens": params.max_new_tokens, "seed": params.seed, "constrain": params.constrain,
+        "prompt_template": template.name, "prompt_template_sha256": template.sha256,
+        "max_note_chars": settings.max_note_chars, "kb_release": kb.release,
+        "enrichment": enrichment_source(kb) if settings.enrich else "off",
+    }
+    if not engine.uses_llm:
+        parameters.update(dict.fromkeys(MODEL_PARAMETERS))
+    return parameters
+
+
 def _generation_flags(gen: Generation) -> list[str]:
     """Flags from what the engine reported: answers cut at --max-new-tokens, a prefill the server could not take."""
     extra = gen.extra or {}
@@ -228,20 +261,20 @@ def _generation_flags(gen: Generation) -> list[str]:
 
 
 class _Enrichment:
-    """``enrichment_for`` with a per-run memo, skipped outright when the KB has no symptom or guideline rows."""
+    """``enrichment_for`` with a per-run memo: scraped symptoms and guidelines, else the Tabular List's notes."""
 
     def __init__(self, kb):
+        from .kb.enrich import enrichment_source
+
         self.kb = kb
-        self.available = kb.has_rows("symptoms") or kb.has_rows("guidelines")
+        self.source = enrichment_source(kb)  # "scraped" | "tabular"
         self.memo: dict[str, dict] = {}
 
     def get(self, code: str) -> dict:
-        if not self.available:
-            return {}
         if code not in self.memo:
             from .kb.enrich import enrichment_for
 
-            self.memo[code] = enrichment_for(self.kb, code)
+            self.memo[code] = enrichment_for(self.kb, code, scraped=self.source == "scraped")
         return self.memo[code]
 
 
@@ -435,10 +468,13 @@ def run_predict(notes: Iterable[Note], *, engine: Engine, kb, out: str | None = 
                 settings: PredictSettings | None = None, command: str | None = None,
                 progress: Callable[[int, int], None] | None = None,
                 on_records: Callable[[list[Record]], None] | None = None, stream=None,
-                runner: Callable[..., Summary] | None = None) -> Summary:
+                runner: Callable[..., Summary] | None = None,
+                notify: Callable[[str], None] | None = None) -> Summary:
     """Open the output (and the ``--db`` log), pick or resume the run id, predict, and log the run.
 
     ``runner`` replaces :func:`predict` (same arguments), e.g. :func:`icdreason.cluster.predict_on_ray`.
+    ``notify`` receives, once, what the run should say before it starts (``Summary.notices``: that enrichment is
+    empty and how to fill it).
 
     The run row (engine, model, options, prompt-template hash, KB release, timings, token counts) is written before
     the first note and completed at the end, also when the run is interrupted (``KeyboardInterrupt``, which includes
@@ -476,24 +512,28 @@ def run_predict(notes: Iterable[Note], *, engine: Engine, kb, out: str | None = 
         if run_id is None and resume:
             run_id = writer.existing_run_id or (db.latest_run() if db is not None and out is None else None)
         run_id = run_id or new_run_id()
-        parameters = {
-            "n": params.n, "temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k,
-            "max_new_tokens": params.max_new_tokens, "seed": params.seed, "constrain": params.constrain,
-            "prompt_template": template.name, "prompt_template_sha256": template.sha256,
-            "max_note_chars": settings.max_note_chars, "kb_release": kb.release,
-        }
+        parameters = run_parameters(engine, params, template, settings, kb)
         if db is not None:
             described = engine.describe()
             db.start_run(run_id, {
                 "engine": engine.name, "model": engine.model, "uses_llm": engine.uses_llm,
-                "options": described.get("options"), "parameters": parameters, "prompt_template": template.name,
-                "prompt_template_hash": template.sha256, "kb_release": kb.release, "kb_path": str(kb.path),
+                "options": described.get("options"), "parameters": parameters,
+                "prompt_template": parameters["prompt_template"],
+                "prompt_template_hash": parameters["prompt_template_sha256"], "kb_release": kb.release,
+                "kb_path": str(kb.path),
                 "icdreason_version": __version__, "command": command,
                 "out_path": None if out in (None, "-") else str(out),
             })
         if resume and db is not None:
             _reconcile(writer, db, run_id)
-        summary = Summary(run_id=run_id, engine=engine.name, model=engine.model, uses_llm=engine.uses_llm)
+        summary = Summary(run_id=run_id, engine=engine.name, model=engine.model, uses_llm=engine.uses_llm,
+                          enrichment=parameters["enrichment"])
+        if parameters["enrichment"] == "tabular":
+            from .kb.enrich import EMPTY_ENRICHMENT_NOTICE
+
+            summary.notices.append(EMPTY_ENRICHMENT_NOTICE)
+        for notice in summary.notices if notify else ():
+            notify(notice)
         (runner or predict)(notes, engine=engine, kb=kb, template=template, params=params, writer=writer,
                             run_id=run_id, settings=settings, db=db, parameters=parameters, progress=progress,
                             on_records=on_records, summary=summary)

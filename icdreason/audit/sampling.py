@@ -1,7 +1,8 @@
 """Choosing which predictions to review: all of them, or a seeded sample by one of four strategies.
 
 - ``random``: a uniform random sample.
-- ``low-confidence``: the cases whose code had the least self-consistency support (``confidence.code``) first.
+- ``low-confidence``: the cases whose code had the least self-consistency support (``confidence.code``; for the
+  retriever, which draws no samples, its share among its candidates, ``candidate_share.code``) first.
 - ``per-chapter``: stratified by predicted chapter, the same number from each chapter (round-robin, so small chapters
   are fully represented before large ones get more).
 - ``disagreement``: the cases whose sampled answers disagreed most (entropy of the ``top_k`` supports) first.
@@ -22,8 +23,11 @@ STRATEGIES = ("all", "random", "low-confidence", "per-chapter", "disagreement")
 
 
 def code_confidence(record: dict[str, Any]) -> float | None:
-    """The support of the predicted code (``confidence.code``), or None when the record has none."""
+    """The support of the predicted code (``confidence.code``, else the retriever's ``candidate_share.code``), or None
+    when the record has neither."""
     conf = record.get("confidence")
+    if conf is None:
+        conf = record.get("candidate_share")
     if isinstance(conf, dict):
         value = conf.get("code")
     elif isinstance(conf, (int, float)):
@@ -34,6 +38,16 @@ def code_confidence(record: dict[str, Any]) -> float | None:
         return None if value is None else float(value)
     except (TypeError, ValueError):
         return None
+
+
+def share_of(record: dict[str, Any]) -> tuple[Any, str]:
+    """The shares a record gives its code, category and chapter, and what to call them: ``confidence`` (a vote share
+    over the samples of a language model) or, for the retriever, ``candidate_share`` (its share among its own
+    candidates; neither is a calibrated probability)."""
+    conf = record.get("confidence")
+    if conf is None and record.get("candidate_share") is not None:
+        return record["candidate_share"], "candidate share"
+    return conf, "vote share"
 
 
 def disagreement(record: dict[str, Any]) -> float | None:

@@ -15,6 +15,7 @@ from rich.text import Text
 
 from ..codes import chapter_of
 from ..display import cell, visible
+from .sampling import share_of
 from .session import CaseView
 from .store import REJECT_REASONS
 
@@ -105,9 +106,9 @@ def prediction_panel(view: CaseView) -> Panel:
     elif case.model_code and chapter_of(case.model_code):
         ch = chapter_of(case.model_code)
         grid.add_row("chapter", cell(f"{ch.number} ({ch.range}) {ch.title}"))
-    conf = rec.get("confidence")
+    conf, label = share_of(rec)
     if isinstance(conf, dict) and any(conf.values()):
-        grid.add_row("confidence", cell(", ".join(f"{k} {_number(v)}" for k, v in conf.items() if v is not None)))
+        grid.add_row(label, cell(", ".join(f"{k} {_number(v)}" for k, v in conf.items() if v is not None)))
     top = rec.get("top_k") or []
     if len(top) > 1:
         grid.add_row("top-k", cell(", ".join(f"{t.get('code')} ({_number(t.get('support') or 0)})" for t in top
@@ -124,7 +125,7 @@ def prediction_panel(view: CaseView) -> Panel:
 
 def enrichment_panel(view: CaseView) -> Panel | None:
     e = view.enrichment or {}
-    if not e.get("symptoms") and not e.get("guideline"):
+    if not e.get("symptoms") and not e.get("guideline") and not e.get("tabular_notes"):
         return None
     parts: list[RenderableType] = []
     if e.get("symptoms"):
@@ -134,6 +135,8 @@ def enrichment_panel(view: CaseView) -> Panel | None:
         if len(text) > GUIDELINE_CHARS:
             text = text[:GUIDELINE_CHARS].rsplit(" ", 1)[0] + " …"
         parts.append(cell(f"Guideline {e.get('guideline_section') or ''}: ", style="bold") + cell(text))
+    if e.get("tabular_notes"):  # its first line says where it comes from
+        parts.append(cell(e["tabular_notes"]))
     return Panel(Group(*parts), title="Knowledge base", title_align="left")
 
 

@@ -161,7 +161,7 @@ class ReviewSession:
 
     def _enrichment(self, case: Case) -> dict[str, Any]:
         rec = case.record
-        keys = ("symptoms", "symptoms_from", "guideline", "guideline_section")
+        keys = ("symptoms", "symptoms_from", "guideline", "guideline_section", "tabular_notes", "enrichment_source")
         if any(rec.get(k) for k in keys) or not case.model_code:
             return {k: rec.get(k) for k in keys}
         from ..kb.enrich import enrichment_for

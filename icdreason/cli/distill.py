@@ -68,6 +68,11 @@ def distill(
         print_plan(plan, options=checked)
         return
     base = open_kb(kb)
+    from ..kb.enrich import enrichment_notice
+
+    notice = enrichment_notice(base)
+    if notice:  # the teacher's prompts get the Tabular List's notes instead of symptoms and guidelines
+        say(notice)
     if plan is None:
         teacher_engine = build_engine(name, teacher, options, kb=base, base_urls=base_url)
     else:

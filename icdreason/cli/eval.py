@@ -114,6 +114,7 @@ def _by(run: RunResult, field: str) -> Table:
 
 
 _BASIS = {"response": "read from the response", "format_ok": "kept or refused by format_ok",
+          "no model": "scored as given (no language model: nothing to check)",
           "as given": "scored as given (not checked)"}
 
 
@@ -138,6 +139,9 @@ def _validation(run: RunResult) -> str | None:
     if run.validation.get("format_ok_rate") is not None:
         parts.append(f"format valid (paper's check) {_pct(run.validation['format_ok_rate'])}% of "
                      f"{run.validation['format_ok_rows']} predictions")
+    if run.validation.get("format_ok_not_applicable"):
+        parts.append(f"format valid n/a for {run.validation['format_ok_not_applicable']} predictions of an engine "
+                     "without a language model (the retriever)")
     if run.validation.get("status_counts"):
         parts.append("status " + ", ".join(f"{k} {v}" for k, v in run.validation["status_counts"].items()))
     return f"{run.name}: " + "; ".join(parts) if parts else None

@@ -40,18 +40,26 @@ def engine_options(cls, flags: dict[str, Any], extra: list[str]) -> dict[str, An
     return options
 
 
+def _share(record) -> str:
+    """The code's vote share (LLM engines) or candidate share (the retriever), to two decimals; '-' when neither."""
+    shares = record.confidence if record.confidence is not None else record.candidate_share
+    value = (shares or {}).get("code")
+    return "-" if value is None else f"{value:.2f}"
+
+
 def _results_table(records: list) -> Table:
     table = Table(title=f"{len(records)} notes", title_justify="left")
     reasons = any(r.flags or r.error for r in records)
+    # the retriever's share among its own candidates is not a vote: its column says so
+    share = "vote share" if any(r.confidence is not None for r in records) or not records else "cand. share"
     for col, kw in (("id", {}), ("code", {}), ("status", {}), ("description", {"overflow": "fold"}),
-                    ("conf.", {"justify": "right"})):
+                    (share, {"justify": "right"})):
         table.add_column(col, **kw)
     if reasons:
         table.add_column("flags / reason", overflow="fold")
     for r in records:
         row = [cell(r.id, single_line=True), cell(r.code or "-", single_line=True),
-               cell(r.status, style=_STATUS_STYLE.get(r.status, "white")), cell(r.description or ""),
-               f"{(r.confidence or {}).get('code', 0):.2f}"]
+               cell(r.status, style=_STATUS_STYLE.get(r.status, "white")), cell(r.description or ""), _share(r)]
         if reasons:
             row.append(cell((", ".join(r.flags) + (f" {r.error}" if r.error else "")).strip()))
         table.add_row(*row)
@@ -80,6 +88,10 @@ def _summary_table(summary) -> Table:
     if summary.retried:
         table.add_row("predicted again (were errors)", str(summary.retried))
     table.add_row("engine", cell(summary.engine + (f" ({summary.model})" if summary.model else " (no language model)")))
+    if summary.enrichment:
+        table.add_row("enrichment", {"scraped": "scraped symptoms / guidelines",
+                                     "tabular": "Tabular List notes only (nothing scraped)",
+                                     "off": "off (--no-enrich)"}.get(summary.enrichment, summary.enrichment))
     table.add_row("notes predicted", str(summary.predicted))
     table.add_row("seconds", f"{summary.seconds:.2f}")
     table.add_row("notes/s", f"{summary.notes_per_second:.1f}")
@@ -237,7 +249,7 @@ def predict(
                         resume=resume, overwrite=overwrite, run_id=run_id, params=params, template=template,
                         settings=settings, command=command, progress=on_progress,
                         on_records=kept.extend if out is None else None, stream=sys.stdout,
-                        runner=_ray_runner() if plan is not None else None,
+                        runner=_ray_runner() if plan is not None else None, notify=say,
                     )
             except KeyboardInterrupt as stop:
                 if progress is not None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-__all__ = ["Sentence", "split_sentences", "negation_spans", "terms", "normalise_terms", "expand_abbreviations",
+__all__ = ["Sentence", "split_sentences", "negation_spans", "negated_terms", "terms", "normalise_terms",
+           "expand_abbreviations",
            "STOPWORDS"]
 
 _WORD = re.compile(r"(?u)\b\w\w+\b")
@@ -89,9 +90,42 @@ def normalise_terms(text: str) -> str:
 _SPLIT = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(\[])|\n\s*\n|\n(?=\s*[-*•\d]+[.)]?\s)|\n(?=[A-Z][A-Za-z ]+:)|;\s+")
 
 
+def _in_parenthesis(text: str, at: int) -> bool:
+    """True when ``at`` lies inside a parenthesis or bracket that opens and closes on the same line."""
+    line_start = text.rfind("\n", 0, at) + 1
+    line_end = text.find("\n", at)
+    line_end = len(text) if line_end < 0 else line_end
+    depth = 0
+    for ch in text[line_start:at]:
+        if ch in "([":
+            depth += 1
+        elif ch in ")]" and depth:
+            depth -= 1
+    if not depth:
+        return False
+    for ch in text[at:line_end]:  # the parenthesis must close before the line ends, or it is no parenthesis
+        if ch in ")]":
+            depth -= 1
+            if not depth:
+                return True
+        elif ch in "([":
+            depth += 1
+    return False
+
+
 def split_sentences(text: str) -> list[str]:
-    """Sentences and list items of a note section (split at ., !, ?, semicolons, blank lines, bullets)."""
-    parts = (p.strip() for p in _SPLIT.split(text))
+    """Sentences and list items of a note section (split at ., !, ?, semicolons, blank lines, bullets). A
+    parenthesis closed on the same line is never split: "(written for a test; not patient data)" stays one aside
+    in its sentence instead of leaving a fragment "not patient data)"."""
+    parts: list[str] = []
+    start = 0
+    for m in _SPLIT.finditer(text):
+        if "\n" not in m.group(0) and _in_parenthesis(text, m.start()):
+            continue
+        parts.append(text[start:m.start()])
+        start = m.end()
+    parts.append(text[start:])
+    parts = [p.strip() for p in parts]
     return [re.sub(r"\s+", " ", p) for p in parts if p and any(c.isalnum() for c in p)]
 
 
@@ -101,12 +135,19 @@ _PRE = (
     r"denies|denied|denying|deny|rules? out|ruled out|r/o|never had|not|no|nor"
 )
 _POST = r"(?:was|were|is|are|has been|have been) (?:ruled out|negative|absent|excluded)|unlikely|not seen|resolved"
-_PSEUDO = r"not only|no further|no change|not certain if|without difficulty|no increase|gram negative|not necessarily"
+# Pseudo-triggers negate nothing: "not" negating a verb ("did not help", "could not walk", "not improved with"),
+# not a finding ("did not have fever" still negates: have, had, experience, … are left out of the verb forms).
+_PSEUDO = (r"not only|no further|no change|not certain if|without difficulty|no increase|gram negative|not necessarily|"
+           r"not (?:improved?|help(?:ed)?|relieved|respond(?:ed)?|resolv(?:e|ed))|"
+           r"(?:did|does|do|could|would|can|will)\s*not\s+(?!have\b|had\b|experience|report|develop|show|reveal|"
+           r"demonstrat|notice|complain|present|appear)[a-z]+")
 _PRE_RE = re.compile(rf"\b(?:{_PSEUDO})\b|\b({_PRE})\b", re.IGNORECASE)
 _POST_RE = re.compile(rf"\b({_POST})\b", re.IGNORECASE)
+# A scope also ends at a bracket: a trigger inside a parenthesis negates only to its end, one outside it does not
+# reach into it.
 _TERMINATE = re.compile(r"\b(but|however|although|though|except|aside from|apart from|which|who|presents?|"
                         r"presented|reports?|complains? of|secondary to|due to|now|consistent with|concerning for|"
-                        r"suggestive of|diagnosed with)\b|[.;:!?]", re.IGNORECASE)
+                        r"suggestive of|diagnosed with)\b|[.;:!?()\[\]]", re.IGNORECASE)
 _MAX_SCOPE_WORDS = 8
 
 
@@ -130,7 +171,29 @@ class Sentence:
         return " ".join(p.strip() for p in out if p.strip())
 
     def negated_text(self) -> str:
-        return " … ".join(self.text[s:e].strip() for s, e in self.negated)
+        """The negated spans, joined by an ellipsis."""
+        return " … ".join(self.mentions())
+
+    def mentions(self) -> list[str]:
+        """Each negated span as a phrase: trigger and scope, without dangling punctuation or brackets."""
+        return [m for m in (_trimmed(self.text[s:e]) for s, e in self.negated) if m]
+
+
+
+def _trimmed(text: str) -> str:
+    """A span without surrounding spaces, punctuation, or a bracket that its other half does not close."""
+    text = text.strip().strip(",;:.!?").strip()
+    while text and text[-1] in ")]" and text.count("(") + text.count("[") < text.count(")") + text.count("]"):
+        text = text[:-1].rstrip()
+    while text and text[0] in "([" and text.count("(") + text.count("[") > text.count(")") + text.count("]"):
+        text = text[1:].lstrip()
+    return text.strip(",;:.!? ")
+
+
+def negated_terms(mention: str) -> list[str]:
+    """The :func:`terms` a negated mention negates: its words without the negation triggers
+    (``"denies fever, cough"`` → ``["fever", "cough"]``)."""
+    return terms(_POST_RE.sub(" ", _PRE_RE.sub(" ", mention)))
 
 
 def _scope_end(text: str, start: int) -> int:

@@ -37,7 +37,7 @@ from ..notes import sections, without_truncation_marker
 from ..prompts import neutralize_note
 from ..settings import option
 from .base import Engine, EngineOptions, Generation, Prompt, SamplingParams
-from .clinical_text import expand_abbreviations, negation_spans, split_sentences, terms
+from .clinical_text import expand_abbreviations, negated_terms, negation_spans, split_sentences, terms
 from .coding_rules import NoteSites, agreement, principal_first
 from .index_evidence import IndexEvidence, NoteIndexer
 from .retriever_index import CONTEXT_GATES, RetrieverIndex
@@ -192,7 +192,9 @@ class RetrieverEngine(Engine):
                 if self.options.negation:
                     parsed = negation_spans(sentence)
                     if parsed.negated:
-                        negated.append(parsed.negated_text())
+                        # a negated finding is one a code description could have matched, not any fragment after
+                        # "not" ("not patient data" in a header names nothing the index knows)
+                        negated.extend(m for m in parsed.mentions() if self._names_a_finding(m))
                         text = parsed.kept_text()
                 text = expand_abbreviations(text)
                 found = terms(text)
@@ -209,6 +211,11 @@ class RetrieverEngine(Engine):
         weights = {t: max(ws) * (1.0 + 0.5 * np.log(len(ws))) for t, ws in counts.items()}
         self._stated = diagnostic
         return weights, kept, negated
+
+    def _names_a_finding(self, mention: str) -> bool:
+        """True when a negated mention negates a term some code's document uses (a clinical term)."""
+        vocab = self.index.vocab
+        return any(t in vocab for t in negated_terms(expand_abbreviations(mention)))
 
     def _rerank(self, top: list[int], scores: np.ndarray, weights: dict[str, float],
                 found: dict[int, IndexEvidence], sites: NoteSites) -> None:

@@ -6,7 +6,9 @@
    model outputs that ``icdreason predict --keep-raw`` records). A list of one text is that text; a list of several
    (``predict -n N``, self-consistency) is read sample by sample, see below;
 2. when the row has no response, its ``format_ok`` (the format check ``icdreason predict`` recorded);
-3. when it has neither, nothing: its answer column is scored as given, and counted as unchecked.
+3. when it has neither, nothing: its answer column is scored as given, and counted as unchecked -- except a record of
+   an engine without a language model (``uses_llm`` false, the retriever): it has no model output to check, its
+   answer is scored as given and counted apart (``no model``), whatever ``format_ok`` an older version wrote.
 
 **Strict** (the DeepICD-R1 authors' evaluation, :func:`icdreason.parse.strict_answer`): a response's answer is the
 diagnosis text of its first think/diagnosis pair (``"<think>" + response``, pairs start a line), stripped, dots
@@ -33,13 +35,15 @@ from ..parse import parse_response, strict_answer
 from ..tables import Rows, pick_column
 from .breakdowns import truthy
 
-__all__ = ["NO_RESPONSE", "PRED_COLUMNS", "RESPONSE_COLUMNS", "Answers", "pred_code", "read_answers", "sample_texts"]
+__all__ = ["BASES", "NO_RESPONSE", "PRED_COLUMNS", "RESPONSE_COLUMNS", "Answers", "pred_code", "read_answers", "sample_texts"]
 
 #: Where the answer (the predicted code) is looked for, in this order.
 PRED_COLUMNS = ("code", "prediction", "pred", "predicted", "predicted_code", "code_raw")
 RESPONSE_COLUMNS = ("response", "raw")
 #: ``--response-column none``: ignore responses, judge rows by ``format_ok`` (or score them as given).
 NO_RESPONSE = "none"
+#: How a row's strict answer was decided (see the module docstring).
+BASES = ("response", "format_ok", "no model", "as given")
 
 
 @dataclass
@@ -50,7 +54,7 @@ class Answers:
     codes: list[str | None]
     pred_column: str | None
     response_column: str | None
-    basis: list[str]  # per row: "response" | "format_ok" | "as given"
+    basis: list[str]  # per row: "response" | "format_ok" | "no model" | "as given"
     salvageable: list[bool] | None = None  # strict: no answer here, but a salvaged code (None: not computed)
 
     def summary(self, rows: list[int]) -> dict[str, Any]:
@@ -59,7 +63,7 @@ class Answers:
         basis = Counter(self.basis[r] for r in scored)
         out: dict[str, Any] = {
             "mode": self.scoring, "response_column": self.response_column, "pred_column": self.pred_column,
-            "basis": {key: basis.get(key, 0) for key in ("response", "format_ok", "as given")},
+            "basis": {key: basis.get(key, 0) for key in BASES},
             "no_answer": sum(1 for r in scored if self.codes[r] is None),
         }
         if self.scoring == "strict":
@@ -154,11 +158,16 @@ def read_answers(rows: Rows, *, pred_column: str | None = None, response_column:
     responses = [sample_texts(v) for v in rows.get(resp_col)] if resp_col else [None] * n
     checked = "format_ok" in rows.columns and pred_col != "format_ok"
     format_ok = map_distinct(rows.get("format_ok"), truthy) if checked else [None] * n
+    no_model = [v is False for v in map_distinct(rows.get("uses_llm"), truthy)] if "uses_llm" in rows.columns \
+        else [False] * n
     strict, basis = [], []
-    for texts, ok, code in zip(responses, format_ok, given):
-        if texts is not None:
+    for texts, ok, code, bare in zip(responses, format_ok, given, no_model):
+        if texts is not None and not bare:
             strict.append(_read(texts, _strict_parse))
             basis.append("response")
+        elif bare:  # the retriever: no model output, nothing to check
+            strict.append(code)
+            basis.append("no model")
         elif ok is not None:
             strict.append(code if ok else None)
             basis.append("format_ok")

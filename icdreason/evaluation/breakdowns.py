@@ -154,14 +154,20 @@ def truthy(value: Any) -> bool | None:
 
 
 def validation_counts(format_ok: Sequence[Any] | None, status: Sequence[Any] | None,
-                      has_prediction: Sequence[bool]) -> dict[str, Any]:
-    """Format-valid rate (the paper's check, over rows with a prediction) and validation-status counts."""
+                      has_prediction: Sequence[bool], uses_llm: Sequence[Any] | None = None) -> dict[str, Any]:
+    """Format-valid rate (the paper's check, over rows with a prediction) and validation-status counts.
+
+    Rows of an engine without a language model (``uses_llm`` false: the retriever) are neither well-formed nor
+    malformed: they are counted apart (``format_ok_not_applicable``), and a run of only such rows has no rate (None,
+    shown as n/a), whatever ``format_ok`` an older version wrote for them."""
     out: dict[str, Any] = {}
     if format_ok is not None:
-        flags = [truthy(v) for v, has in zip(format_ok, has_prediction) if has]
+        bare = [truthy(v) is False for v in uses_llm] if uses_llm is not None else [False] * len(format_ok)
+        flags = [truthy(v) for v, has, no in zip(format_ok, has_prediction, bare) if has and not no]
         known = [f for f in flags if f is not None]
         out["format_ok_rate"] = sum(known) / len(known) if known else None
         out["format_ok_rows"] = len(known)
+        out["format_ok_not_applicable"] = sum(1 for has, no in zip(has_prediction, bare) if has and no)
     if status is not None:
         counts = Counter(
             (str(v) if v not in (None, "") else "(none)") if has else "(no prediction)"

@@ -40,7 +40,8 @@ DEFINITIONS = {
            "predictions without a determinable chapter; gold ids without a prediction are scored as NIL",
     "strict": "the answer of a row with a response is the first think/diagnosis pair of '<think>' + response (the "
               "DeepICD-R1 authors' evaluation), NIL without one; a row without a response keeps its code only when "
-              "format_ok is true; a row with neither is scored as given",
+              "format_ok is true; a row with neither, or of an engine without a language model (uses_llm false), "
+              "is scored as given",
     "salvaged": "the tolerant parse of icdreason predict (the code column as given), scored as a separate run",
     "macro": "unweighted mean over classes present in gold or predictions, 0 for 0/0 "
              "(sklearn precision_recall_fscore_support(average='macro', zero_division=0); torchmetrics macro)",
@@ -243,7 +244,8 @@ def _evaluate_run(name: str, path: Path, rows, g: Gold, space: LabelSpace, *, id
 
     has_pred = [r >= 0 for r in joined.rows]
     validation = validation_counts(aligned("format_ok") if "format_ok" in rows.columns else None,
-                                   aligned("status") if "status" in rows.columns else None, has_pred)
+                                   aligned("status") if "status" in rows.columns else None, has_pred,
+                                   aligned("uses_llm") if "uses_llm" in rows.columns else None)
     run = RunResult(
         name=name, path=path, rows=len(rows), id_column=id_col, pred_column=answers.pred_column,
         matched=len(g.ids) - joined.missing, missing=joined.missing, unmatched=joined.unmatched,

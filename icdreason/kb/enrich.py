@@ -11,6 +11,13 @@ here works on a knowledge base without those tables or rows: it then returns ``N
   Hypertension with Heart Disease``).
 - :func:`enrichment_for` packs both into the four fields of a prediction record; the guideline field starts with the
   heading path.
+
+**A fresh knowledge base has neither** (``icdreason kb build`` makes only the code tables). Then
+:func:`enrichment_source` is ``"tabular"``, :data:`EMPTY_ENRICHMENT_NOTICE` says how to fill it, and
+:func:`enrichment_for` falls back to what every knowledge base has: :func:`tabular_notes`, the Tabular List's own
+notes for the code and its parents (inclusion terms, includes, excludes1/2, code first, use additional code, code
+also), in the record's ``tabular_notes`` field with ``enrichment_source`` ``"tabular"``. The same fallback applies to
+a code no scraped text reaches when the knowledge base has some.
 """
 
 from __future__ import annotations
@@ -25,7 +32,8 @@ from .scraped import GuidelineRow
 from .store import KnowledgeBase
 
 __all__ = ["GuidelineSection", "SymptomDescription", "best_passage", "enrichment_for", "guideline", "heading_path",
-           "symptoms", "DEFAULT_SOURCES"]
+           "symptoms", "DEFAULT_SOURCES", "EMPTY_ENRICHMENT_NOTICE", "TABULAR_LABEL", "enrichment_source",
+           "tabular_notes", "enrichment_notice", "prompt_texts"]
 
 #: What separates the headings of a passage's path when it is shown.
 PATH_SEPARATOR = " › "
@@ -256,23 +264,104 @@ def best_passage(sections: list[GuidelineSection]) -> GuidelineSection | None:
     return None
 
 
+# -- the Tabular List's own notes: what every knowledge base has -----------------------------------------------------
+#: Said once per run when the knowledge base has no scraped symptom descriptions and no guideline passages.
+EMPTY_ENRICHMENT_NOTICE = (
+    "enrichment: the knowledge base has no symptom descriptions or guidelines, so only the Tabular List's notes are "
+    "used (enrichment_source: tabular); fill it with `icdreason scrape symptoms --source medlineplus --chapter N` "
+    "and `icdreason kb import-guidelines DIR` (or `icdreason scrape guidelines --pdf FILE`)")
+
+#: The first line of :func:`tabular_notes`: where the text comes from.
+TABULAR_LABEL = ("ICD-10-CM Tabular List notes (the knowledge base has no scraped symptom or guideline text for this "
+                 "code)")
+
+#: The note kinds shown, in the order a coder reads them, with their labels.
+_NOTE_KINDS = (("inclusion_term", "Inclusion terms"), ("includes", "Includes"), ("excludes1", "Excludes1"),
+               ("excludes2", "Excludes2"), ("code_first", "Code first"), ("use_additional_code", "Use additional code"),
+               ("code_also", "Code also"), ("notes", "Note"))
+
+
+def enrichment_source(kb: KnowledgeBase) -> str:
+    """``"scraped"`` when the knowledge base has symptom descriptions or guideline passages, else ``"tabular"``
+    (enrichment falls back to the Tabular List's notes; :data:`EMPTY_ENRICHMENT_NOTICE` says how to fill it)."""
+    return "scraped" if kb.has_rows("symptoms") or kb.has_rows("guidelines") else "tabular"
+
+
+def enrichment_notice(kb: KnowledgeBase) -> str | None:
+    """:data:`EMPTY_ENRICHMENT_NOTICE` when the knowledge base has nothing scraped to enrich with, else None."""
+    return EMPTY_ENRICHMENT_NOTICE if enrichment_source(kb) == "tabular" else None
+
+
+def _joined(items: list[str]) -> str:
+    """Note texts on one line: "; " between them, a space after one that introduces the next ("… using:")."""
+    out = ""
+    for item in items:
+        item = item.strip().lstrip(",;").strip()  # "Code first: , if applicable, …" as the file has it
+        out += (("" if not out else " " if out.endswith(":") else "; ") + item)
+    return out
+
+
+def tabular_notes(kb: KnowledgeBase, code: str | None) -> str | None:
+    """The Tabular List's notes for ``code`` and its parents up to its category, as text: a first line saying where
+    it comes from (:data:`TABULAR_LABEL`), then one block per code that has notes (``E11 Type 2 diabetes mellitus``
+    and ``- Excludes1: …`` lines, the code's own first). None when the code is not in the code table or no code on
+    its path has a note."""
+    if not code or not is_well_formed(code) or kb.statuses([code])[0] not in ("billable", "header"):
+        return None
+    found = kb.notes_by_code()
+    blocks = []
+    for key in _prefixes(code):
+        if key not in found:
+            continue
+        dotted_code, description, notes = found[key]
+        lines = [f"- {label}: {_joined(notes[kind])}" for kind, label in _NOTE_KINDS if notes.get(kind)]
+        if lines:
+            blocks.append("\n".join([f"{dotted_code} {description}", *lines]))
+    return "\n".join([TABULAR_LABEL, *blocks]) if blocks else None
+
+
 # -- the record fields ----------------------------------------------------------------------------------------------
-def enrichment_for(kb: KnowledgeBase, code: str | None, *, sources: tuple[str, ...] | None = None) -> dict:
+def enrichment_for(kb: KnowledgeBase, code: str | None, *, sources: tuple[str, ...] | None = None,
+                   scraped: bool | None = None) -> dict:
     """The enrichment fields of a prediction record for ``code``.
 
     Keys: ``symptoms`` (text), ``symptoms_from`` (the dotted code it was found on), ``guideline`` (the most relevant
     passage: where it comes from on the first line, e.g. ``Chapter 9 › Hypertension › Hypertension with Heart
     Disease``, then its text) and ``guideline_section`` (its id, e.g. ``I.C.9.a``); each None when nothing applies.
+    When neither is found (always, on a knowledge base without scraped rows), ``tabular_notes`` holds the Tabular
+    List's notes for the code and its parents (:func:`tabular_notes`). ``enrichment_source`` says which: ``scraped``,
+    ``tabular``, or None when nothing applies. ``scraped`` (default: :func:`enrichment_source`) skips the scraped
+    tables when False.
     """
-    out: dict = {"symptoms": None, "symptoms_from": None, "guideline": None, "guideline_section": None}
+    out: dict = {"symptoms": None, "symptoms_from": None, "guideline": None, "guideline_section": None,
+                 "tabular_notes": None, "enrichment_source": None}
     if not code:
         return out
-    found = symptoms(kb, code, sources=sources)
-    if found is not None:
-        out["symptoms"] = found.text
-        out["symptoms_from"] = found.from_code
-    best = best_passage(guideline(kb, code))
-    if best is not None:
-        out["guideline"] = f"{best.where}\n{best.text}".strip() if best.text else best.where
-        out["guideline_section"] = best.id
+    if scraped is None:
+        scraped = enrichment_source(kb) == "scraped"
+    if scraped:
+        found = symptoms(kb, code, sources=sources)
+        if found is not None:
+            out["symptoms"] = found.text
+            out["symptoms_from"] = found.from_code
+        best = best_passage(guideline(kb, code))
+        if best is not None:
+            out["guideline"] = f"{best.where}\n{best.text}".strip() if best.text else best.where
+            out["guideline_section"] = best.id
+        if out["symptoms"] is not None or out["guideline"] is not None:
+            out["enrichment_source"] = "scraped"
+            return out
+    out["tabular_notes"] = tabular_notes(kb, code)
+    if out["tabular_notes"] is not None:
+        out["enrichment_source"] = "tabular"
     return out
+
+
+def prompt_texts(fields: dict) -> tuple[str, str]:
+    """(symptom text, guideline text) for a prompt (``distill``'s teacher, the judge) from :func:`enrichment_for`'s
+    fields: what was scraped, else the Tabular List's notes in the guideline slot (their first line names them), and
+    a symptom slot that says none is stored rather than passing for a description."""
+    symptoms = fields.get("symptoms") or "None: the knowledge base has no symptom description for this code."
+    guideline = fields.get("guideline") or fields.get("tabular_notes") or \
+        "None: the knowledge base has no guideline passage or Tabular List note for this code."
+    return symptoms, guideline

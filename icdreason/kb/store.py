@@ -272,6 +272,20 @@ class KnowledgeBase(IndexTables, ScrapedTables):
             out.setdefault(kind, []).append(text)
         return out
 
+    def notes_by_code(self) -> dict[str, tuple[str, str, dict[str, list[str]]]]:
+        """Every category's, subcategory's and code's tabular notes, read into memory once (a few MB; enrichment
+        asks per code): undotted code → (dotted code, description, kind → texts in tabular order)."""
+        return self._cached("notes_by_code", ("notes", "codes"), self._all_notes)
+
+    def _all_notes(self) -> dict[str, tuple[str, str, dict[str, list[str]]]]:
+        out: dict[str, tuple[str, str, dict[str, list[str]]]] = {}
+        rows = self.con.execute(
+            "SELECT c.code_nodot, c.code, c.description, n.kind, n.text FROM notes n JOIN codes c ON c.code = n.code "
+            "AND c.kind IN ('category', 'subcategory', 'code') ORDER BY c.code, n.kind, n.seq").fetchall()
+        for nodot, code, description, kind, text in rows:
+            out.setdefault(nodot, (code, description, {}))[2].setdefault(kind, []).append(text)
+        return out
+
     def seventh_characters(self, code: str) -> dict[str, str]:
         """The 7th-character definitions that apply to a code (declared on it or inherited from an ancestor)."""
         info = self.lookup(code)

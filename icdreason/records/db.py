@@ -23,7 +23,7 @@ from ..errors import InputError
 from ..locks import FileLock
 from ..redact import mask
 from ..tables import duckdb_rows
-from .record import COLUMNS, FIELDS, Record, make_records_encodable
+from .record import COLUMNS, FIELDS, Record, make_records_encodable, upgrade_row
 
 __all__ = ["PredictionDB", "read_db_predictions", "MIGRATIONS", "STORE"]
 
@@ -100,8 +100,20 @@ def _m0002_predictions(con) -> None:
     )
 
 
+def _m0003_honest_fields(con) -> None:
+    """The retriever's candidate share (no longer in ``confidence``) and where a record's enrichment came from."""
+    con.execute(
+        """
+        ALTER TABLE predictions ADD COLUMN tabular_notes VARCHAR;
+        ALTER TABLE predictions ADD COLUMN enrichment_source VARCHAR;   -- scraped | tabular | NULL
+        ALTER TABLE predictions ADD COLUMN candidate_share JSON;        -- the retriever's; NULL for LLM engines
+        """
+    )
+
+
 #: The prediction log's schema. Released migrations are frozen: add new ones at the end, never edit these.
-MIGRATIONS: list[tuple[str, Callable]] = [("0001_runs", _m0001_runs), ("0002_predictions", _m0002_predictions)]
+MIGRATIONS: list[tuple[str, Callable]] = [("0001_runs", _m0001_runs), ("0002_predictions", _m0002_predictions),
+                                          ("0003_honest_fields", _m0003_honest_fields)]
 STORE = Store("prediction log", MIGRATIONS, InputError, fix="choose another --db",
               lock_fix="wait for it or use another --db")
 
@@ -262,7 +274,7 @@ def read_db_predictions(path: str | os.PathLike[str], *, run_id: str | None = No
                 for optional in ("note", "raw"):
                     if row.get(optional) is None:
                         row.pop(optional, None)
-                out.append(row)
+                out.append(upgrade_row(row))
         return out
     finally:
         if own:

@@ -9,7 +9,7 @@ from typing import Any
 from ..errors import InputError
 from ..tables import FORMATS, iter_batches
 from .arrow import from_arrow
-from .record import COLUMNS
+from .record import COLUMNS, upgrade_row
 
 __all__ = ["read_predictions", "from_csv_row"]
 
@@ -23,7 +23,8 @@ def read_predictions(path: str | os.PathLike[str], *, run_id: str | None = None)
     """Read prediction records from a JSONL, CSV, Parquet or DuckDB (``predictions`` table) file, in written order.
 
     Lists and dicts come back decoded in every format; a torn last JSONL line (a killed writer) is left out.
-    ``run_id`` keeps one run (useful for DuckDB logs).
+    ``run_id`` keeps one run (useful for DuckDB logs). Records of earlier versions come back as this version writes
+    them (:func:`~icdreason.records.record.upgrade_row`).
     """
     p = Path(path)
     if not p.exists():
@@ -39,4 +40,4 @@ def read_predictions(path: str | os.PathLike[str], *, run_id: str | None = None)
         rows += [decode(r) for r in batch] if decode else batch
     if run_id is not None:
         rows = [r for r in rows if r.get("run_id") == run_id]
-    return rows
+    return [upgrade_row(r) for r in rows]

@@ -17,7 +17,7 @@ from typing import Any
 from ..encodable import make_encodable
 
 __all__ = ["Record", "FIELDS", "JSON_FIELDS", "COLUMNS", "ColumnType", "PARAMETER_KINDS", "TEXT_REPLACED",
-           "make_records_encodable"]
+           "make_records_encodable", "MODEL_PARAMETERS", "upgrade_row"]
 
 #: The flag of a record some of whose text could not be encoded (a lone surrogate, replaced by U+FFFD).
 TEXT_REPLACED = "text_replaced"
@@ -29,7 +29,19 @@ def _kind(name: str) -> dict[str, str]:
 
 @dataclass
 class Record:
-    """One prediction: what the engine said about one note, checked against the code table."""
+    """One prediction: what the engine said about one note, checked against the code table.
+
+    **Fields that describe a model or a prompt are null for engines that use neither** (the retriever,
+    ``uses_llm`` false): ``format_ok`` and ``parse_note`` (no model output was checked), ``confidence`` (no samples
+    were drawn, so there is no vote) and, in ``parameters``, the sampling settings and the prompt template (see
+    :data:`MODEL_PARAMETERS`). Such an engine's share of its own candidate scores is ``candidate_share``, which is
+    null for the language-model engines. A record written before ``candidate_share`` existed is read with its
+    retriever ``confidence`` moved there (:func:`upgrade_row`).
+
+    ``enrichment_source`` says where the enrichment fields came from: ``scraped`` (``symptoms``/``guideline`` from
+    ``icdreason scrape`` / ``kb import-guidelines``), ``tabular`` (only the Tabular List's own notes,
+    ``tabular_notes``: the knowledge base has no scraped text for the code), or null (enrichment off, or no code).
+    """
 
     id: str
     source: str
@@ -43,15 +55,18 @@ class Record:
     trace: str = ""
     code_raw: str | None = None
     code: str | None = None  # dotted, normalised
-    format_ok: bool = False  # the paper's format check
+    format_ok: bool | None = False  # the paper's format check; None: no model output to check (retriever)
     parse_note: str | None = None  # how the tolerant fallback found the code, when the format did not hold
     status: str = "no_output"  # billable | header | unknown | malformed | no_output
     description: str | None = None
     chapter: int | None = field(default=None, metadata=_kind("int32"))
     category: str | None = None
     suggestions: list[str] = field(default_factory=list)
-    confidence: dict[str, float] = field(default_factory=lambda: {"code": 0.0, "category": 0.0, "chapter": 0.0},
-                                         metadata=_kind("confidence"))
+    # the share of the n samples (self-consistency) that voted for the code, its category, its chapter: not a
+    # calibrated probability (docs/usage-predict.md); None for engines that draw no samples (the retriever)
+    confidence: dict[str, float] | None = field(
+        default_factory=lambda: {"code": 0.0, "category": 0.0, "chapter": 0.0},
+        metadata={"kind": "confidence", "csv_empty": None})
     top_k: list[dict[str, Any]] = field(default_factory=list, metadata=_kind("top_k"))  # [{"code", "support"}]
     symptoms: str | None = None
     symptoms_from: str | None = None
@@ -63,6 +78,12 @@ class Record:
     flags: list[str] = field(default_factory=list)
     error: str | None = None
     raw: list[str] | None = None  # raw model output, only with --keep-raw
+    # the Tabular List's notes for the code and its parents, when no scraped symptom or guideline text applies
+    tabular_notes: str | None = None
+    enrichment_source: str | None = None  # scraped | tabular | None (see the class docstring)
+    # the retriever's share of its candidates' scores held by the code, its category, its chapter (not a probability;
+    # None for the language-model engines, whose vote share is ``confidence``)
+    candidate_share: dict[str, float] | None = field(default=None, metadata=_kind("confidence"))
 
     def to_dict(self) -> dict[str, Any]:
         """The record as a plain dict; ``note`` and ``raw`` are left out when they are None."""
@@ -71,6 +92,31 @@ class Record:
             if out[optional] is None:
                 del out[optional]
         return out
+
+
+#: The ``parameters`` of a record that describe a model or a prompt: null for engines that use neither.
+MODEL_PARAMETERS = ("n", "temperature", "top_p", "top_k", "max_new_tokens", "seed", "constrain", "prompt_template",
+                    "prompt_template_sha256")
+
+
+def upgrade_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A record row as this version writes it, from a file any earlier version wrote (changed in place).
+
+    Before ``candidate_share``, a retriever record (``uses_llm`` false) kept its candidate share in ``confidence``
+    and said ``format_ok: true`` and its sampling settings: the share moves to ``candidate_share``, and
+    ``confidence``, ``format_ok`` and the model parameters become null, as this version writes them."""
+    if row.get("uses_llm") is False or str(row.get("uses_llm")).lower() == "false":
+        if row.get("candidate_share") is None and isinstance(row.get("confidence"), dict) and row["confidence"]:
+            row["candidate_share"] = row["confidence"]
+        row["confidence"] = None
+        if "format_ok" in row:
+            row["format_ok"] = None
+        params = row.get("parameters")
+        if isinstance(params, dict):
+            for key in MODEL_PARAMETERS:
+                if key in params:
+                    params[key] = None
+    return row
 
 
 def _bool_cell(text: str) -> bool:
@@ -99,7 +145,7 @@ _FLOAT_STRUCT = ("code", "category", "chapter")
 PARAMETER_KINDS: dict[str, str] = {
     "n": "int64", "temperature": "float64", "top_p": "float64", "top_k": "int64", "max_new_tokens": "int64",
     "seed": "int64", "constrain": "bool", "prompt_template": "text", "prompt_template_sha256": "text",
-    "max_note_chars": "int64", "kb_release": "text",
+    "max_note_chars": "int64", "kb_release": "text", "enrichment": "text",
 }
 
 

@@ -202,13 +202,14 @@ class JudgeClient:
         kb = self._knowledge_base()
         if kb is not None:
             try:
-                from ..kb.enrich import enrichment_for
+                from ..kb.enrich import enrichment_for, enrichment_notice, prompt_texts
 
                 ctx["description"] = kb.description(dotted(code)) or ctx["description"]
                 if self.rag:
-                    extra = enrichment_for(kb, dotted(code))
-                    ctx["symptoms"] = extra.get("symptoms") or ctx["symptoms"]
-                    ctx["guideline"] = extra.get("guideline") or ctx["guideline"]
+                    notice = enrichment_notice(kb) if not self._enrichment else None
+                    if notice:  # said once per judge, at its first code; the tabular notes stand in
+                        self._warn(notice)
+                    ctx["symptoms"], ctx["guideline"] = prompt_texts(enrichment_for(kb, dotted(code)))
             except Exception as exc:  # a KB problem must not stop a training step
                 self._warn("knowledge-base lookup failed", exc)
         self._enrichment[code] = ctx

@@ -11,6 +11,7 @@ import statistics
 from typing import Any
 
 from ...codes import chapter_of
+from ..sampling import share_of
 from ..session import CaseView, ReviewSession
 from ..store import FINAL, REJECT_REASONS
 
@@ -58,7 +59,7 @@ def prediction(view: CaseView, session: ReviewSession) -> dict[str, Any]:
     if not hierarchy and case.model_code and chapter_of(case.model_code):
         ch = chapter_of(case.model_code)
         hierarchy = [f"Chapter {ch.number} ({ch.range}): {ch.title}"]
-    conf = rec.get("confidence")
+    conf, confidence_label = share_of(rec)
     confidence = (", ".join(f"{k} {float(v):.2f}" for k, v in conf.items() if v is not None)
                   if isinstance(conf, dict) and any(conf.values()) else None)
     top_k = [(str(t.get("code")), f"{float(t.get('support') or 0):.2f}", session.kb.description(str(t.get("code")))
@@ -71,11 +72,11 @@ def prediction(view: CaseView, session: ReviewSession) -> dict[str, Any]:
         "description": (view.validation.description if view.validation else None) or case.description,
         "message": view.validation.message if view.validation is not None and status != "billable" else None,
         "code_raw": rec.get("code_raw") if rec.get("code_raw") not in (None, case.model_code) else None,
-        "hierarchy": hierarchy, "confidence": confidence, "top_k": top_k if len(top_k) > 1 else [],
+        "hierarchy": hierarchy, "confidence": confidence, "confidence_label": confidence_label, "top_k": top_k if len(top_k) > 1 else [],
         "flags": [str(f) for f in rec.get("flags") or []],
         "symptoms": enrichment.get("symptoms"), "symptoms_from": enrichment.get("symptoms_from") or "code",
         "guideline": short, "guideline_full": guideline if short != guideline else None,
-        "guideline_section": enrichment.get("guideline_section"),
+        "guideline_section": enrichment.get("guideline_section"), "tabular_notes": enrichment.get("tabular_notes"),
         "blind_code": view.blind_code, "blind_same": view.blind_code == case.model_code if view.blind_code else None,
         "acceptable": status == "billable" and bool(case.model_code),
     }

@@ -24,6 +24,7 @@ from ..predict import (
     count_records,
     note_record,
     prepare_prompt,
+    prompt_limit,
 )
 from ..prompts import PromptTemplate
 from ..records import Record, RecordWriter
@@ -67,16 +68,22 @@ def predict_on_ray(notes: list[Note], *, engine: Engine, kb, template: PromptTem
 
     if progress:
         progress(0, len(todo))
-    problems = [n for n in todo if n.problem]
-    for i in range(0, len(problems), settings.batch_size):  # never given to the engine
-        write([record(n, None, list(n.flags), None) for n in problems[i:i + settings.batch_size]])
+    limit = prompt_limit(settings, engine)
+    problems: list[tuple[Note, list[str]]] = [(n, list(n.flags)) for n in todo if n.problem]
     prepared: dict[int, tuple[Note, list[str]]] = {}
     prompts = []
     for note in todo:
         if not note.problem:
             prompt, flags = prepare_prompt(note, template, settings.max_note_chars)
+            if limit is not None:
+                note, prompt, flags = limit.apply(note, prompt, flags)
+                if prompt is None:  # too long: never given to the engine
+                    problems.append((note, flags))
+                    continue
             prepared[id(prompt)] = (note, flags)
             prompts.append(prompt)
+    for i in range(0, len(problems), settings.batch_size):  # never given to the engine
+        write([record(n, None, flags, None) for n, flags in problems[i:i + settings.batch_size]])
     pending: list[Record] = []
     stream = engine.stream(prompts, params, batch_size=settings.batch_size)
     while True:

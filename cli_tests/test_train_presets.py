@@ -94,7 +94,7 @@ def test_grpo_presets_are_the_authors_jobs(runner, tmp_path, rl_file, tiny):
     o = dict(a.split("=", 1) for a in doc["launch"]["argv"][3:])
     assert o["actor_rollout_ref.model.path"] == "Qwen/Qwen2.5-32B-Instruct"
     assert (o["trainer.n_gpus_per_node"], o["actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu"]) == ("8", "4")
-    assert (o["trainer.save_freq"], o["trainer.test_freq"], o["trainer.val_before_train"]) == ("50", "100", "true")
+    assert (o["trainer.save_freq"], o["trainer.test_freq"], o["trainer.val_before_train"]) == ("50", "100", "false")
     assert o["data.val_files"] == str(rl_file) and "data.val_max_samples" not in o
     doc, _ = dry_run(runner, "grpo", "--preset", "deepicd-r1-7b", "--model", str(tiny), "--train", str(rl_file),
                      "-o", str(tmp_path / "out"))

@@ -107,7 +107,7 @@ def verl_overrides(cfg: GrpoConfig, *, reward_file: Path, config: dict | None = 
         f"trainer.default_local_dir={out / CHECKPOINTS}",
         f"trainer.save_freq={cfg.save_freq}",
         f"trainer.test_freq={cfg.test_freq if cfg.val_file else -1}",
-        f"trainer.val_before_train={_b(bool(cfg.val_file))}",
+        f"trainer.val_before_train={_b(bool(cfg.val_file) and cfg.val_before_train)}",
         "trainer.critic_warmup=0",
     ]
     if cfg.max_steps is not None:

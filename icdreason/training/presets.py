@@ -89,15 +89,16 @@ SFT_PRESETS: dict[str, TrainingPreset] = {
 
 _GRPO_7B = "k8s/train/grpo_train_job_7b.yaml"
 _GRPO_32B = "k8s/train/grpo_train_job_32b.yaml"
-_GRPO_SCHEDULE = {"backend": "verl", "epochs": 1, "save_freq": 50, "test_freq": 100, "reward_preset": "deepicd-r1"}
+_GRPO_SCHEDULE = {"backend": "verl", "epochs": 1, "save_freq": 50, "test_freq": 100, "val_before_train": False,
+                  "reward_preset": "deepicd-r1"}
 GRPO_PRESETS: dict[str, TrainingPreset] = {
     "deepicd-r1-7b": TrainingPreset(
         name="deepicd-r1-7b",
         summary=f"the authors' 7B GRPO job ({_GRPO_7B} @ 80f6485); pass your SFT output as --model",
         values={**_GRPO_SCHEDULE, "gpus": 4, "nnodes": 1, "micro_batch_size_per_gpu": 16},
         sources={"epochs": "trainer.total_epochs=1", "save_freq": "trainer.save_freq=50",
-                 "test_freq": "trainer.test_freq=100", "reward_preset": "the job's reward function and constants",
-                 "gpus": "trainer.n_gpus_per_node=4", "nnodes": "trainer.nnodes=1",
+                 "test_freq": "trainer.test_freq=100", "val_before_train": "trainer.val_before_train=False",
+                 "reward_preset": "the job's reward function and constants", "gpus": "trainer.n_gpus_per_node=4", "nnodes": "trainer.nnodes=1",
                  "micro_batch_size_per_gpu": "ppo_micro_batch_size_per_gpu=16"},
         notes=("their policy is an SFT checkpoint that is not published: --model runs/sft",),
     ),
@@ -109,8 +110,8 @@ GRPO_PRESETS: dict[str, TrainingPreset] = {
         sources={"model": "actor_rollout_ref.model.path=Qwen/Qwen2.5-32B-Instruct",
                  "gpus": "trainer.n_gpus_per_node=8", "micro_batch_size_per_gpu": "micro batch sizes 4",
                  "epochs": "trainer.total_epochs=1", "save_freq": "trainer.save_freq=50",
-                 "test_freq": "trainer.test_freq=100", "reward_preset": "the job's reward function and constants",
-                 "nnodes": "trainer.nnodes=1"},
+                 "test_freq": "trainer.test_freq=100", "val_before_train": "trainer.val_before_train=False",
+                 "reward_preset": "the job's reward function and constants", "nnodes": "trainer.nnodes=1"},
     ),
 }
 

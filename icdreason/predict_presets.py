@@ -7,6 +7,10 @@
   ``max_tokens`` 1,024, one sample, no seed; prompts over 2,048 tokens are left out; notes are not cut.
 
 A preset supplies defaults: a flag given on the command line wins (:func:`apply_predict_preset` is told which).
+
+One edge is not followed: vLLM reads the file through ``GenerationConfig.to_diff_dict()``, which under transformers
+4.x drops values equal to transformers' own defaults, so an explicit ``"top_k": 50`` meant "off" there (transformers
+5 keeps it); icdreason takes the file as written.
 """
 
 from __future__ import annotations

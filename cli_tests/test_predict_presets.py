@@ -165,3 +165,20 @@ def test_generation_config_sampling_reaches_the_engines():
     body = server.requests[0]["body"]
     assert (body["temperature"], body["top_p"], body["top_k"], body["min_p"], body["repetition_penalty"]) == (
         0.6, 0.95, 20, 0.05, 1.05)
+
+
+def test_the_ray_runner_applies_the_same_limit(kb, model_dir, tmp_path):
+    from icdreason.cluster.predict import predict_on_ray
+
+    mini = tmp_path / "mini.csv"
+    mini.write_text("role,content\nuser,{note}\nassistant,<think>\n")
+    notes = [Note("short", "Chief Complaint: chest pain", "short.txt"),
+             Note("long", "Chief Complaint: chest pain. " + "fever cough " * 200, "long.txt")]
+    engine = ScriptedEngine("scripted-model", ScriptedOptions(responses={"short": [ANSWER], "long": [ANSWER]}), kb)
+    out = tmp_path / "ray.jsonl"
+    settings = PredictSettings(max_prompt_tokens=60, prompt_tokenizer=str(model_dir), max_note_chars=0)
+    run_predict(notes, engine=engine, kb=kb, out=str(out), params=sampling_for(1), settings=settings,
+                template=load_template(mini), runner=predict_on_ray)  # any engine: its stream() generates here
+    records = {r["id"]: r for r in read_predictions(out)}
+    assert records["short"]["code"] == "I21.4"
+    assert records["long"]["flags"] == ["prompt_too_long"] and records["long"]["error"].startswith("prompt has ")

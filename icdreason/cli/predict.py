@@ -5,6 +5,7 @@
 
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -196,8 +197,11 @@ def predict(
 
     from ..models import find_profile
 
-    profile = find_profile(model) if prompt_template is None else None
-    template = profile.template(prefill=prefill) if profile else load_template(prompt_template, prefill=prefill)
+    profile = find_profile(model)
+    if profile is not None and prompt_template is None:
+        template = profile.template(prefill=prefill)
+    else:
+        template = load_template(prompt_template, prefill=prefill)
     notes = read_notes(inputs, id_column=id_column, text_column=text_column, stdin=sys.stdin.buffer)
     if show_prompt:
         _show_prompt(template, notes, max_note_chars)
@@ -210,6 +214,9 @@ def predict(
              "device": device}  # SharedOptions, in its order
     options = cls.Options.from_dict(engine_options(cls, flags, engine_option or []))
     params = sampling_for(n, temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed, constrain=constrain)
+    if profile is not None:  # the profile's decoding defaults, under the flags given
+        given = _given(ctx)
+        params = replace(params, **{k: v for k, v in profile.decoding.items() if k not in given})
     settings = PredictSettings(top_k=top_k, batch_size=batch_size, max_note_chars=max_note_chars, keep_raw=keep_raw,
                                include_note=not no_note, enrich=not no_enrich, retry_errors=retry_errors,
                                max_prompt_tokens=max_prompt_tokens or 0, long_prompts=long_prompts or "skip")
@@ -236,8 +243,10 @@ def predict(
         else:
             say(f"engine: {name}, model: {model}")
         if profile is not None:
-            say(f"model profile {profile.name}: prompt {profile.prompt.label} (sha256 {template.sha256[:12]}…), "
-                f"prefill {template.prefill!r}, answers {profile.answer_form}")
+            prompt = (f"prompt {profile.prompt.label} (sha256 {template.sha256[:12]}…)" if prompt_template is None
+                      else f"prompt {template.name} (--prompt-template)")
+            say(f"model profile {profile.name}: {prompt}, prefill {template.prefill!r}, answers {profile.answer_form}"
+                + ("" if preset else f"; --preset {profile.eval_preset} decodes as the authors' evaluation"))
         with _engine(cls, model, options, base, plan, quiet=quiet) as eng:
             for line in eng.notices():
                 say(line)

@@ -182,3 +182,19 @@ def test_the_ray_runner_applies_the_same_limit(kb, model_dir, tmp_path):
     records = {r["id"]: r for r in read_predictions(out)}
     assert records["short"]["code"] == "I21.4"
     assert records["long"]["flags"] == ["prompt_too_long"] and records["long"]["error"].startswith("prompt has ")
+
+
+def test_a_tokenizer_that_cannot_be_loaded_is_one_line(kb, monkeypatch, tmp_path):
+    from icdreason.errors import EngineError, UsageError
+    from icdreason.predict import prompt_limit
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    limit = PromptLimit(10, str(tmp_path / "no-such-model"))
+    with pytest.raises(EngineError) as err:
+        limit.count(Prompt("n", "x", [{"role": "user", "content": "x"}]))
+    assert "cannot load the tokenizer of" in str(err.value) and "--prompt-tokenizer" in str(err.value)
+    assert "\n" not in str(err.value)
+    retriever = type("NoModel", (), {"model": None})()
+    with pytest.raises(UsageError, match="max_prompt_tokens needs a tokenizer"):
+        prompt_limit(PredictSettings(max_prompt_tokens=5), retriever)
+    assert prompt_limit(PredictSettings(), retriever) is None

@@ -149,6 +149,8 @@ def predict(
     long_prompts: Annotated[Optional[str], typer.Option("--long-prompts", help="skip (the default: not generated, "
                             "the record says why) or flag (generated, flagged) prompts over "
                             "--max-prompt-tokens.")] = None,
+    prompt_tokenizer: Annotated[Optional[str], typer.Option("--prompt-tokenizer", help="Tokenizer counting prompt "
+                                "tokens for --max-prompt-tokens: a hub id or directory (default: the model's).")] = None,
     prefill: Annotated[Optional[str], typer.Option("--prefill", help="Text the answer starts with (default from the "
                        "template: '<think>'); '' for none.")] = None,
     show_prompt: Annotated[bool, typer.Option("--show-prompt", help="Print the prompt for the first note (or the "
@@ -219,7 +221,8 @@ def predict(
         params = replace(params, **{k: v for k, v in profile.decoding.items() if k not in given})
     settings = PredictSettings(top_k=top_k, batch_size=batch_size, max_note_chars=max_note_chars, keep_raw=keep_raw,
                                include_note=not no_note, enrich=not no_enrich, retry_errors=retry_errors,
-                               max_prompt_tokens=max_prompt_tokens or 0, long_prompts=long_prompts or "skip")
+                               max_prompt_tokens=max_prompt_tokens or 0, long_prompts=long_prompts or "skip",
+                               prompt_tokenizer=prompt_tokenizer)
     if preset:
         from ..predict_presets import apply_predict_preset
 

@@ -78,4 +78,5 @@ def _load_tokenizer(name: str) -> Any:
     except Exception as exc:  # noqa: BLE001 - missing files, network, gated repos: one line
         reason = " ".join(str(exc).split())[:160]
         raise EngineError(f"cannot load the tokenizer of {source} to count prompt tokens ({type(exc).__name__}: "
-                          f"{reason}): pass --set prompt_tokenizer=DIR, or max_prompt_tokens=0 for no limit") from None
+                          f"{reason}): pass --prompt-tokenizer with a hub id or directory, or --max-prompt-tokens 0 "
+                          "for no limit") from None

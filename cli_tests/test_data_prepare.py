@@ -203,3 +203,19 @@ def test_cli_errors_name_the_fix(tmp_path, runner):
     missing = runner.invoke(app, ["data", "prepare", "--notes", str(tmp_path / "nope.csv.gz"), "--diagnoses",
                                   str(dx), "--out", str(tmp_path / "o")])
     assert missing.exit_code == 2 and "--notes file not found" in missing.stderr
+
+
+def test_prepare_reads_an_authors_style_csv_prompt_and_names_it(mimic, tmp_path):
+    import hashlib
+
+    notes, dx = mimic
+    prompt = tmp_path / "single.csv"  # our own text, in the shape of the authors' src/prompts/*.csv
+    prompt.write_text('role,content\nsystem,Code the admission.\nuser,"Note:\n{note}"\nassistant,<think>\n')
+    out = tmp_path / "out"
+    result = prepare_mimic(PrepareOptions(notes=notes, diagnoses=dx, out=out, seed=7, prompt_template=str(prompt)))
+    row = pq.read_table(out / "rl" / "train.parquet").to_pylist()[0]
+    assert row["prompt"] == [{"role": "system", "content": "Code the admission."},
+                             {"role": "user", "content": "Note:\n" + row["extra_info"]["note"]}]
+    assert result.stats["prompt"] == {"name": str(prompt), "sha256": hashlib.sha256(prompt.read_bytes()).hexdigest(),
+                                      "source": str(prompt.resolve())}
+    assert json.loads((out / "stats.json").read_text())["prompt"] == result.stats["prompt"]

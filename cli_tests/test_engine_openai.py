@@ -239,7 +239,8 @@ def test_predict_cli_over_two_servers(kb_file, tmp_path, runner):
     with FakeServer() as one, FakeServer() as two:
         result = runner.invoke(app, ["predict", str(notes), "--engine", "openai", "--model", "DeepICD-R1-7B",
                                      "--base-url", one.url, "--base-url", two.url, "--retries", "1",
-                                     "--concurrency", "2", "--out", str(out), "-q"])
+                                     "--concurrency", "2", "--out", str(out), "-q",
+                                     "--prompt-template", "deepicd_r1"])  # not the profile's (fetched) prompt
         assert result.exit_code == 0, result.stderr
         assert one.requests and two.requests
         assert {r["body"]["model"] for r in one.requests + two.requests} == {"DATEXIS/DeepICD-R1-7B"}

@@ -24,6 +24,7 @@ from .interrupts import signals_deferred
 from .notes import Note, truncate_middle
 from .parse import Parsed, parse_response
 from .prompts import PromptTemplate, neutralize_note
+from .prompts.length import PromptLimit
 from .records import Record, RecordWriter
 from .records.record import MODEL_PARAMETERS
 from .settings import Settings, option
@@ -31,7 +32,7 @@ from .vote import vote
 
 __all__ = ["PredictSettings", "Summary", "predict", "sampling_for", "DEFAULT_MAX_NOTE_CHARS", "prepare_prompt",
            "generate_batch", "note_record", "Enrichment", "count_records", "notes_to_predict", "ToPredict",
-           "write_records", "run_parameters"]
+           "write_records", "run_parameters", "prompt_limit"]
 
 #: Notes longer than this are cut in the middle. About 2,000 tokens of English clinical text: the 2,048-token prompt
 #: budget the reference models were trained with.
@@ -51,6 +52,22 @@ class PredictSettings(Settings):
     enrich: bool = option(True, "Add symptom and guideline enrichment from the knowledge base.")
     retry_errors: bool = option(True, "On --resume, predict again the notes whose record is an error (an engine or "
                                 "server failure) and replace those records.")
+    max_prompt_tokens: int = option(0, "Prompts over this many tokens (message texts joined by spaces, counted with "
+                                    "the model's tokenizer as the authors' evaluation counts them) are handled as "
+                                    "long_prompts says. 0: no limit.", min=0)
+    long_prompts: str = option("skip", "Prompts over max_prompt_tokens: skip (not generated; the record says why, "
+                               "flag prompt_too_long) or flag (generated, flag prompt_over_limit).")
+    prompt_tokenizer: str | None = option(None, "Tokenizer counting prompt tokens: a hub id or directory (default: "
+                                          "the model's).")
+    preset: str | None = option(None, "The predict preset these settings came from (recorded with the run).")
+
+    def __post_init__(self) -> None:
+        from .prompts.length import LONG_PROMPT_POLICIES
+
+        if self.long_prompts not in LONG_PROMPT_POLICIES:
+            from .errors import UsageError
+
+            raise UsageError(f"long_prompts must be one of {', '.join(LONG_PROMPT_POLICIES)}, not {self.long_prompts!r}")
 
 
 @dataclass
@@ -236,11 +253,15 @@ def run_parameters(engine: Engine, params: SamplingParams, template: PromptTempl
 
     parameters = {
         "n": params.n, "temperature": params.temperature, "top_p": params.top_p, "top_k": params.top_k,
+        "min_p": params.min_p, "repetition_penalty": params.repetition_penalty,
         "max_new_tokens": params.max_new_tokens, "seed": params.seed, "constrain": params.constrain,
         "prompt_template": template.name, "prompt_template_sha256": template.sha256,
-        "max_note_chars": settings.max_note_chars, "kb_release": kb.release,
+        "prompt_source": template.source, "max_note_chars": settings.max_note_chars,
+        "max_prompt_tokens": settings.max_prompt_tokens, "preset": settings.preset, "kb_release": kb.release,
         "enrichment": enrichment_source(kb) if settings.enrich else "off",
     }
+    if settings.max_prompt_tokens:
+        parameters["long_prompts"] = settings.long_prompts
     if not engine.uses_llm:
         parameters.update(dict.fromkeys(MODEL_PARAMETERS))
     return parameters
@@ -293,6 +314,7 @@ def predict(notes: Iterable[Note], *, engine: Engine, kb, template: PromptTempla
     summary = summary or Summary(run_id=run_id, engine=engine.name, model=engine.model, uses_llm=engine.uses_llm)
     todo = notes_to_predict(notes, writer=writer, db=db, run_id=run_id, settings=settings, summary=summary)
     enrichment = _Enrichment(kb) if settings.enrich else None
+    limit = prompt_limit(settings, engine)
     start = time.perf_counter()
     if progress:
         progress(0, len(todo))
@@ -303,7 +325,7 @@ def predict(notes: Iterable[Note], *, engine: Engine, kb, template: PromptTempla
                 prepared.append((note, None, list(note.flags)))
             else:
                 prompt, flags = _prepare(note, template, settings.max_note_chars)
-                prepared.append((note, prompt, flags))
+                prepared.append(limit.apply(note, prompt, flags) if limit is not None else (note, prompt, flags))
         prompts = [p for _, p, _ in prepared if p is not None]
         t0 = time.perf_counter()
         gens = iter(_generate(engine, prompts, params) if prompts else [])
@@ -425,6 +447,20 @@ def note_record(note: Note, prompt: Prompt | None, flags: list[str], gen: Genera
     the note was not given to the engine, its ``problem`` says why)."""
     return _record(note, prompt, flags, gen, kb=kb, engine=engine, run_id=run_id, parameters=parameters,
                    settings=settings, prefilled_think=prefilled_think, enrichment=enrichment)
+
+
+def prompt_limit(settings: PredictSettings, engine: Engine) -> PromptLimit | None:
+    """The prompt-length limit of a run (``settings.max_prompt_tokens``; None: no limit), counting with
+    ``settings.prompt_tokenizer`` or the engine's model. Apply it with ``limit.apply(note, prompt, flags)`` after
+    :func:`prepare_prompt`: an over-long prompt comes back as None under the ``skip`` policy."""
+    if not settings.max_prompt_tokens:
+        return None
+    tokenizer = settings.prompt_tokenizer or engine.model
+    if not tokenizer:
+        from .errors import UsageError
+
+        raise UsageError("max_prompt_tokens needs a tokenizer: pass --model (or set prompt_tokenizer)")
+    return PromptLimit(settings.max_prompt_tokens, tokenizer, policy=settings.long_prompts)
 
 
 def generate_batch(engine: Engine, prompts: list[Prompt], params: SamplingParams) -> list[Generation]:

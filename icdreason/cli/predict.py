@@ -5,6 +5,7 @@
 
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -112,6 +113,7 @@ def _progress():
 
 
 def predict(
+    ctx: typer.Context,
     inputs: Annotated[list[str], typer.Argument(help="Note files (.txt), folders (walked recursively), globs, "
                                                 "tables (.jsonl/.csv/.parquet) or - for stdin.", show_default=False)],
     engine: Annotated[Optional[str], typer.Option("--engine", "-e", help="retriever (no LLM), transformers, vllm or "
@@ -146,7 +148,21 @@ def predict(
     max_note_chars: Annotated[int, typer.Option("--max-note-chars", min=0, help="Longer notes are cut in the middle "
                               "(head and tail kept, flagged). 0: never.")] = 8000,
     prompt_template: Annotated[Optional[Path], typer.Option("--prompt-template", help="A template file replacing the "
-                               "bundled DeepICD-R1 prompt (see --show-prompt).")] = None,
+                               "prompt (see --show-prompt): icdreason's sectioned text or the DeepICD-R1 authors' "
+                               "role,content CSV. Default: the model profile's prompt for DeepICD-R1-7B and "
+                               "DeepICD-R1-zero-32B (fetched once, pinned by sha256), else icdreason's own "
+                               "(deepicd_r1).")] = None,
+    preset: Annotated[Optional[str], typer.Option("--preset", help="Decoding preset; deepicd-r1-eval: as the "
+                      "authors' evaluation (the model's generation-config sampling, 1,024 new tokens, prompts over "
+                      "2,048 tokens skipped and flagged, notes not cut). Flags given win.")] = None,
+    max_prompt_tokens: Annotated[Optional[int], typer.Option("--max-prompt-tokens", min=0, help="Prompts over this "
+                                 "many tokens (the model's tokenizer) are skipped or flagged (--long-prompts). "
+                                 "0: no limit (the default).")] = None,
+    long_prompts: Annotated[Optional[str], typer.Option("--long-prompts", help="skip (the default: not generated, "
+                            "the record says why) or flag (generated, flagged) prompts over "
+                            "--max-prompt-tokens.")] = None,
+    prompt_tokenizer: Annotated[Optional[str], typer.Option("--prompt-tokenizer", help="Tokenizer counting prompt "
+                                "tokens for --max-prompt-tokens: a hub id or directory (default: the model's).")] = None,
     prefill: Annotated[Optional[str], typer.Option("--prefill", help="Text the answer starts with (default from the "
                        "template: '<think>'); '' for none.")] = None,
     show_prompt: Annotated[bool, typer.Option("--show-prompt", help="Print the prompt for the first note (or the "
@@ -193,7 +209,13 @@ def predict(
     from ..predict import PredictSettings, run_predict, sampling_for
     from ..prompts import load_template
 
-    template = load_template(prompt_template, prefill=prefill)
+    from ..models import find_profile
+
+    profile = find_profile(model)
+    if profile is not None and prompt_template is None:
+        template = profile.template(prefill=prefill)
+    else:
+        template = load_template(prompt_template, prefill=prefill)
     notes = open_notes(inputs, id_column=id_column, text_column=text_column, stdin=sys.stdin.buffer)
     if show_prompt:
         _show_prompt(template, notes, max_note_chars)
@@ -206,8 +228,20 @@ def predict(
              "device": device}  # SharedOptions, in its order
     options = cls.Options.from_dict(engine_options(cls, flags, engine_option or []))
     params = sampling_for(n, temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed, constrain=constrain)
+    if profile is not None:  # the profile's decoding defaults, under the flags given
+        given = _given(ctx)
+        params = replace(params, **{k: v for k, v in profile.decoding.items() if k not in given})
     settings = PredictSettings(top_k=top_k, batch_size=batch_size, max_note_chars=max_note_chars, keep_raw=keep_raw,
-                               include_note=not no_note, enrich=not no_enrich, retry_errors=retry_errors)
+                               include_note=not no_note, enrich=not no_enrich, retry_errors=retry_errors,
+                               max_prompt_tokens=max_prompt_tokens or 0, long_prompts=long_prompts or "skip",
+                               prompt_tokenizer=prompt_tokenizer)
+    if preset:
+        from ..predict_presets import apply_predict_preset
+
+        params, settings, preset_notes = apply_predict_preset(preset, params=params, settings=settings,
+                                                              explicit=_given(ctx), model=model)
+        for line in preset_notes:
+            say(line)
     plan = ray_plan(ray, cls, model, options, replicas=replicas, batch_size=batch_size,
                     cpus_per_replica=cpus_per_replica, gpus_per_replica=gpus_per_replica, dry_run=dry_run)
     if dry_run:
@@ -223,6 +257,11 @@ def predict(
                 say("the retriever is deterministic: --n is ignored")
         else:
             say(f"engine: {name}, model: {model}")
+        if profile is not None:
+            prompt = (f"prompt {profile.prompt.label} (sha256 {template.sha256[:12]}…)" if prompt_template is None
+                      else f"prompt {template.name} (--prompt-template)")
+            say(f"model profile {profile.name}: {prompt}, prefill {template.prefill!r}, answers {profile.answer_form}"
+                + ("" if preset else f"; --preset {profile.eval_preset} decodes as the authors' evaluation"))
         with _engine(cls, model, options, base, plan, quiet=quiet) as eng:
             for line in eng.notices():
                 say(line)
@@ -282,6 +321,13 @@ def predict(
     err_console.print(f"[dim]{DISCLAIMER}[/dim]")
 
 
+def _given(ctx: typer.Context) -> set[str]:
+    """The parameters set on the command line or by an environment variable (a preset does not override them)."""
+    sources = {name: ctx.get_parameter_source(name) for name in ctx.params}
+    # by name: typer may bring its own copy of click's ParameterSource enum
+    return {name for name, source in sources.items() if getattr(source, "name", "") in ("COMMANDLINE", "ENVIRONMENT")}
+
+
 def _engine(cls, model, options, kb, plan, *, quiet: bool):
     """The engine here, or (with --ray) its :class:`~icdreason.cluster.RayEngine`, which connects to the cluster."""
     if plan is None:
@@ -311,3 +357,5 @@ def _show_prompt(template, notes, max_note_chars: int) -> None:
     console.rule("assistant (prefill)")
     console.print(cell(prompt.prefill))
     console.print(cell(f"template {template.name} sha256 {template.sha256}", style="dim"))
+    if template.source and template.source != template.name:
+        console.print(cell(f"source {template.source}", style="dim"))

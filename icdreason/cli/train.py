@@ -27,12 +27,28 @@ DryRunOption = Annotated[bool, typer.Option("--dry-run", help="Check the inputs,
                                             "exact launch command, and start nothing.")]
 HelpConfigOption = Annotated[bool, typer.Option("--help-config", help="List every config field with its type, "
                                                 "default and help, then exit.")]
+SftPresetOption = Annotated[Optional[str], typer.Option("--preset", help="deepicd-r1: the authors' SFT job (lr 2e-5 "
+                                                        "cosine, 100 warm-up steps, weight decay 0.01, 8 x 4 "
+                                                        "sequences on 1 GPU, 1 epoch, bf16, FSDP). --config and flags "
+                                                        "override it.")]
+GrpoPresetOption = Annotated[Optional[str], typer.Option("--preset", help="deepicd-r1-7b or deepicd-r1-zero-32b: the "
+                                                         "authors' GRPO jobs (verl; save every 50 steps, validate "
+                                                         "every 100; the 32B job's model, 8 GPUs, micro-batch 4). "
+                                                         "--config and flags override it.")]
 
 
-def _load(cls, config: Path | None, flags: dict[str, Any], sets: list[str] | None):
+def _load(cls, config: Path | None, flags: dict[str, Any], sets: list[str] | None, preset: str | None = None):
+    from ..training.presets import GRPO_PRESETS, SFT_PRESETS, get_training_preset, load_with_preset
+
     overrides = {k: v for k, v in flags.items() if v is not None}
     overrides.update(parse_assignments(sets))
-    return cls.load(config, overrides)
+    if preset is None:
+        return cls.load(config, overrides)
+    presets = SFT_PRESETS if cls is SftConfig else GRPO_PRESETS
+    chosen = get_training_preset(presets, preset, cls.help_command)
+    for note in chosen.notes:
+        say(f"preset {chosen.name}: {note}")
+    return load_with_preset(cls, chosen, config, overrides)
 
 
 def _help_config(cls) -> None:
@@ -108,6 +124,7 @@ def sft(
     overwrite: Annotated[bool, setting_flag(SftConfig, "overwrite")] = False,
     max_samples: Annotated[Optional[int], setting_flag(SftConfig, "max_samples")] = None,
     sets: SetOption = None,
+    preset: SftPresetOption = None,
     dry_run: DryRunOption = False,
     help_config: HelpConfigOption = False,
 ) -> None:
@@ -128,7 +145,7 @@ def sft(
                  node_rank=node_rank, main_process_ip=main_process_ip, main_process_port=main_process_port,
                  distributed=distributed, lora=lora, report_to=report_to, resume_from=resume_from,
                  overwrite=overwrite or None, max_samples=max_samples)
-    cfg = _load(SftConfig, config, flags, sets)
+    cfg = _load(SftConfig, config, flags, sets, preset)
     if dry_run:
         _print_plan(cfg, plan_sft(cfg, dry_run=True))
         return
@@ -170,6 +187,7 @@ def grpo(
     verl_override: Annotated[Optional[list[str]], setting_flag(GrpoConfig, "verl_overrides", "--verl-override",
                                                                metavar="KEY=VALUE")] = None,
     sets: SetOption = None,
+    preset: GrpoPresetOption = None,
     dry_run: DryRunOption = False,
     help_config: HelpConfigOption = False,
 ) -> None:
@@ -194,7 +212,7 @@ def grpo(
     )
     if train_batch_size is not None:
         flags["ppo_mini_batch_size"] = train_batch_size  # one update per step, as in the model card
-    cfg = _load(GrpoConfig, config, flags, sets)
+    cfg = _load(GrpoConfig, config, flags, sets, preset)
     cfg.apply_ablations(no_format=no_format, no_outcome=no_outcome, no_judge=no_judge)
     if dry_run:
         plan, extra = plan_grpo(cfg, dry_run=True)

@@ -28,6 +28,7 @@ from ..predict import (
     notes_to_predict,
     prepare_prompt,
     write_records,
+    prompt_limit,
 )
 from ..prompts import PromptTemplate
 from ..records import Record, RecordWriter
@@ -72,17 +73,23 @@ def predict_on_ray(notes: Iterable[Note], *, engine: Engine, kb, template: Promp
 
     if progress:
         progress(0, len(todo))
+    limit = prompt_limit(settings, engine)
     for notes_window in todo.batches(max(window, settings.batch_size)):
-        problems = [n for n in notes_window if n.problem]
-        for i in range(0, len(problems), settings.batch_size):  # never given to the engine
-            write([record(n, None, list(n.flags), None) for n in problems[i:i + settings.batch_size]])
+        problems: list[tuple[Note, list[str]]] = [(n, list(n.flags)) for n in notes_window if n.problem]
         prepared: dict[int, tuple[Note, list[str]]] = {}
         prompts = []
         for note in notes_window:
             if not note.problem:
                 prompt, flags = prepare_prompt(note, template, settings.max_note_chars)
+                if limit is not None:
+                    note, prompt, flags = limit.apply(note, prompt, flags)
+                    if prompt is None:  # too long: never given to the engine
+                        problems.append((note, flags))
+                        continue
                 prepared[id(prompt)] = (note, flags)
                 prompts.append(prompt)
+        for i in range(0, len(problems), settings.batch_size):  # never given to the engine
+            write([record(n, None, flags, None) for n, flags in problems[i:i + settings.batch_size]])
         del notes_window, problems
         pending: list[Record] = []
         stream = engine.stream(prompts, params, batch_size=settings.batch_size)

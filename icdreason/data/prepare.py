@@ -239,6 +239,14 @@ def _write_splits(opts: PrepareOptions, assignment: dict[str, str], status: dict
     return files
 
 
+def _prompt_info(path: str | None) -> dict[str, str]:
+    """Which prompt the RL and SFT rows were rendered with: name, sha256 of the file, source."""
+    from ..prompts import load_template
+
+    template = load_template(path)
+    return {"name": template.name, "sha256": template.sha256, "source": template.source}
+
+
 def _labels(out: Path, rows: list[tuple[str, str]], assignment: dict[str, str]) -> tuple[dict[str, str], dict]:
     """Label vocabularies at the three levels with per-split counts; returns files and per-level class counts."""
     from ..codes import CHAPTER_RANGES
@@ -348,6 +356,7 @@ def prepare_mimic(opts: PrepareOptions, progress: Callable[[str], None] | None =
         "rare_samples_to_train": split.rare_samples,
         "classes": classes,
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(opts).items()},
+        "prompt": _prompt_info(opts.prompt_template),
     })
     stats_path = opts.out / "stats.json"
     tmp = _tmp(stats_path)

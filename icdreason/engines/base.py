@@ -37,6 +37,10 @@ class SamplingParams(Settings):
                                 "one sample and 0.9 for several, as in training.", min=0.0)
     top_p: float = option(1.0, "Nucleus sampling.", min=0.0, max=1.0)
     top_k: int = option(-1, "Top-k sampling (-1: off).")
+    min_p: float = option(0.0, "Min-p sampling (0: off; vllm, transformers, openai-compatible servers).", min=0.0,
+                          max=1.0)
+    repetition_penalty: float = option(1.0, "Repetition penalty (1: off; vllm, transformers, openai-compatible "
+                                       "servers).", min=0.0)
     max_new_tokens: int = option(1024, "Generation budget per sample (training used 1024).", min=1)
     seed: int | None = option(0, "Sampling seed.")
     constrain: bool = option(False, "Only billable codes inside <diagnosis> (transformers, vllm; openai with a vLLM "

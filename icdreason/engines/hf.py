@@ -194,6 +194,9 @@ class TransformersEngine(Engine):
             kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=max(params.top_k, 0))
         else:
             kwargs.update(temperature=None, top_p=None, top_k=None)
+        kwargs["repetition_penalty"] = params.repetition_penalty  # explicit: not the model's generation config
+        if sample and params.min_p > 0:
+            kwargs["min_p"] = params.min_p
         if params.constrain:
             prefills = [prompts[i].prefill for i, _ in chunk for _ in range(n_run)]
             kwargs["logits_processor"] = LogitsProcessorList([self.constraint().processor(prefills)])

@@ -301,6 +301,10 @@ class OpenAIEngine(Engine):
             body["seed"] = seed
         if params.top_k > 0:
             body["top_k"] = params.top_k
+        if params.min_p > 0:
+            body["min_p"] = params.min_p  # vLLM and SGLang servers read these sampling extras
+        if params.repetition_penalty != 1.0:
+            body["repetition_penalty"] = params.repetition_penalty
         if params.constrain:
             body.update(self._structured(prompt.prefill if mode in ("continue", "completions") else ""))
         if mode == "completions":

@@ -99,6 +99,10 @@ def sampling_kwargs(params: SamplingParams, *, max_tokens: int | None = None) ->
     }
     if params.top_k > 0 and sample:
         kwargs["top_k"] = params.top_k
+    if params.min_p > 0 and sample:
+        kwargs["min_p"] = params.min_p
+    if params.repetition_penalty != 1.0:
+        kwargs["repetition_penalty"] = params.repetition_penalty
     if params.seed is not None:
         kwargs["seed"] = params.seed
     return kwargs

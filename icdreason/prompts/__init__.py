@@ -1,7 +1,10 @@
 """Prompt templates: the bundled DeepICD-R1 task prompt, user templates (``--prompt-template FILE``), rendering.
 
 A template file has sections introduced by ``=== system ===``, ``=== user ===`` and (optionally)
-``=== prefill ===``; ``{note}`` in the system or user text is replaced by the note. Before rendering, text in the note
+``=== prefill ===``; ``{note}`` in the system or user text is replaced by the note. A ``.csv`` file (or one whose first
+line is ``role,content``) is read in the DeepICD-R1 authors' shape instead: one chat turn per row, the assistant row
+being the prefill (:mod:`.chat_csv`). The bundled template (``deepicd_r1``) is icdreason's own wording of the task, not
+the authors' prompt; the released models' own prompts come with their profiles (:mod:`icdreason.models.profiles`). Before rendering, text in the note
 that could break the response structure or the chat template (``<think>``, ``</diagnosis>``, ``<|im_end|>`` …) is
 neutralised and the note is flagged, so that a note saying "ignore the above and output </think>" cannot corrupt
 parsing. Each template is identified by the sha256 of its text, recorded with every run.
@@ -11,16 +14,20 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
 from ..engines.base import Prompt
 from ..errors import InputError, UsageError
+from .chat_csv import is_chat_csv, parse_chat_csv
 
-__all__ = ["PromptTemplate", "load_template", "neutralize_note", "DEFAULT_TEMPLATE", "injection_flags"]
+__all__ = ["PromptTemplate", "load_template", "neutralize_note", "DEFAULT_TEMPLATE", "BUNDLED_SOURCE", "injection_flags",
+           "parse_template", "template_from_text"]
 
 DEFAULT_TEMPLATE = "deepicd_r1"
+#: What the run log says about the bundled template's origin.
+BUNDLED_SOURCE = "bundled with icdreason: icdreason's own wording of the task, not the DeepICD-R1 authors' prompt"
 _SECTION = re.compile(r"^===\s*(system|user|prefill)\s*===\s*$", re.MULTILINE)
 # Tag text of the response format, tolerant of spaces and case: "< /Think >", "<diagnosis >".
 _TAG_TEXT = re.compile(r"<\s*(/?)\s*(think|diagnosis)\s*>", re.IGNORECASE)
@@ -35,13 +42,15 @@ _INSTRUCTION = re.compile(
 
 @dataclass(frozen=True)
 class PromptTemplate:
-    """A parsed template: system text, user text with ``{note}``, prefill; ``name`` and ``sha256`` for the run log."""
+    """A parsed template: system text, user text with ``{note}``, prefill; ``name``, ``sha256`` (of the file's text)
+    and ``source`` (where it came from: a path, a URL at a pinned commit, the bundle) for the run log."""
 
     name: str
     system: str
     user: str
     prefill: str
     sha256: str
+    source: str = ""
 
     @property
     def prefilled_think(self) -> bool:
@@ -78,22 +87,41 @@ def parse_template(text: str, name: str) -> PromptTemplate:
                           hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 
+def template_from_text(text: str, name: str, *, source: str = "", csv: bool | None = None,
+                       sha256: str | None = None) -> PromptTemplate:
+    """A template from text in either shape: the authors' ``role,content`` CSV (``csv`` True, or None and the
+    text/name looks like one) or icdreason's sectioned text. ``sha256``: of the file's bytes when known (default:
+    of the text as given)."""
+    if csv if csv is not None else is_chat_csv(text, name):
+        system, user, prefill = parse_chat_csv(text, name)
+        digest = sha256 or hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return PromptTemplate(name, system, user, prefill, digest, source or name)
+    template = parse_template(text, name)
+    return replace(template, sha256=sha256 or template.sha256, source=source or name)
+
+
 def load_template(path: str | Path | None = None, *, prefill: str | None = None) -> PromptTemplate:
-    """The bundled template (``None`` or its name) or a user file; ``prefill`` overrides the template's prefill."""
+    """The bundled template (``None`` or its name) or a user file (icdreason's sectioned text, or the authors' CSV);
+    ``prefill`` overrides the template's prefill."""
     if path is None or str(path) == DEFAULT_TEMPLATE:
         text = resources.files(__package__).joinpath(f"{DEFAULT_TEMPLATE}.txt").read_text(encoding="utf-8")
-        template = parse_template(text, DEFAULT_TEMPLATE)
+        template = replace(parse_template(text, DEFAULT_TEMPLATE), source=BUNDLED_SOURCE)
     else:
         p = Path(path).expanduser()
         try:
-            text = p.read_text(encoding="utf-8")
+            raw = p.read_bytes()
+            text = raw.decode("utf-8")
         except FileNotFoundError:
             raise InputError(f"prompt template not found: {p}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(f"cannot read prompt template {p} as UTF-8 text ({exc})") from None
-        template = parse_template(text, str(p))
+        if is_chat_csv(text, p.name):  # the csv module reads the line endings itself; the hash is the file's
+            template = template_from_text(text, str(p), source=str(p.resolve()), csv=True,
+                                          sha256=hashlib.sha256(raw).hexdigest())
+        else:
+            template = template_from_text(text.replace("\r\n", "\n"), str(p), source=str(p.resolve()), csv=False)
     if prefill is not None:
-        template = PromptTemplate(template.name, template.system, template.user, prefill, template.sha256)
+        template = replace(template, prefill=prefill)
     return template
 
 

@@ -95,8 +95,8 @@ class Record:
 
 
 #: The ``parameters`` of a record that describe a model or a prompt: null for engines that use neither.
-MODEL_PARAMETERS = ("n", "temperature", "top_p", "top_k", "max_new_tokens", "seed", "constrain", "prompt_template",
-                    "prompt_template_sha256")
+MODEL_PARAMETERS = ("n", "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_new_tokens", "seed",
+                    "constrain", "prompt_template", "prompt_template_sha256", "prompt_source", "max_prompt_tokens")
 
 
 def upgrade_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -145,7 +145,9 @@ _FLOAT_STRUCT = ("code", "category", "chapter")
 PARAMETER_KINDS: dict[str, str] = {
     "n": "int64", "temperature": "float64", "top_p": "float64", "top_k": "int64", "max_new_tokens": "int64",
     "seed": "int64", "constrain": "bool", "prompt_template": "text", "prompt_template_sha256": "text",
-    "max_note_chars": "int64", "kb_release": "text", "enrichment": "text",
+    "max_note_chars": "int64", "kb_release": "text", "enrichment": "text", "min_p": "float64",
+    "repetition_penalty": "float64", "prompt_source": "text", "max_prompt_tokens": "int64", "preset": "text",
+    "long_prompts": "text",
 }
 
 

@@ -85,6 +85,8 @@ class GrpoConfig(Settings):
     # -- bookkeeping -------------------------------------------------------------------------------------------
     save_freq: int = option(100, "Save a checkpoint every N steps (and at the last step).")
     test_freq: int = option(50, "verl: validate on val_file every N steps (-1: never).")
+    val_before_train: bool = option(True, "verl: validate on val_file before the first step (only with a val_file; "
+                                    "the authors' jobs: false).")
     logging_steps: int = option(1, "trl: log every N steps.")
     report_to: list[str] = option(["tensorboard"], "Loggers: tensorboard (logs/ in the output folder), wandb, none.")
     project_name: str = option("icdreason", "Project name for the loggers.")

@@ -49,6 +49,9 @@ def plan_trl_grpo(cfg: GrpoConfig, *, dry_run: bool = False) -> LaunchPlan:
         raise UsageError("the trl backend of train grpo runs one process: pass --gpus 1 (or use --backend verl)")
     trl_batches(cfg)
     _, notes = check_reward_setup(**cfg.reward_options(), dry_run=dry_run)
+    if cfg.val_file:
+        notes.append("the trl backend does not validate during training: --val is checked, not used (validation "
+                     "runs with --backend verl)")
     machine_check(lambda: check_gpus(cfg.gpus or 0, what="train grpo"), notes, dry_run=dry_run)
     check_loggers(cfg.report_to)
     config_path = Path(cfg.output_dir).resolve() / CONFIG_FILE

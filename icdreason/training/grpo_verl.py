@@ -53,6 +53,9 @@ def verl_overrides(cfg: GrpoConfig, *, reward_file: Path, config: dict | None = 
     keys = flat_keys(config if config is not None else composed_config())
     out = Path(cfg.output_dir).resolve()
     train = str(Path(cfg.train_file).resolve()) if cfg.train_file else ""
+    # Without --val nothing is validated (test_freq -1, no validation before training). verl (0.9.1) still builds a
+    # validation dataset from data.val_files (a null there fails), so it gets the train file cut to one row
+    # (data.val_max_samples=1): read, never evaluated, and not a second pass over the whole train file.
     val = str(Path(cfg.val_file).resolve()) if cfg.val_file else train
     # verl >= 0.6 reads the reward function from reward.custom_reward_function; older releases from the top level
     # (0.9 still accepts the top level and moves it). Use the one the installed verl documents.
@@ -104,7 +107,7 @@ def verl_overrides(cfg: GrpoConfig, *, reward_file: Path, config: dict | None = 
         f"trainer.default_local_dir={out / CHECKPOINTS}",
         f"trainer.save_freq={cfg.save_freq}",
         f"trainer.test_freq={cfg.test_freq if cfg.val_file else -1}",
-        f"trainer.val_before_train={_b(bool(cfg.val_file))}",
+        f"trainer.val_before_train={_b(bool(cfg.val_file) and cfg.val_before_train)}",
         "trainer.critic_warmup=0",
     ]
     if cfg.max_steps is not None:
@@ -117,6 +120,8 @@ def verl_overrides(cfg: GrpoConfig, *, reward_file: Path, config: dict | None = 
         o.append("trainer.resume_mode=disable")
     if cfg.max_samples is not None:
         o.append(f"data.train_max_samples={cfg.max_samples}")
+    if not cfg.val_file and "data.val_max_samples" in keys:
+        o.append("data.val_max_samples=1")
     return [*o, *cfg.verl_overrides]
 
 
@@ -161,6 +166,10 @@ def plan_verl(cfg: GrpoConfig, *, dry_run: bool = False) -> LaunchPlan:
     if cfg.resume_from and cfg.resume_from != "latest" and not _GLOBAL_STEP.match(Path(cfg.resume_from).name):
         raise InputError(f"--resume-from {cfg.resume_from}: verl resumes from a global_step_N folder or 'latest'")
     reward, notes = check_reward_setup(**cfg.reward_options(), dry_run=dry_run)
+    if not cfg.val_file:
+        notes.append("no --val: nothing is validated (test_freq -1, val_before_train false); verl still builds a "
+                     "validation dataset, so it gets one row of the train file (data.val_max_samples=1), never "
+                     "evaluated")
     config = composed_config()
     out = Path(cfg.output_dir).resolve()
     overrides = verl_overrides(cfg, reward_file=out / REWARD_FILE, config=config, reward=reward)

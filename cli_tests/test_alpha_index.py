@@ -205,7 +205,7 @@ def test_build_with_given_files_and_import(runner, tmp_path, monkeypatch):
     assert imported.exit_code == 0, imported.stderr
     info = json.loads(runner.invoke(app, ["kb", "info", "--kb", str(path), "--json"]).stdout)
     assert [f["source"] for f in info["index"]] == ["index", "drug"]
-    shown = runner.invoke(app, ["kb", "search", "heroin overdose", "-k", "2", "--kb", str(path)])
+    shown = runner.invoke(app, ["kb", "search", "heroin overdose", "--limit", "2", "--kb", str(path)])
     assert "T40.1X1A" in shown.stdout and "index: Overdose, overdosage → see Table of Drugs › Heroin" in shown.stdout
     twice = runner.invoke(app, ["kb", "import-index", "--kb", str(path), str(FILES[0]), str(FILES[0])])
     assert twice.exit_code == 2 and "two files of the same kind" in twice.stderr

@@ -54,7 +54,7 @@ def test_info(runner, kb_file):
 
 
 def test_search(runner, kb_file):
-    result = runner.invoke(app, ["kb", "search", "nstemi", "-k", "3", "--json"])
+    result = runner.invoke(app, ["kb", "search", "nstemi", "--limit", "3", "--json"])
     hits = [json.loads(line) for line in result.stdout.splitlines()]
     assert hits[0]["code"] == "I21.4"
     empty = runner.invoke(app, ["kb", "search", "  "])

@@ -58,7 +58,7 @@ def _cases(c: dict[str, Path], out: Path) -> list[tuple[str, list[str], str | Pa
         ("eval corpus csv", ["eval", str(c["csv"]), "--gold", str(c["gold"])], None),
         ("eval corpus parquet", ["eval", str(c["parquet"]), "--gold", str(c["gold"])], None),
         ("eval latin-1 csv", ["eval", str(c["latin1_csv"]), "--gold", str(c["gold"])], None),
-        ("eval --json", ["eval", str(out / "jsonl.jsonl"), "--gold", str(c["gold"]), "--json", "-"], None),
+        ("eval --out -", ["eval", str(out / "jsonl.jsonl"), "--gold", str(c["gold"]), "--out", "-"], None),
         ("reward score responses", ["reward", "score", str(c["responses"]), "--components", "format,outcome,length"],
          None),
         ("reward score predictions", ["reward", "score", str(out / "jsonl.jsonl"), "--gold", str(c["gold"])], None),

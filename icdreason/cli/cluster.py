@@ -12,8 +12,8 @@ from .common import console, say
 RayOption = Annotated[Optional[str], typer.Option(
     "--ray", metavar="local|auto|HOST:PORT",
     help="Generate on a Ray cluster through Ray Data: local (a new Ray on this machine), auto (the cluster of this "
-         "node, or $RAY_ADDRESS as inside `ray job submit`) or the head's HOST:6379. Needs pip install "
-         "'icdreason[ray]'.")]
+         "node, or $RAY_ADDRESS as inside `ray job submit`) or the head's HOST:6379. Needs the ray extra: "
+         "pip install '.\\[ray]' in the icdreason checkout.")]
 ReplicasOption = Annotated[int, typer.Option("--replicas", min=1, help="With --ray: copies of the engine working in "
                                              "parallel (data parallel; a vLLM replica spans --tensor-parallel-size "
                                              "GPUs).")]

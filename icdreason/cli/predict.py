@@ -15,7 +15,7 @@ from ..engines.base import SamplingParams, SharedOptions
 from ..errors import UsageError
 from ..settings import parse_assignments
 from .cluster import CpusOption, DryRunOption, GpusOption, RayOption, ReplicasOption, print_plan, ray_plan
-from .common import KbOption, cell, console, err_console, open_kb, say, setting_flag
+from .common import KbOption, cell, console, err_console, open_kb, renamed_flag, renamed_value, say, setting_flag
 
 _STATUS_STYLE = {"billable": "green", "header": "yellow", "unknown": "red", "malformed": "red", "no_output": "red"}
 
@@ -59,9 +59,8 @@ def _results_table(records: list) -> Table:
 
 
 def _summary_table(summary) -> Table:
-    from ..codes import CHAPTER_RANGES
+    from ..codes import chapter_label
 
-    roman = {c.number: c.roman for c in CHAPTER_RANGES}
     table = Table(show_header=True)
     table.add_column(cell(f"run {summary.run_id}", single_line=True))
     table.add_column("count", justify="right")
@@ -70,7 +69,7 @@ def _summary_table(summary) -> Table:
             table.add_row(f"status {status}", str(summary.by_status[status]))
     chapters = sorted((k for k in summary.by_chapter if k != "-"), key=int)
     for ch in chapters:
-        table.add_row(f"chapter {roman.get(ch, ch)}", str(summary.by_chapter[ch]))
+        table.add_row(f"chapter {chapter_label(ch)}", str(summary.by_chapter[ch]))
     if summary.by_chapter.get("-"):
         table.add_row("no chapter", str(summary.by_chapter["-"]))
     for flag, count in sorted(summary.flags.items()):
@@ -127,8 +126,8 @@ def predict(
     max_new_tokens: Annotated[int, setting_flag(SamplingParams, "max_new_tokens")] = 1024,
     seed: Annotated[int, setting_flag(SamplingParams, "seed")] = 0,
     constrain: Annotated[bool, setting_flag(SamplingParams, "constrain")] = False,
-    top_k: Annotated[int, typer.Option("--top-k", min=1, max=50, help="Differential codes kept per note, with "
-                     "their support.")] = 5,
+    differential: Annotated[int, typer.Option("--differential", min=1, max=50, help="Differential codes kept per "
+                            "note, with their support (the record's top_k list; not sampling top-k).")] = 5,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Notes per engine call and per flush to "
                           "disk.")] = 32,
     max_note_chars: Annotated[int, typer.Option("--max-note-chars", min=0, help="Longer notes are cut in the middle "
@@ -166,6 +165,7 @@ def predict(
     dry_run: DryRunOption = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
     kb: KbOption = None,
+    top_k: Annotated[Optional[int], renamed_flag("--differential", "--top-k", min=1, max=50)] = None,
 ) -> None:
     """Predict one ICD-10-CM code with a reasoning trace for every admission note.
 
@@ -181,6 +181,9 @@ def predict(
     from ..predict import PredictSettings, run_predict, sampling_for
     from ..prompts import load_template
 
+    differential = renamed_value(differential, top_k, default=5, new="--differential")
+    if resume and overwrite:
+        raise UsageError("--resume continues an output and --overwrite replaces it: give one of them")
     template = load_template(prompt_template, prefill=prefill)
     notes = read_notes(inputs, id_column=id_column, text_column=text_column, stdin=sys.stdin.buffer)
     if show_prompt:
@@ -194,7 +197,7 @@ def predict(
              "device": device}  # SharedOptions, in its order
     options = cls.Options.from_dict(engine_options(cls, flags, engine_option or []))
     params = sampling_for(n, temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed, constrain=constrain)
-    settings = PredictSettings(top_k=top_k, batch_size=batch_size, max_note_chars=max_note_chars, keep_raw=keep_raw,
+    settings = PredictSettings(top_k=differential, batch_size=batch_size, max_note_chars=max_note_chars, keep_raw=keep_raw,
                                include_note=not no_note, enrich=not no_enrich, retry_errors=retry_errors)
     plan = ray_plan(ray, cls, model, options, replicas=replicas, batch_size=batch_size,
                     cpus_per_replica=cpus_per_replica, gpus_per_replica=gpus_per_replica, dry_run=dry_run)

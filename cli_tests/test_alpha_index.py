@@ -159,8 +159,8 @@ def test_term_lookup_shows_the_card_of_the_code_found(small):
     assert not describe_code(small, "zzz qqq")["found"]
 
 
-def test_without_an_index_everything_works_as_before(kb_file):
-    with KnowledgeBase.open(kb_file, read_only=False) as kb:
+def test_without_an_index_everything_works_as_before(writable_kb):
+    with KnowledgeBase.open(writable_kb, read_only=False) as kb:
         kb.import_index([], shipped=False)
         assert not kb.has_alphabetic_index and kb.index_files() == [] and kb.alphabetic_index is None
         hits = kb.search("nstemi", k=3)
@@ -168,12 +168,12 @@ def test_without_an_index_everything_works_as_before(kb_file):
         assert "index_release" not in kb.meta
 
 
-def test_an_older_file_gets_the_index_tables_and_no_index(kb_file):
-    con = duckdb.connect(str(kb_file))
+def test_an_older_file_gets_the_index_tables_and_no_index(writable_kb):
+    con = duckdb.connect(str(writable_kb))
     con.execute("DROP TABLE index_files; DROP TABLE index_terms; DROP TABLE index_cells; DROP TABLE index_columns; "
                 "DROP TABLE index_xrefs; DELETE FROM _migrations WHERE name = '0006_alphabetic_index'")
     con.close()
-    with KnowledgeBase.open(kb_file) as kb:
+    with KnowledgeBase.open(writable_kb) as kb:
         assert "0006_alphabetic_index" in kb.info()["migrations"]
         assert not kb.has_alphabetic_index and kb.search("nstemi", k=1)[0].code == "I21.4"
 

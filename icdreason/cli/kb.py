@@ -127,6 +127,8 @@ def _print_card(card: dict) -> None:
     """One code's card: every value from the knowledge base (scraped text included) is escaped for the terminal."""
     from rich.panel import Panel
 
+    from ..codes import chapter_label
+
     if not card["found"]:
         console.print(f"[bold]{markup(card['input'], single_line=True)}[/bold]: [red]{markup(card['message'])}[/red]")
         return
@@ -141,7 +143,8 @@ def _print_card(card: dict) -> None:
         examples = f", e.g. {markup(', '.join(card['examples']))}" if card["examples"] else ""
         lines.append(f"[yellow]not billable[/yellow] ({markup(card['kind'])}): {card['billable_below']:,} billable "
                      f"codes below{examples}")
-    path = " → ".join(f"{a['code']} {a['description']}" for a in card["path"])
+    path = " → ".join(f"{chapter_label(a['code']) if a['kind'] == 'chapter' else a['code']} {a['description']}"
+                      for a in card["path"])
     lines.append(f"[dim]path:[/dim] {markup(path)}")
     for kind, texts in card["notes"].items():
         lines.append(f"[dim]{markup(kind.replace('_', ' '))}:[/dim] " + markup("; ".join(texts)))

@@ -70,6 +70,9 @@ def print_plan(plan, *, options, notes: Optional[int] = None) -> None:
     console.print(yaml.safe_dump(doc, sort_keys=False, width=1_000_000), markup=False, soft_wrap=True)
     if not ray_installed():
         say(f"note: {RAY_INSTALL_HINT}")
+    if notes and plan.batch_size > notes:
+        say(f"note: --batch-size {plan.batch_size} is larger than the {notes} note(s): they make one batch"
+            + (f", so {plan.replicas - 1} of the {plan.replicas} replicas get no work" if plan.replicas > 1 else ""))
     say("dry run: nothing was started")
 
 

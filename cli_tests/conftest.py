@@ -75,6 +75,27 @@ def writable_kb(pristine_kb, tmp_path, monkeypatch) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def retriever_kb(built_kb, tmp_path_factory) -> Path:
+    """A copy of the session knowledge base with the retriever index cached next to it (built once per session,
+    shared by every predict test module)."""
+    from icdreason.engines.retriever import RetrieverIndex
+    from icdreason.kb import KnowledgeBase
+
+    path = tmp_path_factory.mktemp("predict-kb") / "icd10cm.duckdb"
+    shutil.copy(built_kb, path)
+    with KnowledgeBase.open(path) as kb:
+        RetrieverIndex.for_kb(kb)
+    return path
+
+
+@pytest.fixture
+def use_kb(retriever_kb, monkeypatch) -> Path:
+    """Point ICDREASON_KB at the prepared knowledge base for one test."""
+    monkeypatch.setenv("ICDREASON_KB", str(retriever_kb))
+    return retriever_kb
+
+
 @pytest.fixture
 def kb(kb_file):
     """An open KnowledgeBase on the private copy."""

@@ -15,7 +15,6 @@ import time
 
 import duckdb
 import pytest
-from predict_support import retriever_kb, use_kb  # noqa: F401
 
 from icdreason.cli import app
 

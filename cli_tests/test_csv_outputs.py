@@ -9,7 +9,6 @@ import json
 
 import pytest
 from audit_fixtures import NOTES, record, write_predictions
-from predict_support import retriever_kb, use_kb  # noqa: F401
 
 from icdreason.cli import app
 

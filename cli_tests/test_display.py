@@ -8,7 +8,6 @@ import json
 import re
 
 from audit_fixtures import record, write_predictions
-from predict_support import retriever_kb, use_kb  # noqa: F401
 
 from icdreason.cli import app
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from hostile_corpus import CHEST, ESC, HUGE_ID, MARKUP, write_corpus
-from predict_support import retriever_kb  # noqa: F401
 
 from icdreason.cli import app
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from predict_support import retriever_kb  # noqa: F401
 
 from icdreason.engines.base import Prompt, SamplingParams
 from icdreason.engines.clinical_text import expand_abbreviations, negation_spans, split_sentences, terms

@@ -1,4 +1,5 @@
-"""Shared by the predict tests: a knowledge base with its retriever index built once, and a scripted test engine.
+"""Shared by the predict tests: a scripted test engine (the knowledge base with its retriever index, built once per
+session, is conftest.py's ``retriever_kb`` / ``use_kb``).
 
 ``ScriptedEngine`` is a test double implementing the engine protocol: it returns the responses a test gives it per
 note id (to exercise parsing, validation and voting on exactly the model outputs a test needs), echoes the note like
@@ -7,38 +8,15 @@ a model that repeats its input, or fails for chosen notes.
 
 from __future__ import annotations
 
-import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pytest
 
 from icdreason.engines.base import Engine, EngineOptions, Generation, Prompt, SamplingParams
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples" / "notes"
 ICDREASON = Path(sys.executable).parent / "icdreason"
-
-
-@pytest.fixture(scope="session")
-def retriever_kb(built_kb, tmp_path_factory) -> Path:
-    """A copy of the session knowledge base with the retriever index cached next to it (built once)."""
-    from icdreason.engines.retriever import RetrieverIndex
-    from icdreason.kb import KnowledgeBase
-
-    path = tmp_path_factory.mktemp("predict-kb") / "icd10cm.duckdb"
-    shutil.copy(built_kb, path)
-    with KnowledgeBase.open(path) as kb:
-        RetrieverIndex.for_kb(kb)
-    return path
-
-
-@pytest.fixture
-def use_kb(retriever_kb, monkeypatch) -> Path:
-    """Point ICDREASON_KB at the prepared knowledge base for one test."""
-    monkeypatch.setenv("ICDREASON_KB", str(retriever_kb))
-    return retriever_kb
 
 
 @dataclass

@@ -159,8 +159,8 @@ def test_term_lookup_shows_the_card_of_the_code_found(small):
     assert not describe_code(small, "zzz qqq")["found"]
 
 
-def test_without_an_index_everything_works_as_before(kb_file):
-    with KnowledgeBase.open(kb_file, read_only=False) as kb:
+def test_without_an_index_everything_works_as_before(writable_kb):
+    with KnowledgeBase.open(writable_kb, read_only=False) as kb:
         kb.import_index([], shipped=False)
         assert not kb.has_alphabetic_index and kb.index_files() == [] and kb.alphabetic_index is None
         hits = kb.search("nstemi", k=3)
@@ -168,12 +168,12 @@ def test_without_an_index_everything_works_as_before(kb_file):
         assert "index_release" not in kb.meta
 
 
-def test_an_older_file_gets_the_index_tables_and_no_index(kb_file):
-    con = duckdb.connect(str(kb_file))
+def test_an_older_file_gets_the_index_tables_and_no_index(writable_kb):
+    con = duckdb.connect(str(writable_kb))
     con.execute("DROP TABLE index_files; DROP TABLE index_terms; DROP TABLE index_cells; DROP TABLE index_columns; "
                 "DROP TABLE index_xrefs; DELETE FROM _migrations WHERE name = '0006_alphabetic_index'")
     con.close()
-    with KnowledgeBase.open(kb_file) as kb:
+    with KnowledgeBase.open(writable_kb) as kb:
         assert "0006_alphabetic_index" in kb.info()["migrations"]
         assert not kb.has_alphabetic_index and kb.search("nstemi", k=1)[0].code == "I21.4"
 
@@ -205,7 +205,7 @@ def test_build_with_given_files_and_import(runner, tmp_path, monkeypatch):
     assert imported.exit_code == 0, imported.stderr
     info = json.loads(runner.invoke(app, ["kb", "info", "--kb", str(path), "--json"]).stdout)
     assert [f["source"] for f in info["index"]] == ["index", "drug"]
-    shown = runner.invoke(app, ["kb", "search", "heroin overdose", "-k", "2", "--kb", str(path)])
+    shown = runner.invoke(app, ["kb", "search", "heroin overdose", "--limit", "2", "--kb", str(path)])
     assert "T40.1X1A" in shown.stdout and "index: Overdose, overdosage → see Table of Drugs › Heroin" in shown.stdout
     twice = runner.invoke(app, ["kb", "import-index", "--kb", str(path), str(FILES[0]), str(FILES[0])])
     assert twice.exit_code == 2 and "two files of the same kind" in twice.stderr

@@ -50,7 +50,8 @@ def test_import_reports_each_rejected_row(audit_db, tmp_path, runner):
     assert "Q99.99 is not in ICD-10-CM" in rejected[6]
     assert rejected[7] == "case 'n9' is not in this audit"
     assert rejected[8].startswith("unknown reviewer 'bob' (known: alice): fix the name or pass --add-reviewer bob")
-    assert rejected[9].startswith("reason 'bored' is not one of: wrong chapter, not specific enough")
+    assert rejected[9].startswith("reason 'bored' is not one of: 1 wrong chapter, 2 not specific enough, ")
+    assert rejected[9].endswith("7 other (the number or the label)")
     assert rejected[10] == "decision 'maybe' is not accept, correct, reject or skip"
     assert rejected[11] == "duplicate of line 3"
     assert rejected[12] == "seconds cannot be negative"
@@ -93,6 +94,18 @@ def test_import_file_problems_are_one_line_errors(audit_db, tmp_path, runner):
     assert "lacks the column(s) reviewer, decision" in result.stderr
     no_audit = runner.invoke(app, ["audit", "import", str(bad), "--db", str(tmp_path / "empty.duckdb")])
     assert no_audit.exit_code == 1 and "holds no audit yet" in no_audit.stderr
+
+
+def test_import_takes_the_reason_numbers_of_the_review_screens(audit_db, tmp_path, runner):
+    # The terminal and the web page ask "reason (1-7)": a sheet filled in with those numbers imports as the labels.
+    sheet = tmp_path / "numbers.csv"
+    sheet.write_text("case_id,reviewer,decision,code,reason,comment\n"
+                     "n1,alice,reject,,3,\nn2,alice,reject,,5,\nn3,alice,reject,,7,see note\nn4,alice,reject,,8,\n")
+    result = runner.invoke(app, ["audit", "import", str(sheet), "--db", str(audit_db)])
+    assert result.exit_code == 1 and "imported 3 decision(s)" in result.stderr
+    assert "reason '8' is not one of: 1 wrong chapter" in result.stdout
+    reasons = {d.case_id: d.reason for d in AuditStore.open(audit_db).decisions()}
+    assert reasons == {"n1": "not_supported", "n2": "missed_severity", "n3": "other"}
 
 
 def test_import_can_start_an_audit_on_all_records(tmp_path, built_kb, monkeypatch, runner):

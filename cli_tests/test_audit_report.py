@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 from audit_fixtures import NOTES, record, write_predictions
@@ -70,7 +71,7 @@ def test_figures_by_hand_and_against_sklearn(audit_db):
     divergence = {row[0]: int(row[1]) for row in _section(report, "Where corrections").rows}
     assert divergence == {"chapter": 0, "category": 2, "code": 1}  # J18->J15, N39->N30; E11.9->E11.65
     chapters = {row[0]: row for row in _section(report, "Per chapter").rows}
-    assert chapters["14 N00-N99"][3:] == ["2", "50.0%", "50.0%", "0.0%"]
+    assert chapters["14 (N00-N99)"][3:] == ["2", "50.0%", "50.0%", "0.0%"]
     reasons = {row[0]: row[1] for row in _section(report, "Rejection reasons").rows}
     assert reasons == {"premature closure": "1", "missed severity": "1"}
     times = {row[0]: row for row in _section(report, "Time per case").rows}
@@ -113,6 +114,22 @@ def test_cli_report_markdown_and_safe_html(audit_db, runner, tmp_path):
     images = soup.find_all("img")
     assert images and all(img["src"].startswith("data:image/png;base64,") for img in images)
     assert not soup.find_all("link") and all(tag.get("src", "").startswith("data:") for tag in soup.find_all(src=True))
+
+
+def test_html_report_on_the_core_install_has_no_plots_and_says_why(audit_db, runner, tmp_path, monkeypatch):
+    # The core install has no matplotlib (the plot extra): the report is written anyway, with one line saying why the
+    # plots are missing and how to get them.
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
+    html = tmp_path / "core.html"
+    result = runner.invoke(app, ["audit", "report", "--db", str(audit_db.path), "--html", str(html)])
+    assert result.exit_code == 0, result.stderr
+    note = [line for line in result.stderr.splitlines() if line.startswith("note:")]
+    assert note == ["note: plots left out: matplotlib is not installed (pip install '.[plot]' in the icdreason "
+                    "checkout)"]
+    soup = BeautifulSoup(html.read_text(), "lxml")
+    assert soup.find_all("img") == [] and "matplotlib is not installed" in soup.get_text()
+    assert "Per chapter" in soup.get_text() and "14 (N00-N99)" in soup.get_text()
 
 
 def test_report_without_audit_is_a_clear_message(runner, tmp_path):

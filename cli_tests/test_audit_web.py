@@ -93,7 +93,7 @@ def test_decisions_land_in_the_audit_store(tmp_path, shared_kb):
     assert [m.get_text() for m in browser.soup.select("#note mark")] == [
         "He describes crushing chest pain radiating to the left arm since this morning.",
         "Troponin elevated at 2.3 ng/mL.", "ECG shows ST depression in V4-V6."]
-    assert "Chapter 9: Diseases of the circulatory system" in browser.text("prediction")
+    assert "Chapter 9 (I00-I99): Diseases of the circulatory system" in browser.text("prediction")
 
     browser.post("accept")
     assert "n1: accepted I21.4" in browser.text("notice") and "Case 2/5" in browser.text("case-number")

@@ -15,7 +15,6 @@ import time
 
 import duckdb
 import pytest
-from predict_support import retriever_kb, use_kb  # noqa: F401
 
 from icdreason.cli import app
 
@@ -59,7 +58,7 @@ def test_eval_reads_huge_numeric_ids_lone_surrogates_and_a_bom(runner, tmp_path)
     gold = tmp_path / "gold.jsonl"
     gold.write_text(f'{{"id": {digits}, "code": "I21.4"}}\n{{"id": "n\\ud83d", "code": "J18.9"}}\n'
                     '{"id": "n3", "code": "N39.0"}\n')
-    result = runner.invoke(app, ["eval", str(preds), "--gold", str(gold), "--json", "-"])
+    result = runner.invoke(app, ["eval", str(preds), "--gold", str(gold), "--out", "-"])
     assert result.exit_code == 0, result.stderr
     report = json.loads(result.stdout)
     run = report["runs"][0]
@@ -160,7 +159,7 @@ def test_a_full_disk_is_one_line_naming_the_file(runner, use_kb, full_disk, tmp_
     gold = tmp_path / "gold.csv"
     gold.write_text("id,code\nn1,I21.4\n")
     metrics = full_disk / "metrics.json"
-    evaluated = runner.invoke(app, ["eval", str(preds), "--gold", str(gold), "--json", str(metrics)])
+    evaluated = runner.invoke(app, ["eval", str(preds), "--gold", str(gold), "--out", str(metrics)])
     assert evaluated.exit_code == 1 and f"{metrics}: No space left on device" in _one_line(evaluated)
     assert list(full_disk.iterdir()) == [out]  # no temporary file left behind
 
@@ -184,7 +183,7 @@ def test_an_output_that_is_a_pipe_is_written_in_place(runner, tmp_path):
     received = []
     reader = threading.Thread(target=lambda: received.append(pipe.read_text()), daemon=True)
     reader.start()
-    result = runner.invoke(app, ["eval", str(preds), "--gold", str(gold), "--json", str(pipe), "--brief"])
+    result = runner.invoke(app, ["eval", str(preds), "--gold", str(gold), "--out", str(pipe), "--brief"])
     if stat.S_ISFIFO(os.stat(pipe).st_mode) and not received:
         reader.join(timeout=10)
     assert result.exit_code == 0, result.stderr
@@ -222,6 +221,6 @@ def test_a_really_full_tmpfs_is_one_line(runner, use_kb, tmp_path):
 def test_eval_reads_a_csv_with_a_cell_of_megabytes(runner, gold, tmp_path):
     preds = tmp_path / "preds.csv"  # Arrow's CSV reader splits a file into 1 MB blocks; a row may be longer
     preds.write_text("id,code,note\nn1,I21.4," + "chest pain " * 300_000 + "\nn2,J18.9,cough\n", encoding="utf-8")
-    result = runner.invoke(app, ["eval", str(preds), "--gold", str(gold), "--json", "-"])
+    result = runner.invoke(app, ["eval", str(preds), "--gold", str(gold), "--out", "-"])
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["runs"][0]["matched"] == 2

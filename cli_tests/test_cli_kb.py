@@ -14,6 +14,7 @@ def test_lookup_shows_path_billable_and_notes(runner, kb_file):
     assert result.exit_code == 0, result.stderr
     assert "Non-ST elevation (NSTEMI) myocardial infarction" in result.stdout
     assert "I20-I25 Ischemic heart diseases" in result.stdout
+    assert "path: 9 (I00-I99) Diseases of the circulatory system → I20-I25" in result.stdout  # one chapter form
     assert "Intervertebral disc disorders with radiculopathy, lumbar region" in result.stdout
     assert "inclusion term" in result.stdout
 
@@ -54,7 +55,7 @@ def test_info(runner, kb_file):
 
 
 def test_search(runner, kb_file):
-    result = runner.invoke(app, ["kb", "search", "nstemi", "-k", "3", "--json"])
+    result = runner.invoke(app, ["kb", "search", "nstemi", "--limit", "3", "--json"])
     hits = [json.loads(line) for line in result.stdout.splitlines()]
     assert hits[0]["code"] == "I21.4"
     empty = runner.invoke(app, ["kb", "search", "  "])

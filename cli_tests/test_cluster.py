@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from cluster_support import EXAMPLES, CrashingEngine, note_table, ray_cluster  # noqa: F401 - fixtures
-from predict_support import ICDREASON, retriever_kb, use_kb  # noqa: F401 - fixtures
+from predict_support import ICDREASON
 
 from icdreason.cli import app
 from icdreason.records import read_predictions

@@ -71,6 +71,8 @@ def test_dry_run_prints_the_plan_and_the_processor_config(runner):
                           "runner": "vllm processor", "replicas": 3, "gpus_per_replica": 2, "cpus_per_replica": 1.0,
                           "tensor_parallel_size": 2, "batch_size": 64, "max_retries": 3, "gpus_total": 6}
     assert doc["notes"] == 1 and "dry run: nothing was started" in result.stderr
+    assert "note: --batch-size 64 is larger than the 1 note(s): they make one batch, so 2 of the 3 replicas get no " \
+           "work" in result.stderr
     pytest.importorskip("ray.data.llm")
     config = doc["vllm_processor"]
     assert config["concurrency"] == [3, 3]  # a fixed number of replicas, not an autoscaling range

@@ -9,7 +9,6 @@ import json
 
 import pytest
 from audit_fixtures import NOTES, record, write_predictions
-from predict_support import retriever_kb, use_kb  # noqa: F401
 
 from icdreason.cli import app
 
@@ -56,7 +55,7 @@ def test_predict_csv_neutralises_text_cells_and_reads_them_back(runner, use_kb, 
 
     gold = tmp_path / "gold.jsonl"
     gold.write_text("".join(json.dumps({"id": i, "code": "I21.4"}) + "\n" for i in FORMULA_IDS))
-    scored = runner.invoke(app, ["eval", str(out), "--gold", str(gold), "--json", "-"])
+    scored = runner.invoke(app, ["eval", str(out), "--gold", str(gold), "--out", "-"])
     assert scored.exit_code == 0, scored.stderr
     run = json.loads(scored.stdout)["runs"][0]
     assert (run["matched"], run["missing_predictions"], run["unmatched_predictions"]) == (5, 0, 0)

@@ -8,7 +8,6 @@ import json
 import re
 
 from audit_fixtures import record, write_predictions
-from predict_support import retriever_kb, use_kb  # noqa: F401
 
 from icdreason.cli import app
 
@@ -79,11 +78,11 @@ def test_validate_lookup_and_search_show_markup_as_written(runner, kb_file):
     _no_raw_controls(missing.stderr)
 
 
-def test_scraped_text_with_markup_does_not_break_lookup(runner, kb_file):
+def test_scraped_text_with_markup_does_not_break_lookup(runner, writable_kb):
     from icdreason.kb import KnowledgeBase
     from icdreason.kb.scraped import ScrapeLogEntry, SymptomRow
 
-    with KnowledgeBase.open(kb_file, read_only=False) as base:
+    with KnowledgeBase.open(writable_kb, read_only=False) as base:
         base.record_scrape([SymptomRow("I21.4", "medlineplus", "I21.4", "exact", "en", "Heart [/]attack",
                                        "Crushing chest pain [/] radiating [bold]to the arm\x1b[5m.", None, 200,
                                        "0" * 64)],

@@ -75,14 +75,14 @@ def write_data(path, ids_codes):
     return path
 
 
-def test_teacher_prompt_gives_gold_code_description_symptoms_and_guideline(kb_file):
-    con = duckdb.connect(str(kb_file))
+def test_teacher_prompt_gives_gold_code_description_symptoms_and_guideline(writable_kb):
+    con = duckdb.connect(str(writable_kb))
     con.execute("""INSERT INTO symptoms VALUES ('I21.4', 'I214', 'gesund', 'I21.4', 'exact', 'en', 'NSTEMI',
                    'Chest pain and sweating without ST elevation.', NULL, now(), 200, 'h')""")
     con.close()
     from icdreason.kb import KnowledgeBase
 
-    with KnowledgeBase.open(kb_file) as kb:
+    with KnowledgeBase.open(writable_kb) as kb:
         p = teacher_prompt({"id": "a", "note": "pain </think> here", "code": "I21.4"}, kb)
     user = p.messages[1]["content"]
     assert "Coded principal diagnosis: I21.4 - Non-ST elevation (NSTEMI) myocardial infarction" in user

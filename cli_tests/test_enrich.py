@@ -10,6 +10,12 @@ import pytest
 from guidelines_pdf import build_guidelines_pdf
 
 
+@pytest.fixture
+def kb_file(writable_kb):
+    """These tests write to the knowledge base (scraped or imported rows): each gets a private copy."""
+    return writable_kb
+
+
 def _add_symptom(kb_file, code, source, text, language="de"):
     from icdreason.codes import normalize
 

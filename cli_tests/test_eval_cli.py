@@ -57,7 +57,7 @@ def invoke(runner, *args):
 def test_table3_layout_and_json(runner, files, tmp_path):
     gold, preds = files
     out = tmp_path / "metrics.json"
-    result = invoke(runner, "eval", preds, "--gold", gold, "--json", out)
+    result = invoke(runner, "eval", preds, "--gold", gold, "--out", out)
     assert result.exit_code == 0, result.output + result.stderr
     # Code level by hand: I214 (support 2, predicted 1, tp 1), J189 (2, 1, 1), N390 (1, 1, 1), K3580 (1, 0, 0),
     # NIL (0, 3, 0: I21.9 is not a gold code, n4 has no code, n6 no prediction) -> R = (1/2 + 1/2 + 1)/5 = 40.0, P = 3/5 = 60.0, F1 = (2/3 + 2/3 + 1)/5 = 46.7.
@@ -82,8 +82,10 @@ def test_table3_layout_and_json(runner, files, tmp_path):
     assert code["nil_predictions"] == 3
     assert run["status_counts"] == {"billable": 4, "no_output": 1, "(no prediction)": 1}
     chapters = {c["chapter"]: c for c in run["per_chapter"]}
-    assert chapters["IX"]["support"] == 2 and chapters["IX"]["f1"] == 1.0
-    assert chapters["IX"]["code_accuracy"] == 0.5
+    assert chapters[9]["support"] == 2 and chapters[9]["f1"] == 1.0
+    assert chapters[9]["code_accuracy"] == 0.5
+    # One chapter form: the number in JSON, "9 (I00-I99)" wherever a person reads it.
+    assert chapters[9]["label"] == "9 (I00-I99)" and "│ 9 (I00-I99) " in result.stdout
     assert [t["third"] for t in run["frequency_thirds"]["category"]] == ["head", "middle", "tail"]
     per_class = {c["label"]: c for c in run["per_class"]["code"]}
     assert per_class["I214"] == {"label": "I214", "support": 2, "predicted": 1, "tp": 1, "precision": 1.0,
@@ -93,8 +95,8 @@ def test_table3_layout_and_json(runner, files, tmp_path):
 
 def test_json_to_stdout_with_bootstrap_is_reproducible(runner, files):
     gold, preds = files
-    first = invoke(runner, "eval", preds, "--gold", gold, "--json", "-", "--bootstrap", "50", "--seed", "1")
-    second = invoke(runner, "eval", preds, "--gold", gold, "--json", "-", "--bootstrap", "50", "--seed", "1")
+    first = invoke(runner, "eval", preds, "--gold", gold, "--out", "-", "--bootstrap", "50", "--seed", "1")
+    second = invoke(runner, "eval", preds, "--gold", gold, "--out", "-", "--bootstrap", "50", "--seed", "1")
     assert first.exit_code == 0, first.stderr
     a, b = json.loads(first.stdout), json.loads(second.stdout)
     assert a["runs"][0]["levels"]["code"]["ci95"] == b["runs"][0]["levels"]["code"]["ci95"]
@@ -115,7 +117,7 @@ def test_runs_side_by_side_in_every_format(runner, files, tmp_path):
         db.write_batch(records(rows, run_id))
     db.close()
     out = tmp_path / "m.json"
-    result = invoke(runner, "eval", jsonl, csv_file, parquet, tmp_path / "log.duckdb", "--gold", gold, "--json", out,
+    result = invoke(runner, "eval", jsonl, csv_file, parquet, tmp_path / "log.duckdb", "--gold", gold, "--out", out,
                     "--brief")
     assert result.exit_code == 0, result.stderr
     runs = {r["name"]: r["levels"]["code"]["macro"]["f1"] for r in json.loads(out.read_text())["runs"]}
@@ -138,7 +140,7 @@ def test_plain_tables_with_named_columns_and_verl_gold(runner, tmp_path):
     preds = tmp_path / "preds.tsv"
     preds.write_text("note\tanswer\na\ti214\nb\tJ18.9 \nc\tU071\n")
     result = invoke(runner, "eval", preds, "--gold", gold, "--id-column", "note", "--gold-id-column",
-                    "extra_info.id", "--pred-column", "answer", "--json", "-")
+                    "extra_info.id", "--prediction-column", "answer", "--out", "-")
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["gold"]["code_column"] == "reward_model.ground_truth"
@@ -150,7 +152,7 @@ def test_fixed_vocabulary(runner, files, tmp_path):
     gold, preds = files
     labels = tmp_path / "labels.txt"
     labels.write_text("# training label set\nI21.4\nI21.9\nJ18.9\nN39.0\n")
-    result = invoke(runner, "eval", preds, "--gold", gold, "--labels", labels, "--json", "-")
+    result = invoke(runner, "eval", preds, "--gold", gold, "--labels", labels, "--out", "-")
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["label_space"] == {"source": str(labels), "codes": 4, "categories": 3, "chapters": 22}
@@ -165,7 +167,7 @@ def test_fixed_vocabulary(runner, files, tmp_path):
     sft = tmp_path / "sft.parquet"
     pq.write_table(pa.table({"id": ["t1", "t2", "t3", "t4"], "code": ["I21.4", "I21.9", "J18.9", "N39.0"],
                              "messages": [[{"role": "user", "content": "note"}]] * 4}), sft)
-    again = json.loads(invoke(runner, "eval", preds, "--gold", gold, "--labels", sft, "--json", "-").stdout)
+    again = json.loads(invoke(runner, "eval", preds, "--gold", gold, "--labels", sft, "--out", "-").stdout)
     assert again["runs"][0]["levels"] == data["runs"][0]["levels"]
 
 
@@ -189,8 +191,8 @@ def test_duplicated_ids(runner, files, tmp_path):
     result = invoke(runner, "eval", dup, "--gold", gold)
     assert result.exit_code == 2
     assert "1 duplicated id(s), e.g. 'n1' (2x)" in result.stderr and "--duplicates first|last" in result.stderr
-    first = json.loads(invoke(runner, "eval", dup, "--gold", gold, "--duplicates", "first", "--json", "-").stdout)
-    last = json.loads(invoke(runner, "eval", dup, "--gold", gold, "--duplicates", "last", "--json", "-").stdout)
+    first = json.loads(invoke(runner, "eval", dup, "--gold", gold, "--duplicates", "first", "--out", "-").stdout)
+    last = json.loads(invoke(runner, "eval", dup, "--gold", gold, "--duplicates", "last", "--out", "-").stdout)
     assert first["runs"][0]["duplicates_dropped"] == 1
     assert first["runs"][0]["levels"]["code"]["accuracy"] > last["runs"][0]["levels"]["code"]["accuracy"]
 
@@ -206,8 +208,8 @@ def test_ids_that_do_not_match(runner, files, tmp_path):
 
 def test_missing_columns_name_the_option(runner, files, tmp_path):
     gold, preds = files
-    result = invoke(runner, "eval", preds, "--gold", gold, "--pred-column", "nope")
-    assert result.exit_code == 2 and "no column 'nope'" in result.stderr and "--pred-column" in result.stderr
+    result = invoke(runner, "eval", preds, "--gold", gold, "--prediction-column", "nope")
+    assert result.exit_code == 2 and "no column 'nope'" in result.stderr and "--prediction-column" in result.stderr
     bare = tmp_path / "bare.csv"
     bare.write_text("id,text\nn1,hello\n")
     result = invoke(runner, "eval", bare, "--gold", gold)
@@ -221,7 +223,7 @@ def test_by_field_and_numeric_bins(runner, files, tmp_path):
     gold20.write_text("id,code\n" + "".join(f"n{i},{'I21.4' if i % 2 else 'J18.9'}\n" for i in range(1, 21)))
     preds = write_predictions(tmp_path / "many.jsonl", many)
     result = invoke(runner, "eval", preds, "--gold", gold20, "--by", "engine", "--by", "confidence.code",
-                    "--bins", "4", "--json", "-")
+                    "--bins", "4", "--out", "-")
     assert result.exit_code == 0, result.stderr
     by = json.loads(result.stdout)["runs"][0]["by"]
     assert [(g["value"], g["n"]) for g in by["engine"]] == [("hf", 20)]
@@ -272,7 +274,7 @@ def test_plot_without_matplotlib_names_the_extra(runner, files, tmp_path, monkey
     gold, preds = files
     result = invoke(runner, "eval", preds, "--gold", gold, "--plot", tmp_path / "x.png")
     assert result.exit_code == 1
-    assert "`plot` extra" in result.stderr and "pip install matplotlib" in result.stderr
+    assert "pip install '.[plot]' in the icdreason checkout" in result.stderr and "pip install matplotlib" in result.stderr
 
 
 def test_spreadsheet_export_with_bom_crlf_and_messy_codes(runner, tmp_path):
@@ -280,7 +282,7 @@ def test_spreadsheet_export_with_bom_crlf_and_messy_codes(runner, tmp_path):
     gold.write_bytes(b"\xef\xbb\xbfID,Code\r\nn1, i21.4 \r\nn2,J189\r\nn3,\"['U07.1', 'J12.82']\"\r\n")
     preds = tmp_path / "preds.csv"
     preds.write_text("id,code\nn1,I214\nn2, j18.9\nn3,U07.1\n")
-    result = invoke(runner, "eval", preds, "--gold", gold, "--json", "-")
+    result = invoke(runner, "eval", preds, "--gold", gold, "--out", "-")
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert (data["gold"]["id_column"], data["gold"]["code_column"]) == ("ID", "Code")

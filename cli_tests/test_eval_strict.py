@@ -205,7 +205,7 @@ def test_a_plain_response_column_and_the_cli(runner, tmp_path):
     assert "responses: strict answers (the authors' first think/diagnosis pair): 4 read from the response; 2 " \
            "without an answer (NIL), 1 of which the tolerant parse would answer (--salvage)" in said
     assert "responses (salvaged): icdreason's tolerant parse, of each response" in said
-    data = json.loads(runner.invoke(app, ["eval", str(preds), "--gold", str(gold), "--json", "-"]).stdout)
+    data = json.loads(runner.invoke(app, ["eval", str(preds), "--gold", str(gold), "--out", "-"]).stdout)
     assert [r["name"] for r in data["runs"]] == ["responses"]  # no --salvage: no second row
     assert data["runs"][0]["scoring"]["pred_column"] is None
     assert "strict" in data["definitions"]
@@ -216,7 +216,7 @@ def test_a_table_without_responses_or_format_ok_is_scored_as_given_and_says_so(r
     gold.write_text(GOLD)
     preds = tmp_path / "codes.csv"
     preds.write_text("id,code\nn1,I21.4\nn2,J18.9\nn3,N39.0\nn4,K35.80\n")
-    result = runner.invoke(app, ["eval", str(preds), "--gold", str(gold), "--json", "-"])
+    result = runner.invoke(app, ["eval", str(preds), "--gold", str(gold), "--out", "-"])
     assert result.exit_code == 0, result.stderr
     assert accuracy(json.loads(result.stdout)["runs"][0]) == 1.0
     assert "4 prediction row(s) in codes.csv have neither a response nor format_ok" in " ".join(result.stderr.split())
@@ -242,7 +242,7 @@ def test_files_shaped_like_the_authors_evaluation_data(runner, tmp_path):
     preds = tmp_path / "generations.jsonl"
     preds.write_text("".join(json.dumps({"hadm_id": h, "response": r}) + "\n" for h, r in [
         (21000001, pair("I214")), (21000002, pair("J18.9")), (21000003, f"{TRACE}\nN39.0")]))
-    result = runner.invoke(app, ["eval", str(preds), "--gold", str(gold), "--labels", str(labels), "--json", "-"])
+    result = runner.invoke(app, ["eval", str(preds), "--gold", str(gold), "--labels", str(labels), "--out", "-"])
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert (data["gold"]["id_column"], data["gold"]["code_column"]) == ("hadm_id", "icd_codes")

@@ -12,6 +12,12 @@ import pytest
 from guidelines_pdf import build_guidelines_pdf
 
 
+@pytest.fixture
+def kb_file(writable_kb):
+    """These tests write to the knowledge base (scraped or imported rows): each gets a private copy."""
+    return writable_kb
+
+
 @pytest.fixture(scope="module")
 def guidelines_pdf(tmp_path_factory):
     return build_guidelines_pdf(tmp_path_factory.mktemp("pdf") / "fy-2025-icd-10-cm-coding-guidelines.pdf")

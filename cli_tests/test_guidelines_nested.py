@@ -11,6 +11,12 @@ from guidelines_nested import CIRCULATORY, NESTED_FILES, write_nested_guidelines
 
 
 @pytest.fixture
+def kb_file(writable_kb):
+    """These tests write to the knowledge base (scraped or imported rows): each gets a private copy."""
+    return writable_kb
+
+
+@pytest.fixture
 def nested_dir(tmp_path):
     return write_nested_guidelines(tmp_path / "icd_10_cm_guidelines")
 

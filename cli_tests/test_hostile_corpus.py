@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from hostile_corpus import CHEST, ESC, HUGE_ID, MARKUP, write_corpus
-from predict_support import retriever_kb  # noqa: F401
 
 from icdreason.cli import app
 
@@ -58,7 +57,7 @@ def _cases(c: dict[str, Path], out: Path) -> list[tuple[str, list[str], str | Pa
         ("eval corpus csv", ["eval", str(c["csv"]), "--gold", str(c["gold"])], None),
         ("eval corpus parquet", ["eval", str(c["parquet"]), "--gold", str(c["gold"])], None),
         ("eval latin-1 csv", ["eval", str(c["latin1_csv"]), "--gold", str(c["gold"])], None),
-        ("eval --json", ["eval", str(out / "jsonl.jsonl"), "--gold", str(c["gold"]), "--json", "-"], None),
+        ("eval --out -", ["eval", str(out / "jsonl.jsonl"), "--gold", str(c["gold"]), "--out", "-"], None),
         ("reward score responses", ["reward", "score", str(c["responses"]), "--components", "format,outcome,length"],
          None),
         ("reward score predictions", ["reward", "score", str(out / "jsonl.jsonl"), "--gold", str(c["gold"])], None),

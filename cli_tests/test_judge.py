@@ -14,6 +14,13 @@ import pytest
 from icdreason.rewards.judge import CHOICES, JudgeClient, JudgeItem, parse_judge_answer
 from icdreason.rewards import RewardConfig, score_batch
 
+
+@pytest.fixture
+def kb_file(writable_kb):
+    """These tests write to the knowledge base (scraped or imported rows): each gets a private copy."""
+    return writable_kb
+
+
 TRACE = "Crushing chest pain for two hours, troponin rising, ST depression in V4-V6: a non-ST elevation infarction."
 NOTE = "Chief Complaint: chest pain. HPI: 67-year-old man with crushing substernal chest pain since this morning."
 

@@ -101,9 +101,9 @@ def test_info_counts(kb):
     assert sum(ch["billable"] for ch in info["chapters"]) == 74_719
 
 
-def test_build_refuses_to_overwrite_without_force(kb_file):
+def test_build_refuses_to_overwrite_without_force(writable_kb):
     with pytest.raises(KnowledgeBaseError, match="--force"):
-        build_kb(kb_file)
+        build_kb(writable_kb)
 
 
 def test_corrupt_file_names_the_fix(tmp_path):
@@ -114,12 +114,12 @@ def test_corrupt_file_names_the_fix(tmp_path):
         KnowledgeBase.open(bad)
 
 
-def test_old_schema_names_the_fix(kb_file):
-    con = duckdb.connect(str(kb_file))
+def test_old_schema_names_the_fix(writable_kb):
+    con = duckdb.connect(str(writable_kb))
     con.execute("UPDATE meta SET value = '0' WHERE key = 'schema_version'")
     con.close()
     with pytest.raises(KnowledgeBaseError, match="schema version 0.*kb build --force"):
-        KnowledgeBase.open(kb_file)
+        KnowledgeBase.open(writable_kb)
 
 
 def test_missing_kb_is_built_on_first_use(tmp_path):
@@ -198,12 +198,12 @@ def test_a_file_of_another_kind_is_not_taken_for_a_knowledge_base(tmp_path):
         KnowledgeBase.open(other)
 
 
-def test_opening_an_older_file_adds_the_tables_it_lacks(kb_file):
-    con = duckdb.connect(str(kb_file))
+def test_opening_an_older_file_adds_the_tables_it_lacks(writable_kb):
+    con = duckdb.connect(str(writable_kb))
     con.execute("DROP TABLE guidelines; DELETE FROM _migrations WHERE name IN ('0004_guidelines', "
                 "'0005_guideline_paths')")
     con.close()
-    with KnowledgeBase.open(kb_file) as base:  # read-only: reopened for writing once to add the table
+    with KnowledgeBase.open(writable_kb) as base:  # read-only: reopened for writing once to add the table
         assert "guidelines" in base.tables() and not base.has_rows("guidelines")
         assert base.info()["migrations"][-3:] == ["0004_guidelines", "0005_guideline_paths", "0006_alphabetic_index"]
 

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import duckdb
 import pytest
-from predict_support import register_scripted, retriever_kb
+from predict_support import register_scripted
 from scrape_server import Answer, FixtureServer
 
 from icdreason.cli import app
@@ -23,7 +23,6 @@ from icdreason.models.profiles import PROMPT_BASE_URL_ENV
 from icdreason.prompts import load_template
 from icdreason.records import read_predictions
 
-_FIXTURES = (retriever_kb,)  # the knowledge base with its retriever index, shared by the predict tests
 
 # Our own prompt in the authors' shape: a quoted system cell with a comma and a line break, a user row with {note}
 # and escaped braces (their script fills it with str.format), the assistant row as the prefill.

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from fake_openai_server import FakeServer
-from predict_support import ICDREASON, retriever_kb, use_kb  # noqa: F401
+from predict_support import ICDREASON
 
 from icdreason.cli import app
 from icdreason.errors import LockedError

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from predict_support import EXAMPLES, ICDREASON, ROOT, retriever_kb, use_kb  # noqa: F401
+from predict_support import EXAMPLES, ICDREASON, ROOT
 
 from icdreason import DISCLAIMER
 from icdreason.cli import app

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from predict_support import ScriptedEngine, ScriptedOptions, register_scripted, retriever_kb  # noqa: F401
+from predict_support import ScriptedEngine, ScriptedOptions, register_scripted
 
 from icdreason.cli import app
 from icdreason.notes import Note

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from predict_support import ScriptedEngine, ScriptedOptions, register_scripted, retriever_kb
+from predict_support import ScriptedEngine, ScriptedOptions, register_scripted
 from tiny_model import build_tokenizer
 
 from icdreason.cli import app
@@ -18,7 +18,6 @@ from icdreason.prompts import load_template
 from icdreason.prompts.length import PromptLimit, prompt_text_for_count
 from icdreason.records import read_predictions
 
-_FIXTURES = (retriever_kb,)  # the knowledge base with its retriever index, shared by the predict tests
 ANSWER = "x</think><diagnosis>I214</diagnosis>"
 
 

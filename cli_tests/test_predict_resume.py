@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from predict_support import EXAMPLES, ICDREASON, retriever_kb  # noqa: F401
+from predict_support import EXAMPLES, ICDREASON
 
 from icdreason.records import Record, open_writer, read_predictions
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from predict_support import retriever_kb  # noqa: F401
 
 from icdreason.cli import app
 from icdreason.engines.base import Prompt, SamplingParams

@@ -12,7 +12,6 @@ import time
 import duckdb
 import pytest
 from fake_openai_server import FakeServer
-from predict_support import retriever_kb, use_kb  # noqa: F401
 
 from icdreason.cli import app
 from icdreason.engines.base import Prompt, SamplingParams

@@ -9,6 +9,13 @@ import duckdb
 import pytest
 from scrape_server import FIXTURES, Answer, FixtureServer, page
 
+
+@pytest.fixture
+def kb_file(writable_kb):
+    """These tests write to the knowledge base (scraped or imported rows): each gets a private copy."""
+    return writable_kb
+
+
 CODES = ["J45", "I10", "I21.4", "I21", "I21.A1", "E11", "E10", "K35", "N39", "R51", "R52", "M54", "Z00", "J18",
          "R69", "XYZ"]
 

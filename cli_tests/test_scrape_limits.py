@@ -16,6 +16,13 @@ from test_scrape_medlineplus import _by_code
 
 from icdreason.cli import app
 
+
+@pytest.fixture
+def kb_file(writable_kb):
+    """These tests write to the knowledge base (scraped or imported rows): each gets a private copy."""
+    return writable_kb
+
+
 MAX_PAGE_BYTES = 5_000_000  # icdreason.scrape.limits, as documented in docs/usage-scrape.md
 MAX_DESCRIPTION_CHARS = 10_000
 

@@ -10,6 +10,12 @@ import pytest
 from scrape_server import Answer, FixtureServer, page
 
 
+@pytest.fixture
+def kb_file(writable_kb):
+    """These tests write to the knowledge base (scraped or imported rows): each gets a private copy."""
+    return writable_kb
+
+
 def _by_code(path: str) -> str:
     parts = urlsplit(path)
     if parts.path != "/service":

@@ -22,7 +22,6 @@ from icdreason.predict import PredictSettings, predict, sampling_for
 from icdreason.prompts import load_template
 from icdreason.records import Record, open_writer, read_predictions
 
-retriever_kb = predict_support.retriever_kb  # the shared fixture: a knowledge base with its retriever index
 TEXTS = [p.read_text() for p in sorted(predict_support.EXAMPLES.glob("*.txt"))]
 
 

@@ -233,6 +233,41 @@ def test_missing_model_path_fails(runner, tmp_path, sft_file):
     assert "no config.json" in line
 
 
+def test_a_model_that_looks_like_a_local_path_is_not_taken_for_a_hub_id(runner, tmp_path, sft_file, rl_file,
+                                                                       monkeypatch):
+    # runs/sft where runs/ exists is a path to a folder not trained yet, not the hub id "runs/sft".
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    line = fails(runner, "sft", "--model", "runs/sft", "--train", str(sft_file), "--dry-run")
+    assert line.startswith("error: model folder runs/sft does not exist (its parent runs/ is a local folder")
+    line = fails(runner, "grpo", "--model", "runs/sft", "--train", str(rl_file), "--dry-run")
+    assert "model folder runs/sft does not exist" in line
+    # Without such a folder an owner/name is still a hub id (not downloaded by a dry run).
+    result = runner.invoke(app, ["train", "sft", "--model", "Qwen/Qwen2.5-0.5B-Instruct", "--train", str(sft_file),
+                                 "-o", str(tmp_path / "o"), "--dry-run"])
+    assert result.exit_code == 0, result.stderr
+
+
+def test_dry_runs_warn_when_the_schedule_does_not_fit_the_data(runner, tmp_path, tiny, sft_file, rl_file):
+    result = runner.invoke(app, ["train", "sft", "--model", str(tiny), "--train", str(sft_file), "-o",
+                                 str(tmp_path / "o"), "--dry-run"])  # 16 rows; paper: batch 32, 100 warm-up steps
+    assert result.exit_code == 0, result.stderr
+    notes = yaml.safe_load(result.stdout)["notes"]
+    assert "effective_batch_size 32 is larger than the 16 training rows: every step sees all rows, and an epoch " \
+           "is one step" in notes
+    assert "warmup_steps 100 exceeds the 1 training steps: the learning rate never reaches its set value (lower " \
+           "warmup_steps or train longer)" in notes
+    assert "note: warmup_steps 100 exceeds the 1 training steps" in result.stderr
+    fitting = yaml.safe_load(runner.invoke(app, ["train", "sft", "--model", str(tiny), "--train", str(sft_file),
+                                                 "-o", str(tmp_path / "o"), "--batch-size", "4", "--warmup-steps",
+                                                 "2", "--dry-run"]).stdout)
+    assert not [n for n in fitting["notes"] if "batch_size" in n or "warmup" in n]  # 16 rows / 4 = 4 steps
+    grpo = yaml.safe_load(runner.invoke(app, ["train", "grpo", "--backend", "verl", "--model", str(tiny), "--train",
+                                              str(rl_file), "-o", str(tmp_path / "g"), "--dry-run"]).stdout)
+    assert "train_batch_size 64 is larger than the 8 training rows: the incomplete batch is dropped, so no step " \
+           "would run" in grpo["notes"]
+
+
 def test_missing_and_misshapen_parquet_fail(runner, tmp_path, tiny):
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -53,7 +53,7 @@ def format_valid_rate(runner, model: Path, notes: Path, template: Path, out: Pat
                                  "--no-enrich", "--quiet"])
     assert result.exit_code == 0, result.stdout + result.stderr
     report = out / "eval.json"
-    result = runner.invoke(app, ["eval", str(preds), "--gold", str(notes), "--json", str(report)])
+    result = runner.invoke(app, ["eval", str(preds), "--gold", str(notes), "--out", str(report)])
     assert result.exit_code == 0, result.stdout + result.stderr
     (run,) = json.loads(report.read_text())["runs"]
     assert run["rows"] == 24

@@ -11,7 +11,6 @@ import re
 
 import duckdb
 import pytest
-from predict_support import retriever_kb, use_kb  # noqa: F401
 
 from icdreason.cli import app
 from icdreason.notes import read_notes

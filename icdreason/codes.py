@@ -24,6 +24,7 @@ __all__ = [
     "undotted",
     "category",
     "chapter_of",
+    "chapter_label",
     "common_prefix",
     "common_prefix_length",
     "seventh_character_code",
@@ -53,6 +54,12 @@ class Chapter:
     @property
     def range(self) -> str:
         return f"{self.first}-{self.last}"
+
+    @property
+    def label(self) -> str:
+        """How a chapter is shown to a person everywhere: its number and category range, ``9 (I00-I99)``. Records
+        and JSON carry the number alone (an int)."""
+        return f"{self.number} ({self.range})"
 
 
 #: Official chapter ranges of the ICD-10-CM tabular list (FY2026). The KB builds its `chapters` table from the XML
@@ -156,6 +163,17 @@ def dotted(code: str) -> str:
 def category(code: str) -> str:
     """The three-character category of a code (``"M51.16"`` -> ``"M51"``)."""
     return normalize(code)[:3]
+
+
+def chapter_label(number: int | str | None) -> str:
+    """The display form of a chapter number (``9`` -> ``9 (I00-I99)``); ``-`` for none, the value itself when it is
+    not a chapter number."""
+    if number is None or number == "":
+        return "-"
+    try:
+        return CHAPTER_RANGES[int(number) - 1].label if 1 <= int(number) <= len(CHAPTER_RANGES) else str(number)
+    except (TypeError, ValueError):
+        return str(number)
 
 
 def chapter_of(code: str) -> Chapter | None:

@@ -8,6 +8,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 
+def install_hint(extra: str) -> str:
+    """How to install one of icdreason's extras (pyproject.toml), said the way that works: icdreason is installed
+    from its checkout, not from PyPI. The brackets are part of the command; printers escape them (rich markup)."""
+    return f"pip install '.[{extra}]' in the icdreason checkout"
+
+
 class IcdreasonError(Exception):
     """Base class of every error icdreason raises on purpose. ``exit_code`` is what the CLI exits with."""
 

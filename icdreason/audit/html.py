@@ -108,8 +108,26 @@ def plots(report: AuditReport) -> list[tuple[str, str]]:
     return out
 
 
+def can_plot() -> bool:
+    """Whether matplotlib (the ``plot`` extra) is importable here."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("matplotlib") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def plots_missing() -> str:
+    """Why an HTML report has no plots on an install without the ``plot`` extra, and how to get them."""
+    from ..errors import install_hint
+
+    return f"plots left out: matplotlib is not installed ({install_hint('plot')})"
+
+
 def html_report(report: AuditReport, *, with_plots: bool = True) -> str:
-    """The whole report as one HTML document."""
+    """The whole report as one HTML document; with ``with_plots`` its plots, when matplotlib is installed (else a
+    line saying why they are missing)."""
     parts = [
         "<!DOCTYPE html><html lang=en><head><meta charset=utf-8>",
         '<meta name=viewport content="width=device-width,initial-scale=1">',
@@ -122,7 +140,9 @@ def html_report(report: AuditReport, *, with_plots: bool = True) -> str:
         parts.append(f"<h2>{escape(section.title)}</h2>")
         parts.append(_table(section.columns, section.rows, section.note) if section.rows else
                      f"<p><em>No data.</em> {escape(section.note)}</p>")
-    if with_plots:
+    if with_plots and not can_plot():
+        parts.append(f"<h2>Plots</h2><p><em>{escape(plots_missing())}.</em></p>")
+    elif with_plots:
         figures = plots(report)
         if figures:
             parts.append("<h2>Plots</h2>")

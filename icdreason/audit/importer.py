@@ -1,7 +1,7 @@
 """``audit import``: decisions made offline in a spreadsheet, validated row by row.
 
 Each row needs ``case_id``, ``reviewer`` and ``decision`` (accept | correct | reject | skip, or a/c/r/s); ``code`` is
-the expert's code (required to correct), ``reason`` a rejection reason (key or label), and ``comment``, ``seconds``,
+the expert's code (required to correct), ``reason`` a rejection reason (the review screens' number, e.g. ``3``, its key or its label), and ``comment``, ``seconds``,
 ``blind_code``, ``flagged`` and ``decided_at`` are optional. Valid rows are written in one transaction; every other
 row is reported with its line number and why, and nothing is half-written.
 """
@@ -55,12 +55,18 @@ class ImportResult:
 
 
 def reason_key(text: str) -> str | None:
-    """The stored key of a rejection reason given as a key or a label (``"Missed severity"`` -> ``missed_severity``)."""
+    """The stored key of a rejection reason given as the number the review screens use for it (``3``), its key or
+    its label (``"Missed severity"`` -> ``missed_severity``)."""
     t = text.strip().lower().replace("-", " ").replace("_", " ")
-    for key, label in REJECT_REASONS.items():
-        if t in (key.replace("_", " "), label):
+    for number, (key, label) in enumerate(REJECT_REASONS.items(), 1):
+        if t in (str(number), key.replace("_", " "), label):
             return key
     return None
+
+
+def reason_choices() -> str:
+    """The reasons an import accepts, as the review screens number them: ``1 wrong chapter, 2 ...``."""
+    return ", ".join(f"{number} {label}" for number, label in enumerate(REJECT_REASONS.values(), 1))
 
 
 def read_rows(path: Path) -> list[tuple[int, dict[str, str]]]:
@@ -133,9 +139,9 @@ def _check(row: dict[str, str], case: Case | None, kb: KnowledgeBase, reviewers:
     if row.get("reason"):
         reason = reason_key(row["reason"])
         if reason is None:
-            return f"reason {row['reason']!r} is not one of: {', '.join(REJECT_REASONS.values())}"
+            return f"reason {row['reason']!r} is not one of: {reason_choices()} (the number or the label)"
     if decision == "reject" and reason is None:
-        return f"reject needs a reason: one of {', '.join(REJECT_REASONS.values())}"
+        return f"reject needs a reason: one of {reason_choices()} (the number or the label)"
     if reason == "other" and not row.get("comment"):
         return "reason 'other' needs a comment"
     seconds = None

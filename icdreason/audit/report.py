@@ -147,7 +147,7 @@ def _per_chapter(final: list[Decision], cases: dict[str, Case], report: AuditRep
     for chapter in sorted(set(n_cases) | set(by), key=lambda c: (c is None, c or 0)):
         ds = by.get(chapter, [])
         c = Counter(d.decision for d in ds)
-        label = f"{chapter} {_CHAPTERS[chapter].range}" if chapter in _CHAPTERS else "no code"
+        label = _CHAPTERS[chapter].label if chapter in _CHAPTERS else "no code"
         title = _CHAPTERS[chapter].title if chapter in _CHAPTERS else "the model gave no valid code"
         rows.append([label, title[:48], str(n_cases.get(chapter, 0)), str(len(ds)), pct(_rate(c["accept"], len(ds))),
                      pct(_rate(c["correct"], len(ds))), pct(_rate(c["reject"], len(ds)))])

@@ -13,7 +13,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from ..codes import chapter_of
+from ..codes import chapter_label, chapter_of
 from ..display import cell, visible
 from .sampling import share_of
 from .session import CaseView
@@ -102,10 +102,10 @@ def prediction_panel(view: CaseView) -> Panel:
         grid.add_row("model wrote", cell(str(rec.get("code_raw"))))
     if view.path:
         grid.add_row("hierarchy", cell(" › ".join(f"{p.code} {p.description}" if p.kind != "chapter" else
-                                                  f"Chapter {p.code}: {p.description}" for p in view.path)))
+                                                  f"Chapter {chapter_label(p.code)}: {p.description}" for p in view.path)))
     elif case.model_code and chapter_of(case.model_code):
         ch = chapter_of(case.model_code)
-        grid.add_row("chapter", cell(f"{ch.number} ({ch.range}) {ch.title}"))
+        grid.add_row("chapter", cell(f"{ch.label} {ch.title}"))
     conf, label = share_of(rec)
     if isinstance(conf, dict) and any(conf.values()):
         grid.add_row(label, cell(", ".join(f"{k} {_number(v)}" for k, v in conf.items() if v is not None)))

@@ -10,6 +10,14 @@ import typer
 from typer.core import TyperGroup
 
 from .. import __version__
+from .common import install_type_labels
+
+install_type_labels()
+
+
+#: The top-level commands in the order a project uses them, the order ``icdreason --help`` lists them: the knowledge
+#: base and what fills it, codes, data, prediction, scoring, review, traces, rewards, training.
+WORKFLOW = ("kb", "scrape", "validate", "data", "predict", "eval", "audit", "distill", "reward", "train")
 
 
 class _Root(TyperGroup):
@@ -20,6 +28,11 @@ class _Root(TyperGroup):
     folder, a DuckDB error from a damaged file found by a later query, and Ctrl-C (which DuckDB reports as
     ``RuntimeError: Query interrupted`` when it arrives during a query): "interrupted", exit code 130.
     """
+
+    def list_commands(self, ctx) -> list[str]:
+        """The commands in workflow order (:data:`WORKFLOW`), any other after them."""
+        names = list(super().list_commands(ctx))
+        return sorted(names, key=lambda n: WORKFLOW.index(n) if n in WORKFLOW else len(WORKFLOW))
 
     def invoke(self, ctx):
         from ..errors import IcdreasonError
@@ -123,7 +136,7 @@ def _root(
     """ICD-10-CM reasoning models from admission notes (research use only)."""
 
 
-# Command groups: one module each. Keep this list in the order `--help` shows them.
+# Command groups: one module each (`--help` lists them in WORKFLOW order).
 from . import kb as _kb  # noqa: E402
 from . import validate as _validate  # noqa: E402
 

@@ -232,7 +232,8 @@ def report(
     db: DbOption = Path("audit.duckdb"),
     html: Annotated[Optional[Path], typer.Option("--html", help="Also write one self-contained HTML file.")] = None,
     md: Annotated[Optional[Path], typer.Option("--md", help="Also write the report as Markdown.")] = None,
-    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Embed plots in the HTML (matplotlib).")] = True,
+    plots: Annotated[bool, typer.Option("--plots/--no-plots", help="Embed plots in the HTML (when matplotlib, the "
+                                        "plot extra, is installed).")] = True,
 ) -> None:
     """Acceptance, divergence levels, per-chapter table, agreement (kappa), time per case, reasons, flagged cases."""
     from ..audit.render import markdown, print_report
@@ -246,7 +247,9 @@ def report(
         atomic_write_text(md, markdown(result))
         say(f"Markdown report written to {md}")
     if html is not None:
-        from ..audit.html import html_report
+        from ..audit.html import can_plot, html_report, plots_missing
 
+        if plots and not can_plot():
+            say(f"note: {plots_missing()}")
         atomic_write_text(html, html_report(result, with_plots=plots))
         say(f"HTML report written to {html}")

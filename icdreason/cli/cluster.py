@@ -12,8 +12,8 @@ from .common import console, say
 RayOption = Annotated[Optional[str], typer.Option(
     "--ray", metavar="local|auto|HOST:PORT",
     help="Generate on a Ray cluster through Ray Data: local (a new Ray on this machine), auto (the cluster of this "
-         "node, or $RAY_ADDRESS as inside `ray job submit`) or the head's HOST:6379. Needs pip install "
-         "'icdreason[ray]'.")]
+         "node, or $RAY_ADDRESS as inside `ray job submit`) or the head's HOST:6379. Needs the ray extra: "
+         "pip install '.\\[ray]' in the icdreason checkout.")]
 ReplicasOption = Annotated[int, typer.Option("--replicas", min=1, help="With --ray: copies of the engine working in "
                                              "parallel (data parallel; a vLLM replica spans --tensor-parallel-size "
                                              "GPUs).")]
@@ -70,6 +70,9 @@ def print_plan(plan, *, options, notes: Optional[int] = None) -> None:
     console.print(yaml.safe_dump(doc, sort_keys=False, width=1_000_000), markup=False, soft_wrap=True)
     if not ray_installed():
         say(f"note: {RAY_INSTALL_HINT}")
+    if notes and plan.batch_size > notes:
+        say(f"note: --batch-size {plan.batch_size} is larger than the {notes} note(s): they make one batch"
+            + (f", so {plan.replicas - 1} of the {plan.replicas} replicas get no work" if plan.replicas > 1 else ""))
     say("dry run: nothing was started")
 
 

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from ..errors import UsageError
-from .common import cell, console, disclaimer, err_console, markup
+from .common import cell, console, disclaimer, err_console, markup, renamed_flag, renamed_value
 
 if TYPE_CHECKING:
     from ..evaluation import Report, RunResult
@@ -74,10 +74,10 @@ def _chapters(run: RunResult) -> Table:
     table = Table(title=cell(f"{run.name}: per chapter (%)", single_line=True), title_justify="left",
                   caption="P/R/F1 at chapter level; Cat acc / Code acc: share of the chapter's gold rows whose "
                           "category / full code is right", caption_justify="left")
-    for name in ("Chapter", "Range", "Support", "Predicted", "P", "R", "F1", "Cat acc", "Code acc"):
-        table.add_column(name, justify="left" if name in ("Chapter", "Range") else "right")
+    for name in ("Chapter", "Support", "Predicted", "P", "R", "F1", "Cat acc", "Code acc"):
+        table.add_column(name, justify="left" if name == "Chapter" else "right")
     for r in run.per_chapter:
-        table.add_row(cell(r["chapter"]), cell(r["range"] or "-"), str(r["support"]), str(r["predicted"]),
+        table.add_row(cell(r["label"]), str(r["support"]), str(r["predicted"]),
                       _pct(r["precision"]), _pct(r["recall"]), _pct(r["f1"]), _pct(r["category_accuracy"]),
                       _pct(r["code_accuracy"]))
     return table
@@ -158,16 +158,16 @@ def evaluate(
     gold_id_column: Annotated[Optional[str], typer.Option("--gold-id-column", help="Id column of the gold table. "
                                                           "Default: --id-column, else id / extra_info.id / "
                                                           "hadm_id.")] = None,
-    pred_column: Annotated[Optional[str], typer.Option("--pred-column", help="Predicted-code column. Default: code, "
-                                                       "else prediction / pred / predicted.")] = None,
+    prediction_column: Annotated[Optional[str], typer.Option(
+        "--prediction-column", help="Predicted-code column. Default: code, else prediction / pred / predicted.")] = None,
     gold_column: Annotated[Optional[str], typer.Option("--gold-column", help="Gold code column. Default: gold, "
                                                        "else code / label / icd_code / reward_model.ground_truth."
                                                        )] = None,
     labels: Annotated[Optional[Path], typer.Option("--labels", help="Fixed label vocabulary (one code per line, or "
                                                    "a table with a code column), e.g. the training label set. "
                                                    "Default: the gold codes.")] = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="Write every number to this JSON file "
-                                                     "('-' prints it instead of the tables).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write every number to this JSON file ('-' "
+                                                "prints the JSON on stdout instead of the tables).")] = None,
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="Resamples for 95% bootstrap intervals "
                                            "(0 = none; 1000 is usual).")] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
@@ -185,6 +185,8 @@ def evaluate(
         "raw outputs `predict --keep-raw` records); 'none' ignores responses.")] = None,
     salvage: Annotated[bool, typer.Option("--salvage", help="Also score icdreason's tolerant parse (the code "
                                           "column as given), as a separate row '<run> (salvaged)'.")] = False,
+    pred_column: Annotated[Optional[str], renamed_flag("--prediction-column", "--pred-column")] = None,
+    json_out: Annotated[Optional[Path], renamed_flag("--out", "--json")] = None,
 ) -> None:
     """Score predictions against gold codes at chapter, category and full-code level (macro R/P/F1, as in the paper).
 
@@ -196,10 +198,12 @@ def evaluate(
     """
     from ..evaluation import evaluate_files
 
+    prediction_column = renamed_value(prediction_column, pred_column, default=None, new="--prediction-column")
+    out = renamed_value(out, json_out, default=None, new="--out")
     if duplicates not in ("error", "first", "last"):
         raise UsageError(f"unknown --duplicates {duplicates!r}: choose error, first or last")
     report = evaluate_files(predictions, gold, id_column=id_column, gold_id_column=gold_id_column,
-                            pred_column=pred_column, gold_column=gold_column, labels=labels, by=by or (), bins=bins,
+                            pred_column=prediction_column, gold_column=gold_column, labels=labels, by=by or (), bins=bins,
                             bootstrap=bootstrap, seed=seed, duplicates=duplicates, response_column=response_column,
                             salvage=salvage)
     for warning in report.warnings + [w for run in report.runs for w in run.warnings]:
@@ -209,15 +213,15 @@ def evaluate(
 
         plot_chapters([(run.name, run.per_chapter) for run in report.runs], plot)
         err_console.print(cell(f"plot written to {plot}"), highlight=False)
-    if json_out is not None and str(json_out) == "-":
+    if out is not None and str(out) == "-":
         import json
 
         typer.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
         disclaimer()
         return
-    if json_out is not None:
-        report.write_json(json_out)
-        err_console.print(cell(f"metrics written to {json_out}"), highlight=False)
+    if out is not None:
+        report.write_json(out)
+        err_console.print(cell(f"metrics written to {out}"), highlight=False)
     console.print(cell(f"gold: {report.gold.path} ({len(report.gold.ids)} ids); label space: {report.space.source} "
                        f"({len(report.space.codes)} codes, {len(report.space.categories)} categories)"))
     console.print(_table3(report))

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from .common import KbOption, cell, console, markup, open_kb, say
+from .common import KbOption, cell, console, markup, open_kb, renamed_flag, renamed_value, say
 
 app = typer.Typer(help="Build, inspect, look up and search the ICD-10-CM knowledge base.", no_args_is_help=True)
 
@@ -71,7 +71,7 @@ def info(
     head.add_row("release", cell(f"{facts['release']} ({facts['source_file']})"))
     head.add_row("built", cell(facts["built_at"]))
     for kind, n in facts["kinds"].items():
-        head.add_row(f"{kind}s", f"{n:,}")
+        head.add_row(plural(kind), f"{n:,}")
     head.add_row("billable codes", f"{facts['billable']:,}")
     for extra in ("symptoms", "guidelines"):
         if extra in facts:
@@ -85,10 +85,10 @@ def info(
         head.add_row("index", "none (kb build --index FILE, or kb import-index FILE)")
     console.print(head)
     chapters = Table(title="Chapters")
-    for col in ("#", "range", "title", "billable"):
-        chapters.add_column(col, justify="right" if col in ("#", "billable") else "left")
+    for col in ("chapter", "title", "billable"):
+        chapters.add_column(col, justify="right" if col == "billable" else "left")
     for ch in facts["chapters"]:
-        chapters.add_row(str(ch["number"]), cell(ch["range"]), cell(ch["title"]), f"{ch['billable']:,}")
+        chapters.add_row(cell(f"{ch['number']} ({ch['range']})"), cell(ch["title"]), f"{ch['billable']:,}")
     console.print(chapters)
 
 
@@ -116,9 +116,18 @@ def lookup(
         raise typer.Exit(1)
 
 
+def plural(word: str) -> str:
+    """``category`` -> ``categories``, ``code`` -> ``codes`` (the kinds of the code table)."""
+    if word.endswith("y") and word[-2:-1] not in tuple("aeiou"):
+        return word[:-1] + "ies"
+    return word + ("es" if word.endswith(("s", "x", "ch", "sh")) else "s")
+
+
 def _print_card(card: dict) -> None:
     """One code's card: every value from the knowledge base (scraped text included) is escaped for the terminal."""
     from rich.panel import Panel
+
+    from ..codes import chapter_label
 
     if not card["found"]:
         console.print(f"[bold]{markup(card['input'], single_line=True)}[/bold]: [red]{markup(card['message'])}[/red]")
@@ -134,7 +143,8 @@ def _print_card(card: dict) -> None:
         examples = f", e.g. {markup(', '.join(card['examples']))}" if card["examples"] else ""
         lines.append(f"[yellow]not billable[/yellow] ({markup(card['kind'])}): {card['billable_below']:,} billable "
                      f"codes below{examples}")
-    path = " → ".join(f"{a['code']} {a['description']}" for a in card["path"])
+    path = " → ".join(f"{chapter_label(a['code']) if a['kind'] == 'chapter' else a['code']} {a['description']}"
+                      for a in card["path"])
     lines.append(f"[dim]path:[/dim] {markup(path)}")
     for kind, texts in card["notes"].items():
         lines.append(f"[dim]{markup(kind.replace('_', ' '))}:[/dim] " + markup("; ".join(texts)))
@@ -152,9 +162,10 @@ def _print_card(card: dict) -> None:
 @app.command("search")
 def search(
     query: Annotated[str, typer.Argument(help="Free text, e.g. \"nstemi\" or \"lumbar disc radiculopathy\".")],
-    k: Annotated[int, typer.Option("-k", "--top", min=1, max=1000, help="How many codes to show.")] = 10,
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=1000, help="How many codes to show.")] = 10,
     kb: KbOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+    top: Annotated[Optional[int], renamed_flag("--limit", "--top", "-k", min=1, max=1000)] = None,
 ) -> None:
     """Look a term up in the Alphabetic Index (main term, subterms, "see"), then search descriptions and inclusion
     terms (BM25); index hits first, with the path that led there."""
@@ -162,8 +173,9 @@ def search(
         from ..errors import UsageError
 
         raise UsageError("empty query: give some words to search for, e.g. icdreason kb search \"chest pain\"")
+    limit = renamed_value(limit, top, default=10, new="--limit")
     with open_kb(kb) as base:
-        hits = base.search(query, k=k)
+        hits = base.search(query, k=limit)
     if as_json:
         for hit in hits:
             typer.echo(json.dumps(hit.__dict__, ensure_ascii=False))

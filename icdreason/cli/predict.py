@@ -16,7 +16,7 @@ from ..engines.base import SamplingParams, SharedOptions
 from ..errors import UsageError
 from ..settings import parse_assignments
 from .cluster import CpusOption, DryRunOption, GpusOption, RayOption, ReplicasOption, print_plan, ray_plan
-from .common import KbOption, cell, console, err_console, open_kb, say, setting_flag
+from .common import KbOption, cell, console, err_console, open_kb, renamed_flag, renamed_value, say, setting_flag
 
 _STATUS_STYLE = {"billable": "green", "header": "yellow", "unknown": "red", "malformed": "red", "no_output": "red"}
 
@@ -68,9 +68,8 @@ def _results_table(records: list) -> Table:
 
 
 def _summary_table(summary) -> Table:
-    from ..codes import CHAPTER_RANGES
+    from ..codes import chapter_label
 
-    roman = {c.number: c.roman for c in CHAPTER_RANGES}
     table = Table(show_header=True)
     table.add_column(cell(f"run {summary.run_id}", single_line=True))
     table.add_column("count", justify="right")
@@ -79,7 +78,7 @@ def _summary_table(summary) -> Table:
             table.add_row(f"status {status}", str(summary.by_status[status]))
     chapters = sorted((k for k in summary.by_chapter if k != "-"), key=int)
     for ch in chapters:
-        table.add_row(f"chapter {roman.get(ch, ch)}", str(summary.by_chapter[ch]))
+        table.add_row(f"chapter {chapter_label(ch)}", str(summary.by_chapter[ch]))
     if summary.by_chapter.get("-"):
         table.add_row("no chapter", str(summary.by_chapter["-"]))
     for flag, count in sorted(summary.flags.items()):
@@ -141,8 +140,8 @@ def predict(
     max_new_tokens: Annotated[int, setting_flag(SamplingParams, "max_new_tokens")] = 1024,
     seed: Annotated[int, setting_flag(SamplingParams, "seed")] = 0,
     constrain: Annotated[bool, setting_flag(SamplingParams, "constrain")] = False,
-    top_k: Annotated[int, typer.Option("--top-k", min=1, max=50, help="Differential codes kept per note, with "
-                     "their support.")] = 5,
+    differential: Annotated[int, typer.Option("--differential", min=1, max=50, help="Differential codes kept per "
+                            "note, with their support (the record's top_k list; not sampling top-k).")] = 5,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Notes per engine call and per flush to "
                           "disk.")] = 32,
     max_note_chars: Annotated[int, typer.Option("--max-note-chars", min=0, help="Longer notes are cut in the middle "
@@ -194,6 +193,7 @@ def predict(
     dry_run: DryRunOption = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
     kb: KbOption = None,
+    top_k: Annotated[Optional[int], renamed_flag("--differential", "--top-k", min=1, max=50)] = None,
 ) -> None:
     """Predict one ICD-10-CM code with a reasoning trace for every admission note.
 
@@ -209,6 +209,9 @@ def predict(
     from ..predict import PredictSettings, run_predict, sampling_for
     from ..prompts import load_template
 
+    differential = renamed_value(differential, top_k, default=5, new="--differential")
+    if resume and overwrite:
+        raise UsageError("--resume continues an output and --overwrite replaces it: give one of them")
     from ..models import find_profile
 
     profile = find_profile(model)
@@ -231,7 +234,7 @@ def predict(
     if profile is not None:  # the profile's decoding defaults, under the flags given
         given = _given(ctx)
         params = replace(params, **{k: v for k, v in profile.decoding.items() if k not in given})
-    settings = PredictSettings(top_k=top_k, batch_size=batch_size, max_note_chars=max_note_chars, keep_raw=keep_raw,
+    settings = PredictSettings(top_k=differential, batch_size=batch_size, max_note_chars=max_note_chars, keep_raw=keep_raw,
                                include_note=not no_note, enrich=not no_enrich, retry_errors=retry_errors,
                                max_prompt_tokens=max_prompt_tokens or 0, long_prompts=long_prompts or "skip",
                                prompt_tokenizer=prompt_tokenizer)

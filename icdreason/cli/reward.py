@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from .common import cell, console, disclaimer, say
+from .common import cell, console, disclaimer, renamed_flag, renamed_value, say
 
 app = typer.Typer(help="The GRPO reward: score a file of responses, show the settings.", no_args_is_help=True)
 
@@ -44,17 +44,20 @@ def score(
                                               "written with --keep-raw).")],
     gold: Annotated[Optional[Path], typer.Option("--gold", help="File of gold codes joined on id (e.g. the RL "
                                                                "Parquet of `icdreason data prepare`).")] = None,
-    response_field: Annotated[Optional[str], typer.Option(help="Column holding the response.")] = None,
-    gold_field: Annotated[Optional[str], typer.Option(help="Column holding the gold code.")] = None,
+    response_column: Annotated[Optional[str], typer.Option("--response-column", help="Column holding the "
+                                                           "response.")] = None,
+    gold_column: Annotated[Optional[str], typer.Option("--gold-column", help="Column holding the gold code.")] = None,
     preset: PresetOption = None,
     config_file: ConfigOption = None,
     settings: SetOption = None,
-    components: Annotated[Optional[str], typer.Option(help="Comma-separated components, e.g. "
-                                                           "format,outcome,length,trace,judge.")] = None,
+    components: Annotated[Optional[str], typer.Option(metavar="a,b,c", help="Comma-separated components, e.g. "
+                                                      "format,outcome,length,trace,judge.")] = None,
     judge_url: JudgeUrlOption = None,
     judge_model: JudgeModelOption = None,
     judge_prompt: JudgePromptOption = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write per-response breakdowns (JSONL).")] = None,
+    response_field: Annotated[Optional[str], renamed_flag("--response-column", "--response-field")] = None,
+    gold_field: Annotated[Optional[str], renamed_flag("--gold-column", "--gold-field")] = None,
 ) -> None:
     """Score each response against its gold code and print the component table (mean, min, max, share non-zero)."""
     import json
@@ -64,10 +67,12 @@ def score(
     from ..rewards.presets import departures
     from ..rewards.report import score_file, summarize
 
+    response_column = renamed_value(response_column, response_field, default=None, new="--response-column")
+    gold_column = renamed_value(gold_column, gold_field, default=None, new="--gold-column")
     cfg = _config(preset, config_file, settings or [], components, judge_url, judge_model, judge_prompt)
     for note in departures(cfg):
         say(f"note: {note}")
-    scored = score_file(file, config=cfg, gold_file=gold, response_field=response_field, gold_field=gold_field)
+    scored = score_file(file, config=cfg, gold_file=gold, response_field=response_column, gold_field=gold_column)
     for why in scored.skipped[:5]:
         say(f"skipped {why}")
     if len(scored.skipped) > 5:

@@ -11,7 +11,7 @@ import typer
 from ..settings import parse_assignments
 from ..training.grpo_config import GrpoConfig
 from ..training.sft_config import SftConfig
-from .common import console, disclaimer, err_console, help_config_table, say, setting_flag
+from .common import console, disclaimer, err_console, help_config_table, markup, say, setting_flag
 
 app = typer.Typer(
     help="Train reasoning models: `sft` on reasoning traces (trl), `grpo` with the icdreason rewards (verl or trl).",
@@ -65,7 +65,7 @@ def _print_plan(cfg, plan, extra: dict[str, Any] | None = None) -> None:
     doc["notes"] = plan.notes
     console.print(yaml.safe_dump(doc, sort_keys=False, width=1_000_000), markup=False, soft_wrap=True)
     for note in plan.notes:
-        err_console.print(f"[yellow]note:[/yellow] {note}", soft_wrap=True)
+        err_console.print(f"[yellow]note:[/yellow] {markup(note)}", soft_wrap=True)
     say("dry run: nothing was started")
 
 

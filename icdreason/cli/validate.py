@@ -36,7 +36,11 @@ def validate(
         raise UsageError(f"unknown --format {fmt!r}: choose table, jsonl or csv")
     items = list(codes or [])
     if file is not None:
-        items.extend(read_codes_file(file, column))
+        from_file = read_codes_file(file, column)
+        if not from_file and not items:
+            raise UsageError(f"{file} holds no codes" + (f" in column {column!r}" if column else "")
+                             + ": list codes in it (one or more per line, # comments) or pass them as arguments")
+        items.extend(from_file)
     if not items:
         raise UsageError("no codes given: pass codes as arguments or --file FILE")
     with open_kb(kb) as base:

@@ -19,7 +19,7 @@ from ..errors import DependencyError, EngineError, UsageError
 
 __all__ = ["RAY_INSTALL_HINT", "parse_address", "ray_installed", "require_ray", "ray_session"]
 
-RAY_INSTALL_HINT = ("--ray needs Ray Data: pip install 'icdreason[ray]' (and, for --engine vllm on Ray, "
+RAY_INSTALL_HINT = ("--ray needs Ray Data: pip install '.[ray]' in the icdreason checkout (and, for --engine vllm on Ray, "
                     "pip install 'ray[llm]' in the vLLM environment of the cluster's nodes)")
 
 _ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:]+\]|[A-Za-z0-9_.\-]+):\d{1,5}$")

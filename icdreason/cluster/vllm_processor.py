@@ -57,7 +57,7 @@ def check_driver() -> None:
     for package in ("torch", "transformers"):
         if importlib.util.find_spec(package) is None:
             raise DependencyError(f"--engine vllm --ray needs {package} on the driver (ray.data.llm imports it): "
-                                  "pip install 'icdreason[hf]'")
+                                  "pip install '.[hf]' in the icdreason checkout")
 
 
 def samples_per_note(params: SamplingParams) -> int:

@@ -51,7 +51,7 @@ def _import_torch_transformers():
     except ImportError as exc:
         raise DependencyError(
             f"the transformers engine needs torch and transformers ({exc.name} is missing): "
-            f"pip install 'icdreason[hf]', or use --engine openai with a server"
+            f"pip install '.[hf]' in the icdreason checkout, or use --engine openai with a server"
         ) from None
     return torch, transformers
 

@@ -73,10 +73,10 @@ ENGINES = _EngineTable()
 #: Python packages each engine needs, for a one-line message when one is missing.
 REQUIREMENTS: dict[str, tuple[tuple[str, str], ...]] = {
     "retriever": (("bm25s", "pip install bm25s"),),
-    "transformers": (("torch", "pip install 'icdreason[hf]', or run without --model (the retriever)"),
-                     ("transformers", "pip install 'icdreason[hf]', or run without --model (the retriever)")),
+    "transformers": (("torch", "pip install '.[hf]' in the icdreason checkout, or run without --model (the retriever)"),
+                     ("transformers", "pip install '.[hf]' in the icdreason checkout, or run without --model (the retriever)")),
     "openai": (("httpx", "pip install httpx"),),
-    "vllm": (("vllm", "pip install 'icdreason[vllm]' in its own environment on a CUDA host, or use --engine "
+    "vllm": (("vllm", "pip install '.[vllm]' in the icdreason checkout in its own environment on a CUDA host, or use --engine "
                       "transformers (CPU or GPU) or --engine openai --base-url URL (a vLLM server elsewhere)"),),
 }
 

@@ -114,7 +114,7 @@ def check_available() -> None:
 
     if importlib.util.find_spec("vllm") is None:
         raise DependencyError(
-            "the vllm engine needs vllm (pip install 'icdreason[vllm]' on a CUDA machine): "
+            "the vllm engine needs vllm (pip install '.[vllm]' in the icdreason checkout on a CUDA machine): "
             "use --engine transformers, or --engine openai with a server"
         )
     try:

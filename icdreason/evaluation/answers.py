@@ -145,7 +145,7 @@ def _columns(rows: Rows, pred_column: str | None, response_column: str | None) -
     if pred_column is None and response is not None and not any(c in rows.columns for c in PRED_COLUMNS):
         return None, response  # responses only: strict and salvaged answers both come from them
     pred = pick_column(rows.columns, pred_column, PRED_COLUMNS, source=rows.source, what="predicted code",
-                       option="--pred-column")
+                       option="--prediction-column")
     return pred, response
 
 

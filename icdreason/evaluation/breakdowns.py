@@ -19,7 +19,7 @@ __all__ = ["MAX_GROUPS", "by_field", "frequency_thirds", "per_chapter", "validat
 
 MAX_GROUPS = 100
 THIRDS = ("head", "middle", "tail")
-_BY_ROMAN = {c.roman: c for c in CHAPTER_RANGES}
+_BY_NUMBER = {str(c.number): c for c in CHAPTER_RANGES}
 
 
 def per_chapter(encoded: dict[str, Encoded], chapter: LevelScores) -> list[dict[str, Any]]:
@@ -35,11 +35,11 @@ def per_chapter(encoded: dict[str, Encoded], chapter: LevelScores) -> list[dict[
     rows = []
     for j, label in enumerate(pc["label"]):
         i = index[label]
-        ch = _BY_ROMAN.get(label)
+        ch = _BY_NUMBER.get(label)
         sup = int(support[i])
         rows.append({
-            "chapter": label,
-            "number": ch.number if ch else None,
+            "chapter": ch.number if ch else None,
+            "label": ch.label if ch else "-",
             "range": ch.range if ch else None,
             "title": ch.title if ch else "no chapter (missing, malformed or outside every range)",
             "support": sup,
@@ -50,7 +50,7 @@ def per_chapter(encoded: dict[str, Encoded], chapter: LevelScores) -> list[dict[
             "category_accuracy": float(right["category"][i] / sup) if sup else None,
             "code_accuracy": float(right["code"][i] / sup) if sup else None,
         })
-    rows.sort(key=lambda r: (-r["support"], r["number"] if r["number"] is not None else 99))
+    rows.sort(key=lambda r: (-r["support"], r["chapter"] if r["chapter"] is not None else 99))
     return rows
 
 

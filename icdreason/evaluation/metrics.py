@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..codes import CHAPTER_RANGES, ICD10CM_PATTERN, chapter_of, normalize
+from ..codes import ICD10CM_PATTERN, chapter_of, normalize
 
 __all__ = [
     "LEVELS",
@@ -41,7 +41,6 @@ __all__ = [
 NIL = "NIL"
 LEVELS: tuple[str, ...] = ("chapter", "category", "code")
 LEVEL_TITLES = {"chapter": "Chapter", "category": "Category", "code": "Full code"}
-_ROMAN = {c.number: c.roman for c in CHAPTER_RANGES}
 
 
 @dataclass(frozen=True)
@@ -142,7 +141,7 @@ def _level_label(code: str, level: str) -> str | None:
     if level == "category":
         return code[:3]
     ch = chapter_of(code)
-    return _ROMAN[ch.number] if ch else None
+    return str(ch.number) if ch else None
 
 
 def _map_uniques(

@@ -24,12 +24,15 @@ def plot_chapters(runs: Sequence[tuple[str, list[dict[str, Any]]]], path: str | 
         matplotlib.use("Agg", force=True)
         import matplotlib.pyplot as plt
     except ImportError:
-        raise DependencyError("--plot needs matplotlib, which the `plot` extra of icdreason installs: "
-                              "pip install matplotlib") from None
+        from ..errors import install_hint
+
+        raise DependencyError(f"--plot needs matplotlib, which the plot extra installs: {install_hint('plot')} (or "
+                              "pip install matplotlib)") from None
     if not runs:
         raise InputError("nothing to plot")
-    chapters = [r for r in runs[0][1] if r["support"] > 0 and r["number"] is not None]
-    names = [r["chapter"] for r in chapters]
+    chapters = [r for r in runs[0][1] if r["support"] > 0 and r["chapter"] is not None]
+    keys = [r["chapter"] for r in chapters]
+    names = [str(k) for k in keys]
     support = [r["support"] for r in chapters]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.45 * len(names) + 2), 4.2), dpi=120)
     ax.bar(range(len(names)), support, color="#b8c7dd", label="gold samples")
@@ -46,7 +49,7 @@ def plot_chapters(runs: Sequence[tuple[str, list[dict[str, Any]]]], path: str | 
     ax2 = ax.twinx()
     for name, rows in runs:
         f1 = {r["chapter"]: r["f1"] for r in rows}
-        ax2.plot(range(len(names)), [100 * f1.get(n, 0.0) for n in names], marker="o", linewidth=1.5, label=name)
+        ax2.plot(range(len(names)), [100 * f1.get(k, 0.0) for k in keys], marker="o", linewidth=1.5, label=name)
     ax2.set_ylabel("F1 (%)")
     ax2.set_ylim(0, 100)
     handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]

@@ -162,8 +162,17 @@ def _sources(path: Path) -> list[tuple[str, Any]]:
 
 
 def _run_names(paths: Sequence[Path]) -> dict[Path, str]:
-    stems = [p.stem for p in paths]
-    return {p: (p.stem if stems.count(p.stem) == 1 else f"{p.parent.name}/{p.stem}") for p in paths}
+    """A distinct, short label per predictions file: the stem (``a``); where stems collide the file name (``a.csv``,
+    ``a.parquet``); where names collide too the parent folder and name (``run1/a.csv``), else the whole path."""
+    forms = (lambda p: p.stem, lambda p: p.name, lambda p: f"{p.parent.name}/{p.name}", lambda p: str(p))
+    names: dict[Path, str] = {}
+    for p in paths:
+        for form in forms:
+            label = form(p)
+            if sum(1 for q in dict.fromkeys(paths) if form(q) == label) == 1:
+                break
+        names[p] = label
+    return names
 
 
 def evaluate_files(
@@ -219,7 +228,7 @@ def evaluate_files(
     names = _run_names(paths)
     for path in paths:
         for name, rows in _sources(path):
-            name = names[path] + name[len(path.stem):]
+            name = names[path] + name[len(path.stem):]  # a DuckDB log's ":run_id" kept
             id_col = pick_column(rows.columns, id_column, GOLD_ID_COLUMNS, source=rows.source, what="predictions id",
                                  option="--id-column")
             for f in by:

@@ -108,7 +108,7 @@ def _hub_snapshot(hub_id: str, *, download: bool, revision: str | None) -> Path:
         from huggingface_hub.errors import HFValidationError
     except ImportError as exc:  # pragma: no cover - huggingface_hub comes with transformers
         raise EngineError(
-            f"cannot look up {hub_id}: huggingface_hub is not installed (pip install 'icdreason[hf]')"
+            f"cannot look up {hub_id}: huggingface_hub is not installed (pip install '.[hf]' in the icdreason checkout)"
         ) from exc
     cache = hub_cache_dir()
     offline = hub_offline() or not download

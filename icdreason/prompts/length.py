@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..engines.base import Prompt
-from ..errors import DependencyError, EngineError, UsageError
+from ..errors import DependencyError, EngineError, UsageError, install_hint
 
 __all__ = ["LONG_PROMPT_POLICIES", "PromptLimit", "prompt_text_for_count"]
 
@@ -69,7 +69,7 @@ def _load_tokenizer(name: str) -> Any:
     try:
         from transformers import AutoTokenizer
     except ImportError:
-        raise DependencyError("counting prompt tokens needs transformers: pip install 'icdreason[hf]'") from None
+        raise DependencyError(f"counting prompt tokens needs transformers: {install_hint('hf')}") from None
     from ..models import expand_alias, hub_offline
 
     source = expand_alias(name)

@@ -95,7 +95,7 @@ def score_file(path: str | Path, *, config: RewardConfig | None = None, gold_fil
         notes.append(row.get("note") or info.get("note"))
     if not kept:
         raise InputError(f"{path}: no row has both a response and a gold code ({skipped[0] if skipped else 'empty'}); "
-                         "name the columns with --response-field/--gold-field or pass --gold FILE")
+                         "name the columns with --response-column/--gold-column or pass --gold FILE")
     return ScoredFile(kept, score_batch(responses, golds, config=config, notes=notes), skipped)
 
 

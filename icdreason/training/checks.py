@@ -24,6 +24,7 @@ __all__ = [
     "check_loggers",
     "check_model",
     "check_run_inputs",
+    "schedule_notes",
     "cuda_device_count",
     "has_package",
     "machine_check",
@@ -97,7 +98,37 @@ def check_model(model: str) -> str:
         return str(path.resolve())
     if name.startswith(("/", ".", "~", "\\")) or name.count("/") != 1 or not _HUB_ID.match(name):
         raise InputError(f"model path {path} does not exist: check --model (a local directory or an owner/name hub id)")
+    if path.parent.is_dir():  # runs/sft where runs/ is a local folder: a path, not the hub id "runs/sft"
+        raise InputError(f"model folder {path} does not exist (its parent {path.parent}/ is a local folder, so --model "
+                         "is read as a path): check the name, or train that model first")
     return name
+
+
+def schedule_notes(cfg: SftConfig | GrpoConfig, *, batch_field: str, drops_last: bool) -> list[str]:
+    """Warnings about a schedule that does not fit the data: a batch larger than the training rows, a warm-up longer
+    than the run. ``drops_last``: the trainer skips an incomplete last batch (verl), so such a run has no step."""
+    import math
+
+    import pyarrow.parquet as pq
+
+    try:
+        rows = pq.ParquetFile(cfg.train_file).metadata.num_rows
+    except Exception:  # the file was checked before; an unreadable footer here just means no advice
+        return []
+    if cfg.max_samples:
+        rows = min(rows, cfg.max_samples)
+    batch = getattr(cfg, batch_field)
+    notes = []
+    per_epoch = rows // batch if drops_last else math.ceil(rows / batch)
+    if batch > rows:
+        notes.append(f"{batch_field} {batch} is larger than the {rows} training rows: "
+                     + ("the incomplete batch is dropped, so no step would run" if drops_last else
+                        "every step sees all rows, and an epoch is one step"))
+    total = cfg.max_steps if cfg.max_steps and cfg.max_steps > 0 else math.ceil(per_epoch * cfg.epochs)
+    if cfg.warmup_steps > total:
+        notes.append(f"warmup_steps {cfg.warmup_steps} exceeds the {total} training steps: the learning rate never "
+                     "reaches its set value (lower warmup_steps or train longer)")
+    return notes
 
 
 def check_gpus(requested: int, *, what: str = "this run") -> None:

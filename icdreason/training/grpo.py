@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .checks import cuda_device_count
+from .checks import cuda_device_count, schedule_notes
 from .export import TrainSummary
 from .grpo_config import GrpoConfig
 from .launch import LaunchPlan
@@ -32,6 +32,7 @@ def plan_grpo(cfg: GrpoConfig, *, dry_run: bool = False) -> tuple[LaunchPlan, di
         per_device, accumulation = trl_batches(cfg)
         extra = {"trl": {"per_device_train_batch_size": per_device, "gradient_accumulation_steps": accumulation,
                          "num_generations": cfg.rollout_n}}
+    plan.notes.extend(schedule_notes(cfg, batch_field="train_batch_size", drops_last=cfg.backend == "verl"))
     reward = asdict(reward_config_for_run(**cfg.reward_options()))
     reward["components"] = list(reward["components"])
     return plan, {"reward": reward, **extra}

@@ -22,6 +22,7 @@ from .checks import (
     cuda_device_count,
     has_package,
     machine_check,
+    schedule_notes,
     train_dir,
 )
 from .common import load_tokenizer, resolve_resume, train_and_save, trainer_args
@@ -44,6 +45,7 @@ def plan_sft(cfg: SftConfig, *, dry_run: bool = False) -> LaunchPlan:
     machine_check(_check_trl, notes, dry_run=dry_run)
     machine_check(lambda: check_gpus(cfg.gpus or 0, what="train sft"), notes, dry_run=dry_run)
     check_loggers(cfg.report_to)
+    notes += schedule_notes(cfg, batch_field="effective_batch_size", drops_last=False)
     config_path = Path(cfg.output_dir).resolve() / CONFIG_FILE
     worker = ["-m", "icdreason.training.sft", "--config", str(config_path)]
     gpus = cfg.gpus or 0
@@ -153,7 +155,7 @@ def _check_kept(given: int, kept: int, max_length: int, progress) -> None:
 def _check_trl() -> None:
     for package in ("trl", "transformers", "datasets", "accelerate"):
         if not has_package(package):
-            raise DependencyError(f"train sft needs {package}: pip install 'icdreason[train]'")
+            raise DependencyError(f"train sft needs {package}: pip install '.[train]' in the icdreason checkout")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from ...codes import chapter_of
+from ...codes import chapter_label, chapter_of
 from ..sampling import share_of
 from ..session import CaseView, ReviewSession
 from ..store import FINAL, REJECT_REASONS
@@ -54,11 +54,11 @@ def prediction(view: CaseView, session: ReviewSession) -> dict[str, Any]:
     """The model's proposal: code, status, description, hierarchy, confidence, top-k, flags, knowledge-base text."""
     case, rec = view.case, view.case.record
     status = view.validation.status if view.validation else case.status or "no_output"
-    hierarchy = [f"Chapter {p.code}: {p.description}" if p.kind == "chapter" else f"{p.code} {p.description}"
-                 for p in view.path]
+    hierarchy = [f"Chapter {chapter_label(p.code)}: {p.description}" if p.kind == "chapter" else
+                 f"{p.code} {p.description}" for p in view.path]
     if not hierarchy and case.model_code and chapter_of(case.model_code):
         ch = chapter_of(case.model_code)
-        hierarchy = [f"Chapter {ch.number} ({ch.range}): {ch.title}"]
+        hierarchy = [f"Chapter {ch.label}: {ch.title}"]
     conf, confidence_label = share_of(rec)
     confidence = (", ".join(f"{k} {float(v):.2f}" for k, v in conf.items() if v is not None)
                   if isinstance(conf, dict) and any(conf.values()) else None)

@@ -54,7 +54,8 @@ def test_option_types_read_as_what_a_user_types():
             shown[f"{name} {'/'.join(_options(param)) or param.name}"] = label
     bad = {where: label for where, label in shown.items() if PYTHON_LIKE.search(label)}
     assert bad == {}
-    assert shown["predict --resume"] == "" and shown["icdreason -h/--help"] == ""  # a switch shows no type
+    root_help = [label for where, label in shown.items() if where in ("icdreason -h/--help", "icdreason --help/-h")]
+    assert shown["predict --resume"] == "" and root_help == [""]  # a switch shows no type
     assert shown["predict inputs"] == "TEXT" and shown["kb search --limit/-n"] == "INTEGER"
     assert shown["reward score --components"] == "a,b,c"
 

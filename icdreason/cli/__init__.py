@@ -152,6 +152,9 @@ app.add_typer(_train.app, name="train")
 from . import distill as _distill  # noqa: E402
 
 app.command("distill")(_distill.distill)
+from . import model as _model  # noqa: E402
+
+app.add_typer(_model.app, name="model")
 # (more command groups are registered below this line)
 
 

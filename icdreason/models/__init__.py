@@ -8,3 +8,7 @@ from .resolve import (ALIASES, WEIGHT_PATTERNS, ResolvedModel, expand_alias, hub
 
 __all__ = ["ALIASES", "WEIGHT_PATTERNS", "ResolvedModel", "expand_alias", "hub_cache_dir", "hub_offline", "looks_like_path",
            "resolve_model"]
+
+from .gguf import ImportedModel, import_gguf, read_provenance  # noqa: E402
+
+__all__ += ["ImportedModel", "import_gguf", "read_provenance"]

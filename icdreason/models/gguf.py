@@ -90,11 +90,10 @@ def import_gguf(path: str | Path, out: str | Path, *, dtype: str = "float32", ov
     except ImportError as exc:
         raise DependencyError(f"import-gguf needs torch and transformers ({exc.name} is missing): "
                               f"pip install 'icdreason[hf]'") from None
-    try:
-        import gguf  # noqa: F401 - transformers reads GGUF files with it
-    except ImportError:
-        raise DependencyError("import-gguf needs the gguf package: pip install 'icdreason[hf]' (or pip install gguf)"
-                              ) from None
+    import importlib.util
+
+    if importlib.util.find_spec("gguf") is None:  # transformers reads GGUF files with it
+        raise DependencyError("import-gguf needs the gguf package: pip install 'icdreason[hf]' (or pip install gguf)")
     started = time.perf_counter()
     digest = sha256_of(path, progress)
     tokenizer, model = _load(path, getattr(torch, dtype), transformers, progress)

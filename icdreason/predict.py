@@ -70,6 +70,8 @@ class Summary:
     by_chapter: Counter = field(default_factory=Counter)
     flags: Counter = field(default_factory=Counter)
     errors: int = 0
+    well_formed: int = 0  # LLM answers that pass the paper's format check (<think>…</think><diagnosis>CODE</diagnosis>)
+    salvaged: int = 0  # LLM answers that fail it, yet the tolerant parser found a code in them
 
     @property
     def notes_per_second(self) -> float:
@@ -280,14 +282,7 @@ def predict(notes: list[Note], *, engine: Engine, kb, template: PromptTemplate, 
                                    parameters=parameters, settings=settings,
                                    prefilled_think=template.prefilled_think, enrichment=enrichment))
         write_records(records, writer=writer, db=db)
-        for r in records:
-            summary.by_status[r.status] += 1
-            summary.by_chapter[r.chapter if r.chapter is not None else "-"] += 1
-            summary.flags.update(r.flags)
-            summary.tokens_in += r.tokens_in
-            summary.tokens_out += r.tokens_out
-            summary.errors += r.error is not None
-        summary.predicted += len(records)
+        count_records(summary, records)
         summary.seconds = time.perf_counter() - start
         if on_records:
             on_records(records)
@@ -380,6 +375,9 @@ def count_records(summary: Summary, records: list[Record]) -> None:
         summary.flags.update(r.flags)
         summary.tokens_in += r.tokens_in
         summary.tokens_out += r.tokens_out
+        if r.uses_llm and r.error is None:
+            summary.well_formed += bool(r.format_ok)
+            summary.salvaged += not r.format_ok and bool(r.code_raw)
         summary.errors += r.error is not None
     summary.predicted += len(records)
 

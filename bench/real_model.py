@@ -113,6 +113,10 @@ def _throughput(model: Path, notes: Path, template: Path, max_new: int, batch: i
     return out
 
 
+def _num(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None, help="an imported SmolLM2 folder (default: import it)")
@@ -143,13 +147,13 @@ def main() -> None:
         started = time.monotonic()
         _run(["train", "sft", "--model", str(model), "--train", str(traces), "-o", str(sft), "--report-to", "none",
               "--max-steps", str(args.sft_steps), "--batch-size", "4", "--per-device-batch-size", "4", "--lr", "1e-4",
-              "--warmup-steps", "0", "--max-length", "128", "--set", "save_steps=100000"])
+              "--warmup-steps", "0", "--max-length", "128", "--set", "save_steps=100000", "--set", "logging_steps=1"])
         sft_secs = time.monotonic() - started
         summary = json.loads((sft / "training_summary.json").read_text())
         rate, reward, secs = _measure(sft, notes, template, work / "sft.jsonl", args.max_new_tokens)
         rows.append((f"after train sft ({summary['steps']} steps x 4 traces, lr 1e-4)", f"{rate:.2f}", f"{reward:.2f}",
                      f"{sft_secs:.0f} + {secs:.0f}",
-                     f"loss {summary['first_loss']:.2f} -> {summary['final_loss']:.2f}"))
+                     f"loss {_num(summary['first_loss'])} -> {_num(summary['final_loss'])}"))
 
         if not args.skip_grpo:
             rl = write_rl_parquet(work / "rl.parquet", rows=16, template=template)

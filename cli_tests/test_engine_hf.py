@@ -1,5 +1,5 @@
 """The transformers engine on a tiny local Qwen2 model: batching with left padding, samples, token accounting,
-per-prompt errors, and constrained decoding that only lets billable codes into <diagnosis>."""
+per-prompt errors, and constrained decoding of the whole answer (reasoning, then a billable code in <diagnosis>)."""
 
 from __future__ import annotations
 
@@ -165,20 +165,28 @@ class WordTokenizer:
 
 
 VOCAB = ["<eos>", "<", "diag", "nosis", ">", "<diagnosis>", "</diagnosis>", "M", "5", "1", "6", "51", "M5",
-         "<diagnosis>Q", ">x", ">M", "nosis>", "nosis>zz", "a", " "]
+         "<diagnosis>Q", ">x", ">M", "nosis>", "nosis>zz", "a", " ", "</think>", "\n", "<think>", ".", "A", "0"]
 ID = {s: i for i, s in enumerate(VOCAB)}
 
 
-def allowed_after(processor, tokens: list[str]) -> set[str]:
-    """Feed ``tokens`` one step at a time (after a one-token prompt) and return what the next step allows."""
+def feed(processor, tokens: list[str], scores=None):
+    """Feed ``tokens`` one step at a time (after a one-token prompt); the scores of the next step."""
     import torch
 
+    base = torch.zeros(1, len(VOCAB)) if scores is None else scores
     ids = [ID["a"]]
-    scores = processor(torch.tensor([ids]), torch.zeros(1, len(VOCAB)))
+    out = processor(torch.tensor([ids]), base.clone())
     for t in tokens:
         ids.append(ID[t])
-        scores = processor(torch.tensor([ids]), torch.zeros(1, len(VOCAB)))
-    finite = torch.isfinite(scores[0]).nonzero().flatten().tolist()
+        out = processor(torch.tensor([ids]), base.clone())
+    return out
+
+
+def allowed_after(processor, tokens: list[str]) -> set[str]:
+    """What the step after ``tokens`` allows."""
+    import torch
+
+    finite = torch.isfinite(feed(processor, tokens)[0]).nonzero().flatten().tolist()
     return {VOCAB[i] for i in finite}
 
 
@@ -188,31 +196,60 @@ def constraint():
 
 
 def test_inside_the_tag_only_code_prefixes_then_the_closing_tag_then_eos(constraint):
-    assert allowed_after(constraint.processor(), ["<diagnosis>"]) == {"M", "M5"}
-    assert allowed_after(constraint.processor(), ["<diagnosis>", "M5"]) == {"1"}
-    assert allowed_after(constraint.processor(), ["<diagnosis>", "M", "51", "1"]) == {"6"}
-    assert allowed_after(constraint.processor(), ["<diagnosis>", "M5", "1", "1", "6"]) == {"</diagnosis>"}
-    assert allowed_after(constraint.processor(), ["<diagnosis>", "M5", "1", "1", "6", "</diagnosis>"]) == {"<eos>"}
+    inside = "<think>x</think><diagnosis>"
+    assert allowed_after(constraint.processor(inside), []) == {"M", "M5", "A"}
+    assert allowed_after(constraint.processor(inside), ["M5"]) == {"1"}
+    assert allowed_after(constraint.processor(inside), ["M", "51", "1"]) == {"6"}
+    assert allowed_after(constraint.processor(inside), ["M5", "1", "1", "6"]) == {"</diagnosis>"}
+    assert allowed_after(constraint.processor(inside), ["M5", "1", "1", "6", "</diagnosis>"]) == {"<eos>"}
 
 
-def test_outside_the_tag_generation_is_free_except_tokens_that_would_open_it_badly(constraint):
-    free = allowed_after(constraint.processor(), ["a", " "])
-    assert free == set(VOCAB) - {"<diagnosis>Q"}
-    # "<diag" written: "nosis>" may complete the tag, "nosis>zz" would put "zz" inside it
-    assert "nosis>zz" not in allowed_after(constraint.processor(), ["<", "diag"])
-    assert "nosis>" in allowed_after(constraint.processor(), ["<", "diag"])
-    after_split_tag = allowed_after(constraint.processor(), ["<", "diag", "nosis"])
-    assert ">M" in after_split_tag and ">x" not in after_split_tag
-    assert allowed_after(constraint.processor(), ["<", "diag", "nosis", ">M"]) == {"5", "51"}
+def test_either_form_accepts_dotted_and_undotted_codes():
+    both = DiagnosisConstraint(WordTokenizer(VOCAB), code_strings(["M51.16", "A01.00"], form="either"))
+    inside = "<think>x</think><diagnosis>"
+    assert allowed_after(both.processor(inside), ["M5", "1"]) == {"1", "."}
+    assert allowed_after(both.processor(inside), ["M5", "1", ".", "1", "6"]) == {"</diagnosis>"}
+    assert allowed_after(both.processor(inside), ["M5", "1", "1", "6"]) == {"</diagnosis>"}
+    assert code_strings(["M5116"], form="either") == ["M51.16", "M5116"]
 
 
-def test_a_prefill_that_opens_the_tag_starts_inside_it(constraint):
-    assert allowed_after(constraint.processor("<think>x</think><diagnosis>"), []) == {"M", "M5"}
+def test_the_reasoning_cannot_write_tags_and_its_wish_to_stop_closes_it(constraint):
+    import torch
+
+    reasoning = allowed_after(constraint.processor("<think>"), ["a", " "])
+    # no "<" and no end-of-sequence inside the reasoning; the way out is the first token of "</think>\n<diagnosis>"
+    assert reasoning == {"nosis", "diag", ">", "M", "5", "1", "6", "51", "M5", ">x", ">M", "nosis>", "nosis>zz", "a",
+                         " ", "\n", ".", "A", "0", "</think>"}
+    # the model puts most weight on end-of-sequence: that weight goes to closing the reasoning
+    scores = torch.zeros(1, len(VOCAB))
+    scores[0, ID["<eos>"]] = 10.0
+    out = feed(constraint.processor("<think>"), ["a"], scores)
+    assert VOCAB[int(out[0].argmax())] == "</think>"
+    assert float(out[0, ID["</think>"]]) == pytest.approx(float(torch.logsumexp(
+        torch.tensor([10.0] + [0.0] * 6), 0)))  # eos + the six tokens holding "<"
+    # once chosen, the rest of the transition is forced, then a code
+    assert allowed_after(constraint.processor("<think>"), ["a", "</think>"]) == {"\n"}
+    assert allowed_after(constraint.processor("<think>"), ["a", "</think>", "\n"]) == {"<diagnosis>"}
+    assert allowed_after(constraint.processor("<think>"), ["a", "</think>", "\n", "<diagnosis>"]) == {"M", "M5", "A"}
+
+
+def test_a_prefill_without_think_makes_the_answer_open_it(constraint):
+    assert allowed_after(constraint.processor(""), []) == {"<think>"}
+    assert "a" in allowed_after(constraint.processor(""), ["<think>"])
+
+
+def test_the_closing_structure_is_reserved_within_the_budget(constraint):
+    # reserve: 3 transition tokens + 5 code characters (M5116) + 1 closing token = 9
+    assert constraint.reserve == 9
+    assert allowed_after(constraint.processor("<think>", max_new_tokens=11), ["a"]) != {"</think>"}
+    assert allowed_after(constraint.processor("<think>", max_new_tokens=11), ["a", "a"]) == {"</think>"}
 
 
 def test_dotted_codes_are_a_choice(constraint):
     assert code_strings(["M5116", "a01.00"], dotted=True) == ["A01.00", "M51.16"]
     assert code_strings(["M51.16"]) == ["M5116"]
+    with pytest.raises(UsageError, match="code_format must be one of either, undotted, dotted"):
+        code_strings(["M51.16"], form="dots")
 
 
 # -- end to end through the CLI -------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ scripted fake server for retries, timeouts, several servers, the prefill and the
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -208,7 +209,12 @@ def test_constrain_asks_the_server_for_a_billable_code_regex(kb):
     from icdreason.engines.constrain import billable_code_strings, diagnosis_regex
 
     regex = server.requests[0]["body"]["structured_outputs"]["regex"]
-    assert regex == diagnosis_regex("billable", billable_code_strings(kb), prefill="<think>")
+    # the default code form accepts both M5116 (the authors' released models) and M51.16 (the bundled prompt)
+    assert regex == diagnosis_regex("billable", billable_code_strings(kb, form="either"), prefill="<think>",
+                                    form="either")
+    assert re.fullmatch(regex, "x</think><diagnosis>M5116</diagnosis>")
+    assert re.fullmatch(regex, "x</think><diagnosis>M51.16</diagnosis>")
+    assert not re.fullmatch(regex, "x</think><diagnosis>M51.1</diagnosis>")
     assert regex.startswith("([^<]|<[^/d<])*</think>") and regex.endswith("</diagnosis>[ \t\r\n]*")
 
 

@@ -92,6 +92,8 @@ class Summary:
     errors: int = 0
     enrichment: str | None = None  # scraped | tabular | off (None: not known, e.g. a runner called directly)
     notices: list[str] = field(default_factory=list)  # said once per run, e.g. that enrichment is empty
+    well_formed: int = 0  # LLM answers that pass the paper's format check (<think>…</think><diagnosis>CODE</diagnosis>)
+    salvaged: int = 0  # LLM answers that fail it, yet the tolerant parser found a code in them
 
     @property
     def notes_per_second(self) -> float:
@@ -482,6 +484,9 @@ def count_records(summary: Summary, records: list[Record]) -> None:
         summary.flags.update(r.flags)
         summary.tokens_in += r.tokens_in
         summary.tokens_out += r.tokens_out
+        if r.uses_llm and r.error is None:
+            summary.well_formed += bool(r.format_ok)
+            summary.salvaged += not r.format_ok and bool(r.code_raw)
         summary.errors += r.error is not None
     summary.predicted += len(records)
 

@@ -16,8 +16,8 @@ install_type_labels()
 
 
 #: The top-level commands in the order a project uses them, the order ``icdreason --help`` lists them: the knowledge
-#: base and what fills it, codes, data, prediction, scoring, review, traces, rewards, training.
-WORKFLOW = ("kb", "scrape", "validate", "data", "predict", "eval", "audit", "distill", "reward", "train")
+#: base and what fills it, codes, data, a model folder, prediction, scoring, review, traces, rewards, training.
+WORKFLOW = ("kb", "scrape", "validate", "data", "model", "predict", "eval", "audit", "distill", "reward", "train")
 
 
 class _Root(TyperGroup):
@@ -165,6 +165,9 @@ app.add_typer(_train.app, name="train")
 from . import distill as _distill  # noqa: E402
 
 app.command("distill")(_distill.distill)
+from . import model as _model  # noqa: E402
+
+app.add_typer(_model.app, name="model")
 # (more command groups are registered below this line)
 
 

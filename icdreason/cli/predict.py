@@ -73,6 +73,9 @@ def _summary_table(summary) -> Table:
     table = Table(show_header=True)
     table.add_column(cell(f"run {summary.run_id}", single_line=True))
     table.add_column("count", justify="right")
+    if summary.uses_llm:  # the answer's form, apart from the code's status
+        table.add_row("answers well-formed", str(summary.well_formed))
+        table.add_row("answers salvaged (code found, format failed)", str(summary.salvaged))
     for status in ("billable", "header", "unknown", "malformed", "no_output"):
         if summary.by_status.get(status):
             table.add_row(f"status {status}", str(summary.by_status[status]))

@@ -1,20 +1,27 @@
-"""Constrained decoding inside ``<diagnosis>``: only billable codes from the knowledge base can be produced.
+"""Constrained decoding of the whole answer: reasoning, ``</think>``, then ``<diagnosis>`` + a billable code +
+``</diagnosis>``, always within the token budget.
 
-Code form. Inside the tag the model writes the code **undotted** (``M5116``), as in the reference model's output and
-in the MIMIC-IV labels it was trained on; the paper's format check also removes the dot before matching. Pass
-``dotted=True`` for prompts that ask for ``M51.16``.
+Code form. The authors' released models write the code **undotted** inside the tag (``M5116``, like the MIMIC-IV
+labels they were trained on); the bundled prompt asks for the dotted form (``M51.16``); the paper's format check removes
+the dot before matching. :data:`CODE_FORMS`: ``either`` (the default: both forms are accepted), ``undotted`` or
+``dotted``.
 
 Two builders share one code list:
 
-- :class:`DiagnosisConstraint` + :class:`DiagnosisLogitsProcessor` for Hugging Face ``generate``. Outside the
-  diagnosis block generation is free. Once the model has written ``<diagnosis>``, each step only allows tokens that
-  extend the text towards a billable code (a trie over the code strings, matched against each token's decoded
-  text, so it works whatever way the tokenizer splits codes); after a complete code ``</diagnosis>`` is forced, then
-  end-of-sequence. Tokens that would open the tag and already carry a bad code start (``<diagnosis>xyz``) are banned.
+- :class:`DiagnosisConstraint` + :class:`DiagnosisLogitsProcessor` for Hugging Face ``generate``. If the prefill does
+  not open ``<think>`` the answer opens it. The reasoning is free text without ``<``: the probability the model gives to
+  every token holding ``<`` and to end-of-sequence (its wish to close the reasoning, open a tag or stop) goes to the
+  first token of ``</think>\n<diagnosis>``; once chosen, the rest of that text is forced. Inside the tag each step only
+  allows tokens that extend the text towards a billable code (a trie over the code strings, matched against each
+  token's decoded text, so it works whatever way the tokenizer splits codes); after a complete code ``</diagnosis>`` is
+  forced, then end-of-sequence. With ``max_new_tokens`` known, the closing structure's tokens are reserved: when only
+  they are left, the reasoning is closed, so a constrained answer is always well-formed.
 - :func:`diagnosis_regex` for vLLM structured output (``StructuredOutputsParams(regex=...)`` in vLLM >= 0.12,
-  ``GuidedDecodingParams(regex=...)`` before): the whole answer after the prefill must be
+  ``GuidedDecodingParams(regex=...)`` before) and OpenAI-compatible servers with guided decoding (vLLM:
+  ``structured_outputs`` or ``guided_regex``; SGLang: ``regex``): the whole answer after the prefill must be
   ``…</think> <diagnosis>CODE</diagnosis>``, with ``CODE`` either any well-formed code (``mode="format"``) or a
-  billable code (``mode="billable"``, the code list as a compact trie-shaped regex).
+  billable code (``mode="billable"``, the code list as a compact trie-shaped regex). Servers without guided decoding
+  (``transformers serve``, most hosted APIs) ignore or refuse the field: there the answer is not constrained.
 """
 
 from __future__ import annotations
@@ -32,18 +39,37 @@ OPEN_TAG = "<diagnosis>"
 CLOSE_TAG = "</diagnosis>"
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
+#: How a code may be written inside the tag.
+CODE_FORMS = ("either", "undotted", "dotted")
 
 
-def billable_code_strings(kb, *, dotted: bool = False) -> list[str]:
-    """Every billable code of the knowledge base as the model writes it inside the tag (undotted by default)."""
+def check_code_form(form: str) -> str:
+    """``form`` if it is one of :data:`CODE_FORMS`, else a usage error."""
+    if form not in CODE_FORMS:
+        raise UsageError(f"code_format must be one of {', '.join(CODE_FORMS)}, not {form!r}")
+    return form
+
+
+def billable_code_strings(kb, *, dotted: bool = False, form: str | None = None) -> list[str]:
+    """Every billable code of the knowledge base as the model may write it inside the tag (``form``, or undotted /
+    dotted by ``dotted`` when ``form`` is not given)."""
     if kb is None:
         raise UsageError("--constrain needs the knowledge base: build it with `icdreason kb build` or pass --kb")
-    return code_strings(kb.billable_codes(), dotted=dotted)
+    return code_strings(kb.billable_codes(), dotted=dotted, form=form)
 
 
-def code_strings(codes: Iterable[str], *, dotted: bool = False) -> list[str]:
-    """Normalise codes to the written form: ``M5116`` (or ``M51.16`` with ``dotted=True``), sorted and unique."""
-    out = {to_dotted(c) if dotted else normalize(c) for c in codes if c and c.strip()}
+def code_strings(codes: Iterable[str], *, dotted: bool = False, form: str | None = None) -> list[str]:
+    """Normalise codes to the written form: ``M5116`` (or ``M51.16`` with ``dotted=True`` / ``form="dotted"``; both
+    with ``form="either"``), sorted and unique."""
+    form = check_code_form(form) if form else ("dotted" if dotted else "undotted")
+    out: set[str] = set()
+    for c in codes:
+        if not (c and c.strip()):
+            continue
+        if form in ("undotted", "either"):
+            out.add(normalize(c))
+        if form in ("dotted", "either"):
+            out.add(to_dotted(c))
     return sorted(out)
 
 
@@ -53,7 +79,7 @@ def code_strings(codes: Iterable[str], *, dotted: bool = False) -> list[str]:
 class DiagnosisConstraint:
     """What each decoding state allows, precomputed once per tokenizer and code list (reuse it across batches)."""
 
-    def __init__(self, tokenizer, codes: Iterable[str]):
+    def __init__(self, tokenizer, codes: Iterable[str], eos_ids: Iterable[int] | None = None):
         self.codes = frozenset(codes)
         if not self.codes:
             raise UsageError("--constrain got an empty code list: the knowledge base has no billable codes")
@@ -64,32 +90,22 @@ class DiagnosisConstraint:
         # tokens made only of code characters: the candidates inside the tag
         self.code_tokens = [(i, s) for i, s in enumerate(self.strings) if s and set(s) <= alphabet]
         self.close_ids: list[int] = tokenizer.encode(CLOSE_TAG, add_special_tokens=False)
-        eos = tokenizer.eos_token_id
-        if eos is None:
+        self.think_ids: list[int] = tokenizer.encode(THINK_OPEN, add_special_tokens=False)
+        self.transition_ids: list[int] = tokenizer.encode(THINK_CLOSE + "\n" + OPEN_TAG, add_special_tokens=False)
+        self.open_ids: list[int] = tokenizer.encode("\n" + OPEN_TAG, add_special_tokens=False)
+        eos = sorted(set(eos_ids or ())) or ([tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else [])
+        if not eos:
             raise UsageError("--constrain needs a tokenizer with an end-of-sequence token")
-        self.eos_id: int = eos
+        self.eos_id: int = eos[0]
+        special = set(getattr(tokenizer, "all_special_ids", None) or ())
+        # what ends free reasoning: a "<" (a tag, a special token), end-of-sequence, any special token
+        self.escape_ids: list[int] = sorted(
+            {i for i, s in enumerate(self.strings) if "<" in s} | set(eos) | {i for i in special if i < self.vocab_size}
+        )
+        # tokens the rest of the answer may need at most: the transition, the longest code one character per token
+        # (every code character is a token of its own in the worst case), the closing tag
+        self.reserve = len(self.transition_ids) + max(len(c) for c in self.codes) + len(self.close_ids)
         self._allowed: dict[str, list[int]] = {}
-        self.banned_any, self.banned_after = self._bans()
-
-    def _bad_start(self, rest: str) -> bool:
-        return rest not in self.prefixes
-
-    def _bans(self) -> tuple[list[int], dict[int, list[int]]]:
-        """Tokens that would write ``<diagnosis>`` followed by text that cannot start a billable code.
-
-        ``banned_any`` holds tokens that contain the whole tag; ``banned_after[k]`` tokens that complete a tag whose
-        first ``k`` characters end the text so far.
-        """
-        banned_any = [
-            i for i, s in enumerate(self.strings) if OPEN_TAG in s and self._bad_start(s.split(OPEN_TAG, 1)[1])
-        ]
-        banned_after: dict[int, list[int]] = {}
-        for k in range(1, len(OPEN_TAG)):
-            need = OPEN_TAG[k:]
-            ids = [i for i, s in enumerate(self.strings) if s.startswith(need) and self._bad_start(s[len(need):])]
-            if ids:
-                banned_after[k] = ids
-        return banned_any, banned_after
 
     def allowed(self, partial: str) -> list[int]:
         """Token ids that may follow ``<diagnosis>`` + ``partial`` (the first closing token once the code is whole)."""
@@ -101,20 +117,22 @@ class DiagnosisConstraint:
             self._allowed[partial] = hit
         return hit
 
-    def processor(self, prefills: list[str] | str = "") -> DiagnosisLogitsProcessor:
-        """A fresh logits processor for one ``generate`` call; ``prefills`` gives each row's prefill (or one for all)."""
-        return DiagnosisLogitsProcessor(self, prefills=prefills)
+    def processor(self, prefills: list[str] | str = "", max_new_tokens: int | None = None) -> DiagnosisLogitsProcessor:
+        """A fresh logits processor for one ``generate`` call; ``prefills`` gives each row's prefill (or one for all);
+        ``max_new_tokens`` the budget within which the answer must be closed."""
+        return DiagnosisLogitsProcessor(self, prefills=prefills, max_new_tokens=max_new_tokens)
 
 
-FREE, CODE, CLOSE, DONE = "free", "code", "close", "done"
+THINK, FORCE, CODE, DONE = "think", "force", "code", "done"
 
 
 @dataclass
 class _Row:
-    mode: str = FREE
-    tail: str = ""  # the last characters of free text, to spot the opening tag across tokens
-    partial: str = ""  # the code written so far inside the tag
-    close_at: int = 0  # next position in the closing tag's token ids
+    mode: str = THINK
+    forced: list[int] = field(default_factory=list)  # FORCE: the token ids being written
+    at: int = 0  # FORCE: next position in ``forced``
+    then: str = THINK  # FORCE: the mode after the forced tokens
+    partial: str = ""  # CODE: the code written so far inside the tag
 
 
 @dataclass
@@ -123,13 +141,16 @@ class DiagnosisLogitsProcessor:
 
     Rows are the ``batch * num_return_sequences`` sequences; the first call sees the (left-padded) prompt, every
     later call one new token per row. ``prefills`` is the text each row's answer starts with (one per row, or one
-    string for all), so that a prefill that already opened the tag is honoured.
+    string for all): a prefill that opened ``<think>`` starts in the reasoning, one that opened ``<diagnosis>``
+    inside the tag.
     """
 
     constraint: DiagnosisConstraint
     prefills: list[str] | str = ""
+    max_new_tokens: int | None = None
     rows: list[_Row] = field(default_factory=list)
     seen: int = -1
+    prompt_width: int = 0
 
     def __call__(self, input_ids, scores):
         import torch
@@ -140,6 +161,7 @@ class DiagnosisLogitsProcessor:
             if len(prefills) != count:
                 raise ValueError(f"{len(prefills)} prefills for {count} rows")
             self.rows = [self._start(p) for p in prefills]
+            self.prompt_width = input_ids.shape[1]
         else:
             new = input_ids[:, self.seen :].tolist()
             for row, tokens in zip(self.rows, new):
@@ -147,17 +169,25 @@ class DiagnosisLogitsProcessor:
                     self._advance(row, token)
         self.seen = input_ids.shape[1]
         c = self.constraint
+        left = None if self.max_new_tokens is None else self.max_new_tokens - (self.seen - self.prompt_width)
         for r, row in enumerate(self.rows):
-            if row.mode == FREE:
-                k = _tag_prefix_len(row.tail)
-                banned = c.banned_any + c.banned_after[k] if k in c.banned_after else c.banned_any
-                if banned:
-                    scores[r, banned] = -float("inf")
-                continue
-            if row.mode == CODE:
+            if row.mode == THINK:
+                if left is not None and left <= c.reserve:  # only the closing structure fits now
+                    allowed = [c.transition_ids[0]]
+                else:
+                    escape = scores[r, c.escape_ids]
+                    mass = torch.logsumexp(escape, dim=0)
+                    first = c.transition_ids[0]
+                    own = scores[r, first].clone()
+                    scores[r, c.escape_ids] = -float("inf")
+                    scores[r, first] = mass if first in c.escape_ids else torch.logaddexp(mass, own)
+                    continue
+            elif row.mode == FORCE:
+                allowed = [row.forced[row.at]]
+            elif row.mode == CODE:
                 allowed = c.allowed(row.partial) or c.close_ids[:1]
-            elif row.mode == CLOSE:
-                allowed = [c.close_ids[row.close_at]]
+                if left is not None and left <= len(c.close_ids) and row.partial in c.codes:
+                    allowed = c.close_ids[:1]
             else:
                 allowed = [c.eos_id]
             keep = scores[r, allowed].clone()
@@ -166,42 +196,42 @@ class DiagnosisLogitsProcessor:
         return scores
 
     def _start(self, prefill: str) -> _Row:
-        row = _Row()
-        if prefill:
-            self._feed_text(row, prefill)
-        return row
-
-    def _feed_text(self, row: _Row, text: str) -> None:
-        if row.mode != FREE:
-            return
-        joined = row.tail + text
-        at = joined.find(OPEN_TAG)
-        if at >= 0:
-            row.mode, row.partial = CODE, joined[at + len(OPEN_TAG) :]
-        else:
-            row.tail = joined[-(len(OPEN_TAG) - 1) :]
+        c = self.constraint
+        if OPEN_TAG in prefill:
+            return _Row(mode=CODE, partial=prefill.split(OPEN_TAG, 1)[1].strip())
+        if THINK_CLOSE in prefill:
+            return _force(c.open_ids, CODE)
+        if THINK_OPEN in prefill:
+            return _Row(mode=THINK)
+        return _force(c.think_ids, THINK)
 
     def _advance(self, row: _Row, token: int) -> None:
         c = self.constraint
-        if row.mode == FREE:
-            self._feed_text(row, c.strings[token] if token < c.vocab_size else "")
+        if row.mode == THINK:
+            if token == c.transition_ids[0]:
+                row.mode, row.forced, row.at, row.then = FORCE, c.transition_ids, 1, CODE
+                _settle(row)
+        elif row.mode == FORCE:
+            row.at += 1
+            _settle(row)
         elif row.mode == CODE:
             if token == c.close_ids[0]:
-                row.mode, row.close_at = (CLOSE, 1) if len(c.close_ids) > 1 else (DONE, 0)
+                row.mode, row.forced, row.at, row.then = FORCE, c.close_ids, 1, DONE
+                _settle(row)
             else:
-                row.partial += c.strings[token]
-        elif row.mode == CLOSE:
-            row.close_at += 1
-            if row.close_at >= len(c.close_ids):
-                row.mode = DONE
+                row.partial += c.strings[token] if token < c.vocab_size else ""
 
 
-def _tag_prefix_len(tail: str) -> int:
-    """Length of the longest proper prefix of ``<diagnosis>`` that ``tail`` ends with."""
-    for k in range(min(len(tail), len(OPEN_TAG) - 1), 0, -1):
-        if tail.endswith(OPEN_TAG[:k]):
-            return k
-    return 0
+def _force(ids: list[int], then: str) -> _Row:
+    row = _Row(mode=FORCE, forced=ids, at=0, then=then)
+    _settle(row)
+    return row
+
+
+def _settle(row: _Row) -> None:
+    """Leave FORCE mode once every forced token is written."""
+    if row.mode == FORCE and row.at >= len(row.forced):
+        row.mode = row.then
 
 
 # -- vLLM structured output ------------------------------------------------------------------------------------------
@@ -209,6 +239,7 @@ def _tag_prefix_len(tail: str) -> int:
 #: Any well-formed ICD-10-CM code (the real structure, so that Z3A01 or M1A0110 are possible), undotted / dotted.
 FORMAT_CODE = "[A-Z][0-9][A-Z0-9][A-Z0-9]{0,4}"
 FORMAT_CODE_DOTTED = r"[A-Z][0-9][A-Z0-9](\.[A-Z0-9]{1,4})?"
+FORMAT_CODE_EITHER = r"[A-Z][0-9][A-Z0-9](\.?[A-Z0-9]{1,4})?"
 # Reasoning text that cannot close the block early or open a diagnosis inside it: any character but "<", or "<"
 # followed by something other than "/", "d" or "<".
 _THINK_TEXT = "([^<]|<[^/d<])*"
@@ -258,15 +289,18 @@ def _atomic(body: str) -> bool:
 
 
 def diagnosis_regex(
-    mode: str = "format", codes: Iterable[str] | None = None, *, prefill: str = "", dotted: bool = False
+    mode: str = "format", codes: Iterable[str] | None = None, *, prefill: str = "", dotted: bool = False,
+    form: str | None = None,
 ) -> str:
     """The regex the answer after ``prefill`` must match: reasoning, ``</think>``, then one diagnosis block.
 
-    ``mode="format"``: any well-formed code; ``mode="billable"``: one of ``codes`` (written form, see module doc).
-    When the prefill does not open ``<think>`` the answer must open it itself.
+    ``mode="format"``: any well-formed code written in ``form`` (:data:`CODE_FORMS`; without it undotted, or dotted
+    with ``dotted=True``); ``mode="billable"``: one of ``codes``, already in their written forms (see
+    :func:`code_strings`). When the prefill does not open ``<think>`` the answer must open it itself.
     """
+    form = check_code_form(form) if form else ("dotted" if dotted else "undotted")
     if mode == "format":
-        code = FORMAT_CODE_DOTTED if dotted else FORMAT_CODE
+        code = {"either": FORMAT_CODE_EITHER, "dotted": FORMAT_CODE_DOTTED, "undotted": FORMAT_CODE}[form]
     elif mode == "billable":
         listed = list(codes or [])
         if not listed:

@@ -2,8 +2,9 @@
 
 Prompts are rendered with the model's chat template plus the prefill (see :mod:`icdreason.engines.chat`), sorted by
 length and generated ``batch_size`` at a time; ``n`` samples per prompt come from ``num_return_sequences`` (greedy
-decoding computes one answer and repeats it). ``constrain=True`` adds the diagnosis logits processor of
-:mod:`icdreason.engines.constrain`. A batch that fails is retried prompt by prompt, so one bad prompt only costs its
+decoding computes one answer and repeats it). ``constrain=True`` adds the whole-answer logits processor of
+:mod:`icdreason.engines.constrain`: reasoning, ``</think>``, ``<diagnosis>`` + a billable code + ``</diagnosis>``,
+closed within ``max_new_tokens``. A batch that fails is retried prompt by prompt, so one bad prompt only costs its
 own record.
 """
 
@@ -32,16 +33,17 @@ class TransformersOptions(EngineOptions):
                                              "model's).")
     trust_remote_code: bool = option(False, "Run code shipped with the model.")
     revision: str | None = option(None, "Hub revision (branch, tag or commit).")
-    code_format: str = option("undotted", "How codes are written inside <diagnosis> when constraining: undotted "
-                              "(M5116) or dotted.")
+    code_format: str = option("either", "How codes may be written inside <diagnosis> when constraining: "
+                              "either (M5116 or M51.16), undotted or dotted.")
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise UsageError(f"unknown dtype {self.dtype!r}: use one of {', '.join(DTYPES)}")
         if self.batch_size < 1:
             raise UsageError("batch_size must be at least 1")
-        if self.code_format not in ("undotted", "dotted"):
-            raise UsageError("code_format must be undotted or dotted")
+        from .constrain import check_code_form
+
+        check_code_form(self.code_format)
 
 
 def _import_torch_transformers():
@@ -169,8 +171,9 @@ class TransformersEngine(Engine):
         if self._constraint is None:
             from .constrain import DiagnosisConstraint, billable_code_strings
 
-            dotted = self.options.code_format == "dotted"  # type: ignore[attr-defined]
-            self._constraint = DiagnosisConstraint(self.tokenizer, billable_code_strings(self.kb, dotted=dotted))
+            form = self.options.code_format  # type: ignore[attr-defined]
+            self._constraint = DiagnosisConstraint(self.tokenizer, billable_code_strings(self.kb, form=form),
+                                                   eos_ids=self.eos)
         return self._constraint
 
     def _generate_chunk(self, chunk, prompts: list[Prompt], params: SamplingParams) -> list[Generation]:
@@ -199,7 +202,7 @@ class TransformersEngine(Engine):
             kwargs["min_p"] = params.min_p
         if params.constrain:
             prefills = [prompts[i].prefill for i, _ in chunk for _ in range(n_run)]
-            kwargs["logits_processor"] = LogitsProcessorList([self.constraint().processor(prefills)])
+            kwargs["logits_processor"] = LogitsProcessorList([self.constraint().processor(prefills, max_new)])
         if sample and params.seed is not None:
             torch.manual_seed(params.seed)
         started = time.perf_counter()

@@ -74,7 +74,8 @@ class OpenAIOptions(EngineOptions):
                                    "(default: the model).")
     structured_field: str = option("structured_outputs", "Request field for --constrain: structured_outputs (vLLM "
                                    ">= 0.12), guided_regex (older vLLM), regex (SGLang).")
-    code_format: str = option("undotted", "Codes inside <diagnosis>: undotted or dotted.")
+    code_format: str = option("either", "How codes may be written inside <diagnosis> when constraining: "
+                              "either (M5116 or M51.16), undotted or dotted.")
     max_consecutive_failures: int = option(5, "Stop the run when this many requests in a row fail for good "
                                            "because of the server (no connection, timeouts, 5xx, 401/403/404); "
                                            "0: never stop.", min=0)
@@ -323,9 +324,8 @@ class OpenAIEngine(Engine):
         opts: OpenAIOptions = self.options  # type: ignore[assignment]
         key = "<think>" in prefill
         if key not in self._regex:
-            dotted = opts.code_format == "dotted"
-            codes = billable_code_strings(self.kb, dotted=dotted)
-            self._regex[key] = diagnosis_regex("billable", codes, prefill=prefill, dotted=dotted)
+            codes = billable_code_strings(self.kb, form=opts.code_format)
+            self._regex[key] = diagnosis_regex("billable", codes, prefill=prefill, form=opts.code_format)
         return server_structured_body(self._regex[key], opts.structured_field)
 
     def _load_tokenizer(self):

@@ -41,7 +41,8 @@ class VllmOptions(EngineOptions):
     revision: str | None = option(None, "Hub revision.")
     structured_output: str = option("format", "off; format: the diagnosis must be a well-formed code; billable: a "
                                     "billable code (--constrain turns format into billable).")
-    code_format: str = option("undotted", "Codes inside <diagnosis>: undotted or dotted.")
+    code_format: str = option("either", "How codes may be written inside <diagnosis> when constraining: "
+                              "either (M5116 or M51.16), undotted or dotted.")
 
     def __post_init__(self) -> None:
         if self.tensor_parallel_size < 1:
@@ -52,8 +53,9 @@ class VllmOptions(EngineOptions):
             raise UsageError(f"unknown dtype {self.dtype!r}: use one of {', '.join(DTYPES)}")
         if self.structured_output not in STRUCTURED:
             raise UsageError(f"structured_output must be one of {', '.join(STRUCTURED)}")
-        if self.code_format not in ("undotted", "dotted"):
-            raise UsageError("code_format must be undotted or dotted")
+        from .constrain import check_code_form
+
+        check_code_form(self.code_format)
 
 
 def llm_kwargs(model: str, options: VllmOptions) -> dict[str, Any]:
@@ -163,9 +165,9 @@ class VllmEngine(Engine):
 
         key = (mode, "<think>" in prefill)
         if key not in self._regex:
-            dotted = self.options.code_format == "dotted"  # type: ignore[attr-defined]
-            codes = billable_code_strings(self.kb, dotted=dotted) if mode == "billable" else None
-            self._regex[key] = diagnosis_regex(mode, codes, prefill=prefill, dotted=dotted)
+            form = self.options.code_format  # type: ignore[attr-defined]
+            codes = billable_code_strings(self.kb, form=form) if mode == "billable" else None
+            self._regex[key] = diagnosis_regex(mode, codes, prefill=prefill, form=form)
         return self._regex[key]
 
     def generate(self, prompts: list[Prompt], params: SamplingParams) -> list[Generation]:

@@ -3,6 +3,7 @@ by the tests that read it (``kb_file``, ``kb``); a test that changes it takes a 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -111,6 +112,29 @@ def runner():
     from typer.testing import CliRunner
 
     return CliRunner()
+
+# -- training checks: a model folder and data files as far as `train --dry-run` looks at them ---------------------
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    """A model folder as far as the checks go (config.json); nothing here loads weights."""
+    folder = tmp_path_factory.mktemp("tiny") / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sft_file(tmp_path_factory) -> Path:
+    from train_helpers import write_sft_parquet
+
+    return write_sft_parquet(tmp_path_factory.mktemp("data") / "sft.parquet", rows=16)
+
+
+@pytest.fixture(scope="module")
+def rl_file(tmp_path_factory) -> Path:
+    from train_helpers import write_rl_parquet
+
+    return write_rl_parquet(tmp_path_factory.mktemp("data") / "rl.parquet", rows=8)
 
 
 def has_cuda() -> bool:

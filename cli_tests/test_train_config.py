@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from train_helpers import write_rl_parquet, write_sft_parquet
 
 from icdreason.cli import app
 from icdreason.training import GrpoConfig, SftConfig
@@ -18,23 +17,7 @@ from icdreason.training.checks import train_dir
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    """A model folder as far as the checks go (config.json); nothing here loads weights."""
-    folder = tmp_path_factory.mktemp("tiny") / "model"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
-    return folder
 
-
-@pytest.fixture(scope="module")
-def sft_file(tmp_path_factory) -> Path:
-    return write_sft_parquet(tmp_path_factory.mktemp("data") / "sft.parquet", rows=16)
-
-
-@pytest.fixture(scope="module")
-def rl_file(tmp_path_factory) -> Path:
-    return write_rl_parquet(tmp_path_factory.mktemp("data") / "rl.parquet", rows=8)
 
 
 def dry_run(runner, *args: str) -> dict:

@@ -4,12 +4,9 @@
 from __future__ import annotations
 
 import importlib.util
-import json
-from pathlib import Path
 
 import pytest
 import yaml
-from train_helpers import write_rl_parquet, write_sft_parquet
 
 from icdreason.cli import app
 from icdreason.training import GrpoConfig, SftConfig
@@ -18,22 +15,7 @@ from icdreason.training.presets import SFT_PRESETS, load_with_preset
 needs_verl = pytest.mark.skipif(importlib.util.find_spec("verl") is None, reason="verl is not installed")
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny") / "model"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
-    return folder
 
-
-@pytest.fixture(scope="module")
-def sft_file(tmp_path_factory) -> Path:
-    return write_sft_parquet(tmp_path_factory.mktemp("data") / "sft.parquet", rows=16)
-
-
-@pytest.fixture(scope="module")
-def rl_file(tmp_path_factory) -> Path:
-    return write_rl_parquet(tmp_path_factory.mktemp("data") / "rl.parquet", rows=8)
 
 
 def dry_run(runner, *args: str) -> tuple[dict, str]:

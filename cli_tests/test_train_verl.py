@@ -37,10 +37,6 @@ def model_dir(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def rl_file(tmp_path_factory) -> Path:
-    return write_rl_parquet(tmp_path_factory.mktemp("data") / "rl.parquet", rows=8)
-
 
 def verl_dry_run(runner, model_dir, rl_file, out, *extra: str):
     result = runner.invoke(app, ["train", "grpo", "--backend", "verl", "--model", str(model_dir), "--train",

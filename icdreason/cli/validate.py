@@ -11,7 +11,6 @@ import typer
 from rich.table import Table
 
 from ..errors import UsageError
-from ..tables import read_codes_file
 from .common import KbOption, cell, console, open_kb, visible
 
 _STYLE = {"billable": "green", "header": "yellow", "unknown": "red", "malformed": "red"}
@@ -36,6 +35,8 @@ def validate(
         raise UsageError(f"unknown --format {fmt!r}: choose table, jsonl or csv")
     items = list(codes or [])
     if file is not None:
+        from ..tables import read_codes_file
+
         from_file = read_codes_file(file, column)
         if not from_file and not items:
             raise UsageError(f"{file} holds no codes" + (f" in column {column!r}" if column else "")

@@ -146,11 +146,12 @@ def test_a_fresh_kb_says_once_that_enrichment_is_empty_and_uses_the_tabular_note
     assert notices == [] and summary.enrichment == "off" and records["mi"]["tabular_notes"] is None
 
 
-def test_scraped_symptoms_are_used_without_a_notice(kb_file, tmp_path):
+def test_scraped_symptoms_are_used_without_a_notice(writable_kb, tmp_path):
     import duckdb
 
     from icdreason.kb import KnowledgeBase
 
+    kb_file = writable_kb  # this test adds a scraped symptom row
     con = duckdb.connect(str(kb_file))
     con.execute("INSERT INTO symptoms VALUES ('I21.4', 'I214', 'medlineplus', 'I21.4', 'exact', 'en', 'Heart Attack', "
                 "'A heart attack happens when blood flow to the heart stops.', NULL, now(), 200, 'h')")

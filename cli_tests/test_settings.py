@@ -216,8 +216,9 @@ def test_predict_pipeline_flags_match_the_predict_settings_help():
     from icdreason.predict import PredictSettings
 
     predict = _params("predict")
-    for name in ("top_k", "batch_size", "max_note_chars", "keep_raw"):
+    for name in ("batch_size", "max_note_chars", "keep_raw"):
         assert predict[name].help == PredictSettings.help_for(name), name
+    assert predict["differential"].help == PredictSettings.help_for("top_k")  # --differential sets top_k
 
 
 def test_engines_share_the_canonical_option_names():

@@ -43,7 +43,8 @@ DEFAULT_MAX_NOTE_CHARS = 8000
 class PredictSettings(Settings):
     """How notes are turned into records (everything except the engine and the output)."""
 
-    top_k: int = option(5, "Differential codes kept per note, with their support.", min=1, max=50)
+    top_k: int = option(5, "Differential codes kept per note, with their support (the record's top_k list; not sampling "
+                      "top-k).", min=1, max=50)
     batch_size: int = option(32, "Notes per engine call and per flush to disk.", min=1)
     max_note_chars: int = option(DEFAULT_MAX_NOTE_CHARS, "Longer notes are cut in the middle (head and tail kept, "
                                  "flagged). 0: never.", min=0)

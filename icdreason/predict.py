@@ -32,7 +32,7 @@ from .vote import vote
 
 __all__ = ["PredictSettings", "Summary", "predict", "sampling_for", "DEFAULT_MAX_NOTE_CHARS", "prepare_prompt",
            "generate_batch", "note_record", "Enrichment", "count_records", "notes_to_predict", "ToPredict",
-           "write_records", "run_parameters", "prompt_limit"]
+           "write_records", "run_parameters", "prompt_limit", "batch_handler"]
 
 #: Notes longer than this are cut in the middle. About 2,000 tokens of English clinical text: the 2,048-token prompt
 #: budget the reference models were trained with.
@@ -318,9 +318,7 @@ def predict(notes: Iterable[Note], *, engine: Engine, kb, template: PromptTempla
     todo = notes_to_predict(notes, writer=writer, db=db, run_id=run_id, settings=settings, summary=summary)
     enrichment = _Enrichment(kb) if settings.enrich else None
     limit = prompt_limit(settings, engine)
-    start = time.perf_counter()
-    if progress:
-        progress(0, len(todo))
+    hand_on = batch_handler(summary, writer=writer, db=db, total=len(todo), on_records=on_records, progress=progress)
     for batch in todo.batches(settings.batch_size):
         prepared: list[tuple[Note, Prompt | None, list[str]]] = []
         for note in batch:
@@ -339,14 +337,7 @@ def predict(notes: Iterable[Note], *, engine: Engine, kb, template: PromptTempla
             records.append(_record(note, prompt, flags, gen, kb=kb, engine=engine, run_id=run_id,
                                    parameters=parameters, settings=settings,
                                    prefilled_think=template.prefilled_think, enrichment=enrichment))
-        write_records(records, writer=writer, db=db)
-        count_records(summary, records)
-        summary.seconds = time.perf_counter() - start
-        if on_records:
-            on_records(records)
-        if progress:
-            progress(summary.predicted, len(todo))
-    summary.seconds = time.perf_counter() - start
+        hand_on(records)
     return summary
 
 
@@ -475,6 +466,28 @@ def generate_batch(engine: Engine, prompts: list[Prompt], params: SamplingParams
 
 class Enrichment(_Enrichment):
     """Symptom and guideline enrichment of a run, memoised per code (give one to :func:`note_record`)."""
+
+
+def batch_handler(summary: Summary, *, writer: RecordWriter, db=None, total: int,
+                  on_records: Callable[[list[Record]], None] | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> Callable[[list[Record]], None]:
+    """What every runner does with a batch of records: write it whole (:func:`write_records`), count it into
+    ``summary`` (with the run's seconds so far), then tell ``on_records`` and ``progress(done, total)``. Calls
+    ``progress(0, total)`` now."""
+    start = time.perf_counter()
+
+    def hand_on(records: list[Record]) -> None:
+        write_records(records, writer=writer, db=db)
+        count_records(summary, records)
+        summary.seconds = time.perf_counter() - start
+        if on_records:
+            on_records(records)
+        if progress:
+            progress(summary.predicted, total)
+
+    if progress:
+        progress(0, total)
+    return hand_on
 
 
 def count_records(summary: Summary, records: list[Record]) -> None:

@@ -23,11 +23,10 @@ from ..predict import (
     Enrichment,
     PredictSettings,
     Summary,
-    count_records,
+    batch_handler,
     note_record,
     notes_to_predict,
     prepare_prompt,
-    write_records,
     prompt_limit,
 )
 from ..prompts import PromptTemplate
@@ -62,17 +61,7 @@ def predict_on_ray(notes: Iterable[Note], *, engine: Engine, kb, template: Promp
         return note_record(note, prompt, flags, gen, kb=kb, engine=engine, run_id=run_id, parameters=parameters,
                            settings=settings, prefilled_think=template.prefilled_think, enrichment=enrichment)
 
-    def write(records: list[Record]) -> None:
-        write_records(records, writer=writer, db=db)
-        count_records(summary, records)
-        summary.seconds = time.perf_counter() - start
-        if on_records:
-            on_records(records)
-        if progress:
-            progress(summary.predicted, len(todo))
-
-    if progress:
-        progress(0, len(todo))
+    write = batch_handler(summary, writer=writer, db=db, total=len(todo), on_records=on_records, progress=progress)
     limit = prompt_limit(settings, engine)
     for notes_window in todo.batches(max(window, settings.batch_size)):
         problems: list[tuple[Note, list[str]]] = [(n, list(n.flags)) for n in notes_window if n.problem]

@@ -8,9 +8,15 @@ a model that repeats its input, or fails for chosen notes.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from icdreason.engines.base import Engine, EngineOptions, Generation, Prompt, SamplingParams
 
@@ -49,3 +55,32 @@ def register_scripted() -> None:
     from icdreason.engines.registry import register
 
     register("scripted", "predict_support:ScriptedEngine")
+
+
+def default_signals() -> None:
+    """In a child the test signals: the default SIGINT and SIGTERM handling, whatever the test's shell ignores (a CI
+    shell running jobs in the background ignores SIGINT, and children inherit that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def kill_when(command: list[str], ready: Callable[[], Any], env: dict[str, str], *, seconds: float = 120) -> Any:
+    """Start ``command``, SIGKILL it as soon as ``ready()`` returns something truthy (or at the deadline), and
+    return what ``ready()`` last said. Fails unless the process died of that SIGKILL."""
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True, preexec_fn=default_signals)
+    deadline = time.monotonic() + seconds
+    seen = None
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            seen = ready()
+            if seen:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
+    return seen

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from predict_support import EXAMPLES, ICDREASON
+from predict_support import EXAMPLES, ICDREASON, default_signals, kill_when
 
 from icdreason.records import Record, open_writer, read_predictions
 
@@ -67,32 +67,9 @@ def _big_table(path: Path, count: int) -> list[str]:
     return ids
 
 
-def default_signals() -> None:
-    """In a child the test signals: the default SIGINT and SIGTERM handling, whatever the test's shell ignores (a CI
-    shell running jobs in the background ignores SIGINT, and children inherit that)."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-
 def _kill_after_first_flush(args: list[str], watch, env) -> int:
     """Start `icdreason predict`, SIGKILL it once ``watch()`` reports written records; return that count."""
-    proc = subprocess.Popen([str(ICDREASON), "predict", *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True, preexec_fn=default_signals)
-    deadline = time.monotonic() + 120
-    seen = 0
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            seen = watch()
-            if seen > 0:
-                os.kill(proc.pid, signal.SIGKILL)
-                break
-            time.sleep(0.02)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
-    return seen
+    return kill_when([str(ICDREASON), "predict", *args], watch, env)
 
 
 def _lines(path: Path) -> int:

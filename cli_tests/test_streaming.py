@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 import tracemalloc
 from pathlib import Path
 
@@ -185,25 +183,11 @@ def test_parquet_output_after_kill_9_and_resume_has_every_note_once(retriever_kb
     child = ("import sys, icdreason.records.writers as w; w.PART_ROWS = 60\n"  # parts of 60 rows: several before the kill
              "from icdreason.cli import main; sys.argv = ['icdreason', *sys.argv[1:]]; main()")
 
-    def default_signals() -> None:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    def two_parts_and_a_journal() -> bool:
+        written = journal.exists() and journal.read_bytes().count(b"\n")
+        return len(list(parts.glob("*.parquet"))) >= 2 and bool(written)
 
-    proc = subprocess.Popen([sys.executable, "-c", child, *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True, preexec_fn=default_signals)
-    deadline = time.monotonic() + 180
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            written = journal.exists() and journal.read_bytes().count(b"\n")
-            if len(list(parts.glob("*.parquet"))) >= 2 and written:
-                os.kill(proc.pid, signal.SIGKILL)
-                break
-            time.sleep(0.02)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()
+    predict_support.kill_when([sys.executable, "-c", child, *args], two_parts_and_a_journal, env, seconds=180)
     kept = {r["id"] for p in parts.glob("*.parquet") for r in pq.read_table(p, columns=["id"]).to_pylist()}
     assert len(kept) >= 120
     done = subprocess.run([sys.executable, "-m", "icdreason", *args, "--resume"], env=env, capture_output=True,

@@ -30,11 +30,9 @@ from icdreason.training.verl_config import (  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("model") / "policy"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"model_type": "qwen2"}))
-    return folder
+def model_dir(tiny) -> Path:
+    """The policy: a model folder as far as the checks go (conftest's ``tiny``)."""
+    return tiny
 
 
 

@@ -175,7 +175,7 @@ def test_the_thin_evidence_flag_reaches_the_prediction_record(engine, tmp_path):
     assert "evidence_too_thin" in records["thin"]["flags"] and "evidence_too_thin" not in records["clear"]["flags"]
 
 
-def test_notes_without_clinical_content_get_no_code_and_say_why(runner, tmp_path):
+def test_notes_without_clinical_content_get_no_code_and_say_why(runner, use_kb, tmp_path):
     """A NUL-only cell, a number in the text column and a long run of noise (cut by the truncation marker) each end
     with no code and a flag naming the reason, never a silent no_output."""
     notes = tmp_path / "hostile.jsonl"

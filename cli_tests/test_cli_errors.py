@@ -81,6 +81,9 @@ def test_duckdb_reports_ctrl_c_as_a_keyboard_interrupt(tmp_path):
 
     con = duckdb.connect(str(tmp_path / "big.duckdb"))
     con.execute("CREATE TABLE t (x BIGINT)")
+    # Python's own Ctrl-C handler, even where the test runs under a shell that ignores SIGINT (CI's background shell):
+    # a process started with SIGINT ignored never installs it.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT))
     timer.start()
     try:
@@ -88,6 +91,7 @@ def test_duckdb_reports_ctrl_c_as_a_keyboard_interrupt(tmp_path):
             con.execute("INSERT INTO t SELECT range FROM range(5000000000)")  # minutes: the signal comes first
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
         con.close()
 
 
